@@ -1,0 +1,48 @@
+# gate: see README.md.
+GO       ?= go
+GOFLAGS  ?=
+TESTFLAGS ?=
+export GOFLAGS
+
+.PHONY: all build image test unit integration e2e bench deps fuzz clean vet
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## image: the arm64 SD image of the embedded example site at build/gate.img
+image:
+	$(GO) run ./gate image --arch arm64 -o build/gate.img
+
+## test: go vet, unit tests, integration tests (root + network namespaces)
+test: vet unit integration
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test $(TESTFLAGS) -short ./...
+
+integration:
+	$(GO) test $(TESTFLAGS) -count=1 -timeout 40m -p 1 -run 'Integration' ./...
+
+## e2e: the whole journey on the real amd64 image in QEMU
+e2e:
+	$(GO) test $(TESTFLAGS) -count=1 -timeout 30m -v ./integration/site/...
+
+## bench: Go benchmarks and side-by-side runs against the real peers
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -count=1 -timeout 30m -v -run 'SideBySide' ./...
+
+## deps: every Debian package the tests use (root, idempotent)
+deps:
+	bash scripts/deps.sh
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	bash scripts/fuzz.sh
+
+clean:
+	rm -rf build

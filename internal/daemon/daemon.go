@@ -1,0 +1,149 @@
+// Package daemon is what every daemon of the gate shares: the flags
+// (-config, -secrets, -state, -metrics), loading the site file, a slog
+// logger on stdout, the Prometheus /metrics endpoint, the readiness line
+// and a context cancelled on SIGTERM or SIGINT.
+//
+// A daemon's main is:
+//
+//	func main() {
+//		daemon.Main("upsd", ":9103", func(ctx context.Context, d *daemon.Daemon) error {
+//			... wire packages, then d.Ready(...) once serving ...
+//			<-ctx.Done()
+//			return nil
+//		})
+//	}
+//
+// Conventions the image and the tests rely on:
+//   - the readiness line is `msg=ready daemon=NAME` (slog text format);
+//   - a daemon whose section is absent from the site file logs why and
+//     exits with status 125, which tells gokrazy not to restart it;
+//   - a clean stop on SIGTERM exits 0.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gate/config"
+)
+
+// Paths on the gate.
+const (
+	SiteFile   = "/etc/gate/site.yaml"
+	SecretsDir = "/perm/gate/secrets"
+	StateRoot  = "/perm/gate"
+)
+
+// Metrics ports of the daemons, so the image and the tests agree.
+const (
+	MetricsVPN        = ":9101"
+	MetricsDynDNS     = ":9102"
+	MetricsUPSD       = ":9103"
+	MetricsBootstrapd = ":9104"
+	MetricsBastion    = ":9105"
+)
+
+// ExitDisabled is the exit status for "nothing to do": gokrazy's
+// supervisor does not restart a program that exits with it.
+const ExitDisabled = 125
+
+// ErrDisabled is returned by a run function when the site file has no
+// section for the daemon.
+var ErrDisabled = errors.New("section absent from the site file")
+
+// Daemon is what a run function gets.
+type Daemon struct {
+	Name     string
+	Config   *config.Config
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	// StateDir is the daemon's own directory on /perm (created).
+	StateDir string
+	// MetricsAddr is the address /metrics listens on (after Main started it).
+	MetricsAddr string
+	// Mux serves /metrics; a daemon may add its own debug pages.
+	Mux *http.ServeMux
+}
+
+// Ready logs the readiness line.
+func (d *Daemon) Ready(attrs ...any) {
+	d.Log.Info("ready", append([]any{"daemon", d.Name}, attrs...)...)
+}
+
+// RunFunc runs a daemon until ctx is done.
+type RunFunc func(ctx context.Context, d *Daemon) error
+
+// Main parses the flags (define the daemon's own with the flag package
+// before calling it), loads the site file, serves /metrics and calls run.
+// It never returns.
+func Main(name, metricsAddr string, run RunFunc) {
+	cfgPath := flag.String("config", SiteFile, "the site file")
+	secrets := flag.String("secrets", SecretsDir, "the secrets directory")
+	state := flag.String("state", filepath.Join(StateRoot, name), "the daemon's state directory (on /perm)")
+	metrics := flag.String("metrics", metricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})).With("daemon", name)
+	code := run1(log, name, *cfgPath, *secrets, *state, *metrics, run)
+	os.Exit(code)
+}
+
+func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run RunFunc) int {
+	cfg, err := config.LoadWithSecrets(cfgPath, secrets)
+	if err != nil {
+		log.Error("site file rejected", "file", cfgPath, "err", err)
+		return 1
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		log.Error("state directory", "dir", state, "err", err)
+		return 1
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d := &Daemon{Name: name, Config: cfg, Log: log, Registry: reg, StateDir: state, Mux: http.NewServeMux()}
+	d.Mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	if metrics != "" {
+		ln, err := net.Listen("tcp", metrics)
+		if err != nil {
+			log.Error("metrics listener", "addr", metrics, "err", err)
+			return 1
+		}
+		d.MetricsAddr = ln.Addr().String()
+		srv := &http.Server{Handler: d.Mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+	}
+	err = run(ctx, d)
+	switch {
+	case errors.Is(err, ErrDisabled):
+		log.Info("not started", "reason", err.Error())
+		return ExitDisabled
+	case err != nil && ctx.Err() == nil:
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	log.Info("stopped", "reason", fmt.Sprint(context.Cause(ctx)))
+	return 0
+}
