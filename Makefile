@@ -34,7 +34,7 @@ e2e:
 ## bench: Go benchmarks and side-by-side runs against the real peers
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) test -count=1 -timeout 30m -v -run 'SideBySide' ./...
+	GATE_BENCH=1 $(GO) test -count=1 -timeout 60m -p 1 -v -run 'SideBySide' ./... | grep -E '^(BENCH|---|FAIL|ok)'
 
 ## deps: every Debian package the tests use (root, idempotent)
 deps:

@@ -34,8 +34,14 @@ func InCI() bool { return os.Getenv("CI") == "true" }
 // Require checks that the test runs as root with network namespaces and
 // that every named program is on PATH (or an absolute path that exists).
 // Outside CI a miss skips the test; in CI it fails it.
+//
+// Integration tests are named TestIntegration* and are skipped under
+// -short (the unit pass of `make test`); `make integration` runs them.
 func Require(t testing.TB, programs ...string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped by -short (make integration runs it)")
+	}
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
@@ -59,6 +65,26 @@ func Require(t testing.TB, programs ...string) {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
+}
+
+// Bench marks a side-by-side benchmark (TestSideBySide*): it runs only
+// under `make bench` (GATE_BENCH=1), then needs what Require needs.
+func Bench(t testing.TB, programs ...string) {
+	t.Helper()
+	if os.Getenv("GATE_BENCH") != "1" {
+		t.Skip("side-by-side benchmark: run by make bench (GATE_BENCH=1)")
+	}
+	Require(t, programs...)
+}
+
+// Report prints one benchmark figure in the form `make bench` collects:
+//
+//	BENCH <name>: <value> <unit>
+func Report(t testing.TB, name string, value float64, unit string) {
+	t.Helper()
+	line := fmt.Sprintf("BENCH %s: %.4g %s", name, value, unit)
+	t.Log(line)
+	fmt.Println(line)
 }
 
 var labSeq atomic.Int32
