@@ -1,0 +1,21 @@
+// Command bootstrapd is a placeholder daemon until its issue lands: it follows the
+// daemon conventions (flags, readiness line, /metrics, SIGTERM) and does
+// nothing else.
+package main
+
+import (
+	"context"
+
+	"gate/internal/daemon"
+)
+
+func main() {
+	daemon.Main("bootstrapd", daemon.MetricsBootstrapd, func(ctx context.Context, d *daemon.Daemon) error {
+		if d.Config.Bootstrap == nil {
+			return daemon.ErrDisabled
+		}
+		d.Ready("placeholder", true)
+		<-ctx.Done()
+		return nil
+	})
+}
