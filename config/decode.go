@@ -85,7 +85,15 @@ func (ps Problems) Warnings() Problems {
 type decoder struct {
 	pos      positions
 	problems Problems
+	depth    int // current nesting, bounded against recursive aliases
+	visited  int // nodes decoded, bounded against alias bombs
 }
+
+// Bounds on what a site file may make the decoder do.
+const (
+	maxDepth = 64
+	maxNodes = 200000
+)
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{Pos: Pos{n.Line, n.Column}, Path: path, Message: fmt.Sprintf(format, args...)})
@@ -124,6 +132,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	d.depth++
+	d.visited++
+	defer func() { d.depth-- }()
+	if d.depth > maxDepth || d.visited > maxNodes {
+		if d.visited == maxNodes+1 || d.depth == maxDepth+1 {
+			d.fail(n, path, "nested too deep or too large (recursive or exploding YAML aliases?)")
+		}
+		return
 	}
 	d.pos[path] = Pos{n.Line, n.Column}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {

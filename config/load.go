@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -61,6 +62,10 @@ func Parse(file string, data []byte, secretsDir string) (*Config, error) {
 	for i := range problems {
 		problems[i].File = file
 	}
+	sort.SliceStable(problems, func(i, j int) bool {
+		a, b := problems[i].Pos, problems[j].Pos
+		return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
+	})
 	c.warnings = problems.Warnings()
 	if errs := problems.Errors(); len(errs) > 0 {
 		return c, append(errs, c.warnings...)

@@ -528,10 +528,14 @@ func (v *validator) hosts() {
 			}
 			ips[h.IP] = h.Name
 		}
+		roles := "one of: " + strings.Join(v.c.roleNames(), ", ")
+		if len(v.c.Roles) == 0 {
+			roles = "no roles are defined: add a roles section"
+		}
 		if h.Role == "" {
-			v.errf(p+".role", "missing (one of the roles: %s)", strings.Join(v.c.roleNames(), ", "))
+			v.errf(p+".role", "missing (%s)", roles)
 		} else if _, ok := v.c.Roles[h.Role]; !ok {
-			v.errf(p+".role", "unknown role %q (one of: %s)", h.Role, strings.Join(v.c.roleNames(), ", "))
+			v.errf(p+".role", "unknown role %q (%s)", h.Role, roles)
 		}
 		if h.Disk != "" && !strings.HasPrefix(h.Disk, "/dev/") {
 			v.errf(p+".disk", "%q is not a device path (e.g. /dev/nvme0n1, /dev/sda)", h.Disk)
