@@ -198,6 +198,21 @@ func (h *Host) Run(argv ...string) (string, error) {
 	return string(out), nil
 }
 
+// Output runs argv inside h and returns its standard output only (what
+// it prints on standard error goes into the error, if it fails).
+func (h *Host) Output(argv ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := h.Command(ctx, argv...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s in %s: %v: %s", strings.Join(argv, " "), h.Name, err, stderr.Bytes())
+	}
+	return string(out), nil
+}
+
 // MustRun is Run failing the test on error.
 func (h *Host) MustRun(argv ...string) string {
 	h.lab.t.Helper()

@@ -1,0 +1,58 @@
+package site
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+)
+
+// TestIntegrationSiteHarness checks the simulated site itself: NAT from
+// the LAN to the internet through the box, real sshd on a server, the NUT
+// source following its .dev file.
+func TestIntegrationSiteHarness(t *testing.T) {
+	netlab.Require(t, "ssh", "ssh-keygen", "upsc", "ping")
+	s := New(t, Options{DHCP: true})
+	hub := s.Hub("hub1", Hub1WAN)
+	hub.MustRun("ip", "route", "add", "default", "via", BoxWAN.String())
+
+	c1 := s.Server("compute-1")
+	if _, err := c1.Host.Run("ping", "-c1", "-W2", Hub1WAN.String()); err != nil {
+		t.Fatalf("LAN → internet through the box's NAT: %v", err)
+	}
+
+	key := filepath.Join(s.Dir, "admin")
+	if out, err := c1.Host.Run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key); err != nil {
+		t.Fatal(out, err)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	ceph1 := s.Server("ceph-1")
+	s.StartSSHD(ceph1, []string{strings.TrimSpace(string(pub))})
+	out, err := c1.Host.Run("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "root@"+ceph1.IP.String(), "hostname; echo via-ssh")
+	if err != nil || !strings.Contains(out, "via-ssh") {
+		t.Fatalf("ssh to ceph-1: %v\n%s", err, out)
+	}
+
+	src := s.StartNUTSource("mon", "secret")
+	read := func() string { st, _ := src.Status(); return st }
+	if got := read(); got != "OL" {
+		t.Fatalf("ups.status %q, want OL", got)
+	}
+	src.Set("OB LB", 10, 60)
+	if err := netlab.Eventually(20*time.Second, 500*time.Millisecond, func() error {
+		if got := read(); got != "OB LB" {
+			return &statusErr{got}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("dummy-ups did not follow its .dev file: %v", err)
+	}
+}
+
+type statusErr struct{ got string }
+
+func (e *statusErr) Error() string { return "ups.status " + e.got }
