@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestLinkAndBridge(t *testing.T) {
+func TestIntegrationLinkAndBridge(t *testing.T) {
 	Require(t, "ping")
 	l := New(t)
 	sw, a, b := l.Host("sw"), l.Host("a"), l.Host("b")

@@ -81,7 +81,7 @@ type Daemon struct {
 
 // Ready logs the readiness line.
 func (d *Daemon) Ready(attrs ...any) {
-	d.Log.Info("ready", append([]any{"daemon", d.Name}, attrs...)...)
+	d.Log.Info("ready", attrs...) // the logger carries daemon=NAME
 }
 
 // RunFunc runs a daemon until ctx is done.
@@ -97,12 +97,13 @@ func Main(name, metricsAddr string, run RunFunc) {
 	metrics := flag.String("metrics", metricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})).With("daemon", name)
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	code := run1(log, name, *cfgPath, *secrets, *state, *metrics, run)
 	os.Exit(code)
 }
 
 func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run RunFunc) int {
+	log = log.With("daemon", name)
 	cfg, err := config.LoadWithSecrets(cfgPath, secrets)
 	if err != nil {
 		log.Error("site file rejected", "file", cfgPath, "err", err)
