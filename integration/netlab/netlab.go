@@ -241,6 +241,10 @@ func (h *Host) Start(name string, env []string, argv ...string) *Proc {
 	cmd.Env = append(os.Environ(), env...)
 	lb := &lineBuf{t: h.lab.t, name: h.Name + "/" + name, cond: sync.NewCond(&sync.Mutex{})}
 	cmd.Stdout, cmd.Stderr = lb, lb
+	// Its own process group, so that Stop reaches its children too; and
+	// Wait does not hang on a pipe a grandchild keeps open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
 	p := &Proc{Name: name, cmd: cmd, out: lb, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		h.lab.t.Fatalf("starting %s in %s: %v", strings.Join(argv, " "), h.Name, err)
@@ -257,18 +261,21 @@ func (p *Proc) Stop() error {
 		return p.err
 	default:
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
 	return p.err
 }
 
-// Kill stops the process at once with SIGKILL.
-func (p *Proc) Kill() { p.cmd.Process.Kill(); <-p.done }
+// Signal sends sig to the process alone.
+func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Kill stops the process and its group at once with SIGKILL.
+func (p *Proc) Kill() { syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); <-p.done }
 
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
