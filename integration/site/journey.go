@@ -1,0 +1,108 @@
+package site
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Step is one step of a journey.
+type Step struct {
+	Name string
+	// Missing, when it returns non-empty, says which part of the gate the
+	// step needs has not landed yet: the step is reported MISSING, not run.
+	Missing func() string
+	Run     func() error
+}
+
+// StepResult is what happened to one step.
+type StepResult struct {
+	Name     string
+	Outcome  string // passed, FAILED, MISSING, not reached
+	Detail   string
+	Duration time.Duration
+}
+
+// RunJourney runs the steps in order and prints a table of outcomes with
+// each step's duration. It stops at the first step that fails, and fails
+// the test saying which. Missing steps are reported, never counted as
+// passed; steps after a missing one still run when they can.
+func RunJourney(t *testing.T, steps []Step) []StepResult {
+	t.Helper()
+	var res []StepResult
+	failed := ""
+	for _, s := range steps {
+		r := StepResult{Name: s.Name}
+		switch {
+		case failed != "":
+			r.Outcome = "not reached"
+		case s.Missing != nil && s.Missing() != "":
+			r.Outcome, r.Detail = "MISSING", s.Missing()
+		default:
+			start := time.Now()
+			err := s.Run()
+			r.Duration = time.Since(start)
+			if err != nil {
+				r.Outcome, r.Detail = "FAILED", err.Error()
+				failed = s.Name
+			} else {
+				r.Outcome = "passed"
+			}
+		}
+		res = append(res, r)
+		fmt.Printf("JOURNEY %-60s %-11s %8.1fs %s\n", r.Name, r.Outcome, r.Duration.Seconds(), firstLine(r.Detail))
+	}
+	if failed != "" {
+		for _, r := range res {
+			if r.Outcome == "FAILED" {
+				t.Fatalf("journey failed at step %q: %s", r.Name, r.Detail)
+			}
+		}
+	}
+	return res
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// RepoRoot is the module's root directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Placeholder reports, for a main package of the repository (e.g.
+// "cmd/upsd"), whether it is still the placeholder written before its
+// issue landed; "" when it is real.
+func Placeholder(pkg string) string {
+	b, err := os.ReadFile(filepath.Join(RepoRoot(), pkg, "main.go"))
+	if err != nil {
+		if pkg == "gate" {
+			return ""
+		}
+		return pkg + " does not exist"
+	}
+	if strings.Contains(string(b), "placeholder daemon until its issue lands") {
+		return pkg + " is still a placeholder"
+	}
+	return ""
+}
+
+// CommandPlaceholder reports whether gate's subcommand file (e.g.
+// "image.go") is still a placeholder.
+func CommandPlaceholder(file string) string {
+	b, err := os.ReadFile(filepath.Join(RepoRoot(), "gate", file))
+	if err != nil {
+		return "gate/" + file + " does not exist"
+	}
+	if strings.Contains(string(b), "is a placeholder until its issue lands") {
+		return "gate/" + file + " is still a placeholder"
+	}
+	return ""
+}
