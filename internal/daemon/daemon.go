@@ -25,6 +25,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -95,9 +96,16 @@ func Main(name, metricsAddr string, run RunFunc) {
 	secrets := flag.String("secrets", SecretsDir, "the secrets directory")
 	state := flag.String("state", filepath.Join(StateRoot, name), "the daemon's state directory (on /perm)")
 	metrics := flag.String("metrics", metricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
+	console := flag.Bool("console", false, "also log to /dev/console (on the gate: gokrazy keeps only a ring buffer)")
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var out io.Writer = os.Stdout
+	if *console {
+		if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+			out = io.MultiWriter(os.Stdout, c)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	code := run1(log, name, *cfgPath, *secrets, *state, *metrics, run)
 	os.Exit(code)
 }

@@ -1,0 +1,232 @@
+package image
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/filesystem/squashfs"
+	"github.com/diskfs/go-diskfs/partition/mbr"
+	"golang.org/x/sys/unix"
+)
+
+// fixedTime is every file's time stamp in boot and root.
+var fixedTime = time.Unix(1700000000, 0).UTC()
+
+// writeDisk lays out the partitions and writes the three file systems.
+func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error {
+	os.Remove(o.Output)
+	// FAT time stamps follow SOURCE_DATE_EPOCH in go-diskfs.
+	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
+		os.Setenv("SOURCE_DATE_EPOCH", fmt.Sprint(fixedTime.Unix()))
+		defer os.Unsetenv("SOURCE_DATE_EPOCH")
+	}
+	d, err := diskfs.Create(o.Output, o.Size, diskfs.SectorSizeDefault)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", o.Output, err)
+	}
+	defer d.Close()
+
+	total := uint32(o.Size / sector)
+	rootA := uint32(bootStart + bootSectors)
+	rootB := rootA + rootSectors
+	permStart := rootB + rootSectors
+	table := &mbr.Table{
+		LogicalSectorSize: sector, PhysicalSectorSize: sector,
+		Partitions: []*mbr.Partition{
+			{Index: 1, Bootable: true, Type: mbr.Fat32LBA, Start: bootStart, Size: bootSectors},
+			{Index: 2, Type: mbr.Linux, Start: rootA, Size: rootSectors},
+			{Index: 3, Type: mbr.Linux, Start: rootB, Size: rootSectors},
+			{Index: 4, Type: mbr.Linux, Start: permStart, Size: total - permStart},
+		},
+	}
+	if err := d.Partition(table); err != nil {
+		return fmt.Errorf("partition table: %w", err)
+	}
+	res.Partitions = []Partition{
+		{1, "boot", "FAT32", bootStart * sector, bootSectors * sector},
+		{2, "root A", "squashfs", int64(rootA) * sector, rootSectors * sector},
+		{3, "root B", "(empty)", int64(rootB) * sector, rootSectors * sector},
+		{4, "perm", "ext4", int64(permStart) * sector, int64(total-permStart) * sector},
+	}
+
+	if err := writeFAT(d, boot); err != nil {
+		return fmt.Errorf("boot partition: %w", err)
+	}
+	size, err := writeSquashfs(d, root, int64(rootA)*sector)
+	if err != nil {
+		return fmt.Errorf("root partition: %w", err)
+	}
+	res.RootSize = size
+	if err := writeExt4(d, perm); err != nil {
+		return fmt.Errorf("perm partition: %w", err)
+	}
+
+	// The disk signature (go-diskfs writes the table from offset 446 on).
+	f, err := os.OpenFile(o.Output, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var b [6]byte
+	binary.LittleEndian.PutUint32(b[:4], sig)
+	if _, err := f.WriteAt(b[:], 440); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func writeFAT(d *disk.Disk, t *tree) error {
+	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: "GOKRAZY", Reproducible: true})
+	if err != nil {
+		return err
+	}
+	for _, e := range t.sorted() {
+		if e.Mode.IsDir() {
+			if err := fsys.Mkdir(e.Path); err != nil {
+				return fmt.Errorf("mkdir %s: %w", e.Path, err)
+			}
+			continue
+		}
+		if err := writeFile(fsys, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(fsys filesystem.FileSystem, e entry) error {
+	data, err := e.content()
+	if err != nil {
+		return err
+	}
+	f, err := fsys.OpenFile(e.Path, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", e.Path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", e.Path, err)
+	}
+	return f.Close()
+}
+
+// writeSquashfs writes the root; it returns the file system's size.
+func writeSquashfs(d *disk.Disk, t *tree, start int64) (int64, error) {
+	sq, err := squashfs.Create(d.Backend, rootSectors*sector, start, 128<<10)
+	if err != nil {
+		return 0, err
+	}
+	// The squashfs writer builds from its workspace directory: populate
+	// it, with fixed modes and times, then Finalize writes the image.
+	ws := sq.Workspace()
+	defer os.RemoveAll(ws)
+	entries := t.sorted()
+	for _, e := range entries {
+		p := filepath.Join(ws, filepath.FromSlash(e.Path))
+		switch {
+		case e.Mode.IsDir():
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return 0, err
+			}
+		case e.Mode&fs.ModeSymlink != 0:
+			if err := os.Symlink(e.Link, p); err != nil {
+				return 0, err
+			}
+		default:
+			data, err := e.content()
+			if err != nil {
+				return 0, err
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// Modes and times last, children first, so that filling a directory
+	// does not touch its time again.
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		p := filepath.Join(ws, filepath.FromSlash(e.Path))
+		if e.Mode&fs.ModeSymlink != 0 {
+			tv := unix.NsecToTimeval(fixedTime.UnixNano())
+			if err := unix.Lutimes(p, []unix.Timeval{tv, tv}); err != nil {
+				return 0, fmt.Errorf("link time of %s: %w", e.Path, err)
+			}
+			continue
+		}
+		if err := os.Chmod(p, e.Mode.Perm()); err != nil {
+			return 0, err
+		}
+		if err := os.Chtimes(p, fixedTime, fixedTime); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.Chtimes(ws, fixedTime, fixedTime); err != nil {
+		return 0, err
+	}
+	// go-diskfs reads link targets relative to the working directory, not
+	// its workspace: finalize from inside the workspace. (This changes the
+	// process's directory for a moment: Build is not for concurrent use.)
+	wd, err := os.Getwd()
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Chdir(ws); err != nil {
+		return 0, err
+	}
+	zero := uint32(0)
+	ferr := sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{CompressionLevel: 9, WindowSize: 15}, FileUID: &zero, FileGID: &zero})
+	if err := os.Chdir(wd); err != nil {
+		return 0, err
+	}
+	if ferr != nil {
+		return 0, fmt.Errorf("finalize: %w", ferr)
+	}
+	// go-diskfs stamps the superblock with the wall clock (modification
+	// time, bytes 8-11 of the squashfs superblock): fix it.
+	f, ok := d.Backend.Writable()
+	if ok != nil {
+		return 0, ok
+	}
+	var sb [96]byte
+	if _, err := f.ReadAt(sb[:], start); err != nil {
+		return 0, err
+	}
+	binary.LittleEndian.PutUint32(sb[8:12], uint32(fixedTime.Unix()))
+	if _, err := f.WriteAt(sb[8:12], start+8); err != nil {
+		return 0, err
+	}
+	return int64(binary.LittleEndian.Uint64(sb[40:48])), nil // bytes_used
+}
+
+func writeExt4(d *disk.Disk, t *tree) error {
+	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 4, FSType: filesystem.TypeExt4, VolumeLabel: "perm"})
+	if err != nil {
+		return err
+	}
+	for _, e := range t.sorted() {
+		e.Path = strings.TrimPrefix(e.Path, "/") // go-diskfs's ext4 takes io/fs paths
+		if e.Mode.IsDir() {
+			if err := fsys.Mkdir(e.Path); err != nil {
+				return fmt.Errorf("mkdir %s: %w", e.Path, err)
+			}
+		} else if err := writeFile(fsys, e); err != nil {
+			return err
+		}
+		if err := fsys.Chmod(e.Path, e.Mode.Perm()); err != nil {
+			return fmt.Errorf("chmod %s: %w", e.Path, err)
+		}
+		if err := fsys.Chown(e.Path, 0, 0); err != nil {
+			return fmt.Errorf("chown %s: %w", e.Path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+// Package image builds the gate's SD card image from a site file, without
+// gok: it compiles the gokrazy init (with every program's flags compiled
+// in) and the programs, then writes the disk with go-diskfs:
+//
+//	MBR, disk signature derived from the host name (root=PARTUUID=<sig>-02)
+//	1  boot   FAT32  100 MiB  firmware, kernel, dtbs, overlays, config.txt, cmdline.txt
+//	2  root A squashfs 500 MiB  /gokrazy, /user, /etc/gate/site.yaml, /lib/modules, ...
+//	3  root B (empty; gokrazy's updates write the inactive root)
+//	4  perm   ext4   the rest: the site's secrets (0600) and state directories
+//
+// The site file goes into the read-only root; secrets go only to /perm.
+// MBR, boot and root are reproducible: the same inputs give the same bytes
+// (fixed timestamps, sorted entries, a build timestamp derived from the
+// inputs). /perm is not: go-diskfs's ext4 writer stamps the wall clock and
+// random UUIDs into it, which is why the summary prints the sha256 of the
+// system part (MBR, boot, root) beside the whole image's.
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gate/config"
+)
+
+// Layout, in 512-byte sectors.
+const (
+	sector       = 512
+	bootStart    = 8192 // 4 MiB, as gok
+	bootSectors  = 100 << 20 / sector
+	rootSectors  = 500 << 20 / sector
+	minPermBytes = 64 << 20
+	// DefaultSize is the image size: the SD card may be larger, /perm then
+	// simply does not use the rest.
+	DefaultSize = 2 << 30
+)
+
+// Options say what to build.
+type Options struct {
+	Config   *config.Config
+	SiteYAML []byte // the site file as written, put into the root
+	Arch     string // arm64 or amd64
+	Output   string
+	Size     int64 // default DefaultSize
+	// SourceDir is any directory inside the gate source tree (default ".").
+	SourceDir string
+	// BuildTimestamp overrides the build timestamp gokrazy reports; by
+	// default it is derived from the inputs.
+	BuildTimestamp string
+	// ExtraRootFiles adds files to the root file system (path in the root
+	// → content), e.g. for tests; see also bootAssets.
+	ExtraRootFiles map[string][]byte
+}
+
+// Partition describes one partition of the result.
+type Partition struct {
+	Number int
+	Name   string
+	FS     string
+	Start  int64 // bytes
+	Size   int64 // bytes
+}
+
+// Result says what was built.
+type Result struct {
+	Output         string
+	Arch           string
+	SHA256         string // the whole image
+	SystemSHA256   string // MBR, boot and root A: reproducible
+	Partitions     []Partition
+	Services       []string         // root paths of the supervised programs
+	Binaries       map[string]int64 // root path → size
+	RootSize       int64            // the squashfs, bytes
+	Kernel         string           // module@version
+	Firmware       string           // module@version (arm64)
+	BuildTimestamp string
+	DiskSignature  uint32
+	PARTUUIDRoot   string // of root A
+}
+
+func (o *Options) defaults() error {
+	if o.Config == nil {
+		return fmt.Errorf("image: no site config")
+	}
+	switch o.Arch {
+	case "":
+		o.Arch = "arm64"
+	case "arm64", "amd64":
+	default:
+		return fmt.Errorf("image: unknown architecture %q (arm64 for the Pi, amd64 for the QEMU twin)", o.Arch)
+	}
+	if o.Size == 0 {
+		o.Size = DefaultSize
+	}
+	min := int64(bootStart+bootSectors+2*rootSectors)*sector + minPermBytes
+	if o.Size < min {
+		return fmt.Errorf("image: size %d too small (at least %d MiB)", o.Size, min>>20)
+	}
+	if o.SourceDir == "" {
+		o.SourceDir = "."
+	}
+	if o.Output == "" {
+		return fmt.Errorf("image: no output file")
+	}
+	return nil
+}
+
+// DiskSignature derives the MBR disk signature from the host name, so that
+// root=PARTUUID stays the same from one build to the next.
+func DiskSignature(hostname string) uint32 {
+	h := sha256.Sum256([]byte("gate disk signature " + hostname))
+	sig := binary.LittleEndian.Uint32(h[:4])
+	if sig == 0 {
+		sig = 1
+	}
+	return sig
+}
+
+// Build builds the image.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	root, err := moduleRoot(ctx, o.SourceDir)
+	if err != nil {
+		return nil, err
+	}
+	kernelMod := "github.com/gokrazy/kernel.rpi"
+	if o.Arch == "amd64" {
+		kernelMod = "github.com/gokrazy/kernel.amd64"
+	}
+	kernel, err := lookupModule(ctx, root, kernelMod)
+	if err != nil {
+		return nil, err
+	}
+	var firmware module
+	if o.Arch == "arm64" {
+		if firmware, err = lookupModule(ctx, root, "github.com/gokrazy/firmware"); err != nil {
+			return nil, err
+		}
+	}
+	work, err := os.MkdirTemp("", "gate-image")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	progs := programs(o.Config)
+	ts := o.BuildTimestamp
+	if ts == "" {
+		ts = inputTimestamp(root, o, kernel, firmware)
+	}
+	bins, err := compile(ctx, root, o.Arch, ts, progs, work)
+	if err != nil {
+		return nil, err
+	}
+
+	sig := DiskSignature(o.Config.Gate.Hostname)
+	res := &Result{
+		Output: o.Output, Arch: o.Arch, Binaries: map[string]int64{}, BuildTimestamp: ts,
+		DiskSignature: sig, PARTUUIDRoot: fmt.Sprintf("%08x-02", sig),
+		Kernel: kernel.Path + "@" + kernel.Version,
+	}
+	if firmware.Path != "" {
+		res.Firmware = firmware.Path + "@" + firmware.Version
+	}
+	for _, p := range progs {
+		res.Services = append(res.Services, p.Path)
+	}
+	for path, bin := range bins {
+		st, err := os.Stat(bin)
+		if err != nil {
+			return nil, err
+		}
+		res.Binaries[path] = st.Size()
+	}
+
+	rootFiles, err := rootTree(o, bins, kernel, root)
+	if err != nil {
+		return nil, err
+	}
+	bootFiles, err := bootTree(o, kernel, firmware, res.PARTUUIDRoot)
+	if err != nil {
+		return nil, err
+	}
+	permFiles, err := permTree(o.Config, o.SiteYAML)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeDisk(o, sig, bootFiles, rootFiles, permFiles, res); err != nil {
+		return nil, err
+	}
+	if err := hashImage(res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// programs lists what the init supervises: gokrazy's system programs, then
+// the gate's daemons whose sections the site file has.
+func programs(c *config.Config) []program {
+	var ps []program
+	if c.Gate.Address == "dhcp" {
+		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"})
+	} else {
+		addr, _ := c.GateAddr()
+		args := []string{"-address", addr.String(), "-gateway", c.LAN.Gateway.String()}
+		for _, d := range c.LAN.DNS {
+			args = append(args, "-dns", d.String())
+		}
+		ps = append(ps, program{Pkg: "gate/cmd/staticip", Path: "/gokrazy/staticip", Args: args})
+	}
+	ps = append(ps,
+		program{Pkg: "github.com/gokrazy/gokrazy/cmd/ntp", Path: "/gokrazy/ntp"},
+		program{Pkg: "github.com/gokrazy/gokrazy/cmd/randomd", Path: "/gokrazy/randomd"},
+	)
+	for _, d := range []struct {
+		name string
+		on   bool
+	}{
+		{"vpn", c.VPN != nil},
+		{"dyndns", c.DynDNS != nil},
+		{"upsd", c.UPS != nil},
+		{"bootstrapd", c.Bootstrap != nil},
+		{"bastion", c.Bastion != nil},
+	} {
+		if d.on {
+			ps = append(ps, program{Pkg: "gate/cmd/" + d.name, Path: "/user/" + d.name, Args: []string{"-console"}, Daemon: d.name})
+		}
+	}
+	return ps
+}
+
+// inputTimestamp derives the build timestamp from the inputs: the commit
+// time of the source tree (or SOURCE_DATE_EPOCH) and a hash of the site
+// file, the architecture and the module versions, so that the same inputs
+// give the same string and any change gives another.
+func inputTimestamp(root string, o Options, kernel, firmware module) string {
+	t := sourceDate(root)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s@%s\n%s@%s\n", o.Arch, o.SiteYAML, kernel.Path, kernel.Version, firmware.Path, firmware.Version)
+	if head, err := os.ReadFile(filepath.Join(root, ".git", "HEAD")); err == nil {
+		h.Write(head)
+		if ref, ok := strings.CutPrefix(strings.TrimSpace(string(head)), "ref: "); ok {
+			rev, _ := os.ReadFile(filepath.Join(root, ".git", ref))
+			h.Write(rev)
+		}
+	}
+	return t.UTC().Format(time.RFC3339) + "+" + hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// sourceDate is SOURCE_DATE_EPOCH, else the newest modification time of
+// go.mod (stable in a checkout), else the epoch.
+func sourceDate(root string) time.Time {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		var sec int64
+		if _, err := fmt.Sscan(s, &sec); err == nil {
+			return time.Unix(sec, 0)
+		}
+	}
+	return time.Unix(1700000000, 0) // fixed: file times in a checkout are not stable
+}
+
+// hashImage computes the whole image's sha256 and the system part's.
+func hashImage(res *Result) error {
+	f, err := os.Open(res.Output)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var rootEnd int64
+	for _, p := range res.Partitions {
+		if p.Number == 2 {
+			rootEnd = p.Start + p.Size
+		}
+	}
+	sys, all := sha256.New(), sha256.New()
+	if _, err := io.Copy(io.MultiWriter(sys, all), io.NewSectionReader(f, 0, rootEnd)); err != nil {
+		return err
+	}
+	if _, err := io.Copy(all, io.NewSectionReader(f, rootEnd, 1<<62)); err != nil {
+		return err
+	}
+	res.SystemSHA256 = hex.EncodeToString(sys.Sum(nil))
+	res.SHA256 = hex.EncodeToString(all.Sum(nil))
+	return nil
+}
+
+// Summary writes what is in the image and how to flash it.
+func (r *Result) Summary(w io.Writer) {
+	fmt.Fprintf(w, "built %s (%s, %d MiB)\n\n", r.Output, r.Arch, r.totalSize()>>20)
+	fmt.Fprintf(w, "partitions (MBR, disk signature %08x):\n", r.DiskSignature)
+	for _, p := range r.Partitions {
+		fmt.Fprintf(w, "  %d  %-7s %-9s at %6d MiB, %5d MiB\n", p.Number, p.Name, p.FS, p.Start>>20, p.Size>>20)
+	}
+	fmt.Fprintf(w, "  root=PARTUUID=%s\n\n", r.PARTUUIDRoot)
+	fmt.Fprintf(w, "root file system: %.1f MiB (squashfs)\n", float64(r.RootSize)/(1<<20))
+	var paths []string
+	for p := range r.Binaries {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(w, "  %-22s %6.1f MiB\n", p, float64(r.Binaries[p])/(1<<20))
+	}
+	fmt.Fprintf(w, "\nservices supervised by /gokrazy/init: %s\n", strings.Join(r.Services, " "))
+	fmt.Fprintf(w, "kernel:   %s\n", r.Kernel)
+	if r.Firmware != "" {
+		fmt.Fprintf(w, "firmware: %s\n", r.Firmware)
+	}
+	fmt.Fprintf(w, "build:    %s\n\n", r.BuildTimestamp)
+	fmt.Fprintf(w, "sha256 %s  %s\n", r.SHA256, r.Output)
+	fmt.Fprintf(w, "sha256 %s  (MBR, boot and root: reproducible)\n\n", r.SystemSHA256)
+	if r.Arch == "arm64" {
+		fmt.Fprintf(w, "to flash: gate flash %s /dev/sdX   (the SD card's whole device; gate refuses mounted disks)\n", r.Output)
+		fmt.Fprintf(w, "then put the card in the Pi and power it on; later updates: gate update\n")
+	} else {
+		fmt.Fprintf(w, "amd64 twin: boot it with QEMU (-accel tcg, -kernel from %s, root=PARTUUID=%s)\n", r.Kernel, r.PARTUUIDRoot)
+	}
+}
+
+func (r *Result) totalSize() int64 {
+	var end int64
+	for _, p := range r.Partitions {
+		if e := p.Start + p.Size; e > end {
+			end = e
+		}
+	}
+	return end
+}

@@ -1,0 +1,275 @@
+package image
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gate/config"
+)
+
+// entry is one thing to put into a file system.
+type entry struct {
+	Path string      // absolute, inside the file system
+	Mode fs.FileMode // permission bits (and fs.ModeDir / fs.ModeSymlink)
+	Data []byte      // file content
+	Src  string      // or: a host file to copy
+	Link string      // symlink target
+}
+
+// tree is a file system's content, kept sorted by path.
+type tree struct{ entries map[string]entry }
+
+func newTree() *tree { return &tree{entries: map[string]entry{}} }
+
+func (t *tree) dir(p string, mode fs.FileMode) {
+	for d := p; d != "/" && d != "."; d = path.Dir(d) {
+		if _, ok := t.entries[d]; !ok || d == p {
+			m := fs.FileMode(0o755)
+			if d == p {
+				m = mode
+			}
+			t.entries[d] = entry{Path: d, Mode: fs.ModeDir | m}
+		}
+	}
+}
+
+func (t *tree) file(p string, mode fs.FileMode, data []byte) {
+	t.parents(p)
+	t.entries[p] = entry{Path: p, Mode: mode, Data: data}
+}
+
+func (t *tree) copy(p string, mode fs.FileMode, src string) {
+	t.parents(p)
+	t.entries[p] = entry{Path: p, Mode: mode, Src: src}
+}
+
+func (t *tree) symlink(p, target string) {
+	t.parents(p)
+	t.entries[p] = entry{Path: p, Mode: fs.ModeSymlink | 0o777, Link: target}
+}
+
+func (t *tree) parents(p string) {
+	if d := path.Dir(p); d != "/" {
+		if _, ok := t.entries[d]; !ok {
+			t.dir(d, 0o755)
+		}
+	}
+}
+
+// copyDir adds every regular file below the host directory src at p.
+func (t *tree) copyDir(p, src string) error {
+	return filepath.WalkDir(src, func(host string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, host)
+		dst := path.Join(p, filepath.ToSlash(rel))
+		switch {
+		case d.IsDir():
+			t.dir(dst, 0o755)
+		case d.Type().IsRegular():
+			t.copy(dst, 0o644, host)
+		}
+		return nil
+	})
+}
+
+// sorted returns the entries in path order (parents before children).
+func (t *tree) sorted() []entry {
+	out := make([]entry, 0, len(t.entries))
+	for _, e := range t.entries {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+func (e entry) content() ([]byte, error) {
+	if e.Src != "" {
+		b, err := os.ReadFile(e.Src)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s for %s: %w", e.Src, e.Path, err)
+		}
+		return b, nil
+	}
+	return e.Data, nil
+}
+
+// Paths in the root file system that other parts of gate rely on.
+const (
+	SiteFilePath = "/etc/gate/site.yaml"
+	AssetsDir    = "/usr/share/gate" // bootstrapd's -assets
+)
+
+// rootTree is the read-only root: the programs, the site file, gokrazy's
+// configuration files and the kernel's modules. Never a secret.
+func rootTree(o Options, bins map[string]string, kernel module, root string) (*tree, error) {
+	c := o.Config
+	t := newTree()
+	for _, d := range []string{"/bin", "/dev", "/etc", "/proc", "/sys", "/tmp", "/perm", "/lib", "/run", "/mnt", "/gokrazy", "/user"} {
+		t.dir(d, 0o755)
+	}
+	// Relative links, with their targets present in the image: /tmp and
+	// /perm are mounted over them at boot. (go-diskfs's squashfs writer
+	// follows links when it reads extended attributes, so a dangling or
+	// absolute link would be resolved on the build machine.)
+	t.symlink("/var", "perm/var")
+	t.dir("/perm/var", 0o755)
+	t.symlink("/etc/resolv.conf", "../tmp/resolv.conf")
+	t.file("/tmp/resolv.conf", 0o644, nil)
+	t.file("/etc/hostname", 0o644, []byte(c.Gate.Hostname))
+	t.file("/etc/hosts", 0o644, []byte(fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n", c.Gate.Hostname)))
+	t.file("/etc/http-port.txt", 0o644, []byte(fmt.Sprint(c.Gate.HTTPPort)))
+	t.file(SiteFilePath, 0o644, o.SiteYAML)
+
+	// gokrazy runs without any password unless /etc/gokr-pw.txt exists;
+	// it reads /perm/gokr-pw.txt first. The root's copy is therefore a
+	// value derived from the password, never the password itself: it only
+	// counts if /perm cannot be mounted, and then nobody knows it.
+	pw, err := c.ReadSecret(c.Gate.Password)
+	if err != nil {
+		return nil, fmt.Errorf("gate.password: %w (run gate secrets init)", err)
+	}
+	fallback := sha256.Sum256(append([]byte("gate fallback password\x00"), pw...))
+	t.file("/etc/gokr-pw.txt", 0o400, []byte(hex.EncodeToString(fallback[:])))
+
+	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
+		t.copy("/etc/ssl/ca-bundle.pem", 0o644, "/etc/ssl/certs/ca-certificates.crt")
+	}
+	if mods := filepath.Join(kernel.Dir, "lib", "modules"); dirExists(mods) {
+		if err := t.copyDir("/lib/modules", mods); err != nil {
+			return nil, err
+		}
+	}
+	for p, bin := range bins {
+		t.copy(p, 0o755, bin)
+	}
+	assets, err := bootAssets(o)
+	if err != nil {
+		return nil, err
+	}
+	for p, src := range assets {
+		t.copy(p, 0o644, src)
+	}
+	for p, data := range o.ExtraRootFiles {
+		t.file(p, 0o644, data)
+	}
+	return t, nil
+}
+
+// bootAssets lists the host files bootstrapd serves, by their root path
+// under AssetsDir: Debian's unmodified iPXE binaries (taken from
+// bootstrap.ipxe_dir at build time). The re-imaging engineer adds the
+// imager's kernel and initramfs here.
+func bootAssets(o Options) (map[string]string, error) {
+	b := o.Config.Bootstrap
+	if b == nil {
+		return nil, nil
+	}
+	out := map[string]string{}
+	var missing []string
+	for _, name := range []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"} {
+		src := filepath.Join(b.IPXEDir, name)
+		if _, err := os.Stat(src); err != nil {
+			missing = append(missing, src)
+			continue
+		}
+		out[path.Join(AssetsDir, "ipxe", name)] = src
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("bootstrap: iPXE binaries missing: %s (install Debian's ipxe package: apt-get install ipxe; or set bootstrap.ipxe_dir)", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// bootTree is the FAT boot partition.
+func bootTree(o Options, kernel, firmware module, partuuid string) (*tree, error) {
+	t := newTree()
+	cmdline := "console=tty1 console=serial0,115200 root=PARTUUID=" + partuuid + " init=/gokrazy/init rootwait panic=10 oops=panic"
+	if o.Arch == "amd64" {
+		cmdline = "console=ttyS0,115200 root=PARTUUID=" + partuuid + " init=/gokrazy/init rootwait panic=10 oops=panic"
+	}
+	// Padded so that gokrazy's /update/switch can rewrite root= in place.
+	t.file("/cmdline.txt", 0o644, []byte(fmt.Sprintf("%-1023s", cmdline)+"\n"))
+	t.copy("/vmlinuz", 0o644, filepath.Join(kernel.Dir, "vmlinuz"))
+	if o.Arch == "amd64" {
+		return t, nil
+	}
+	t.file("/config.txt", 0o644, []byte("# gate: Raspberry Pi boot configuration\narm_control=0x200\nenable_uart=1\nkernel=vmlinuz\n"))
+	ents, err := os.ReadDir(kernel.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".dtb") {
+			t.copy("/"+e.Name(), 0o644, filepath.Join(kernel.Dir, e.Name()))
+		}
+	}
+	if err := t.copyDir("/overlays", filepath.Join(kernel.Dir, "overlays")); err != nil {
+		return nil, fmt.Errorf("kernel overlays: %w", err)
+	}
+	ents, err = os.ReadDir(firmware.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n == "bootcode.bin" || strings.HasSuffix(n, ".elf") || strings.HasSuffix(n, ".dat") {
+			t.copy("/"+n, 0o644, filepath.Join(firmware.Dir, n))
+		}
+	}
+	return t, nil
+}
+
+// Paths on /perm.
+const (
+	PermSecrets = "/gate/secrets"
+)
+
+// permTree is /perm: the site's secrets (0600 in a 0700 directory), the
+// daemons' state directories, and gokrazy's password file.
+func permTree(c *config.Config, siteYAML []byte) (*tree, error) {
+	t := newTree()
+	t.dir("/gate", 0o700)
+	t.dir(PermSecrets, 0o700)
+	for _, d := range []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} {
+		t.dir("/gate/"+d, 0o700)
+	}
+	t.dir("/var", 0o755)
+	var missing []string
+	for _, r := range c.SecretRefs() {
+		if r.Scheme != "file" {
+			continue // env: secrets are not available on the gate; check warns
+		}
+		src := filepath.Join(c.SecretsDir, r.Name)
+		if _, err := os.Stat(src); err != nil {
+			missing = append(missing, r.Path+" ("+src+")")
+			continue
+		}
+		t.copy(path.Join(PermSecrets, r.Name), 0o600, src)
+		if _, err := os.Stat(src + ".pub"); err == nil {
+			t.copy(path.Join(PermSecrets, r.Name+".pub"), 0o644, src+".pub")
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("secrets missing: %s (run gate secrets init, or provide them)", strings.Join(missing, ", "))
+	}
+	pw, err := c.ReadSecret(c.Gate.Password)
+	if err != nil {
+		return nil, err
+	}
+	t.file("/gokr-pw.txt", 0o600, pw)
+	return t, nil
+}
