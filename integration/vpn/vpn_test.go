@@ -1,0 +1,125 @@
+package vpn
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+)
+
+// TestIntegrationTunnel: handshake, ping and TCP over the tunnel (through
+// the hub's generated port forwarding), LAN routing, a new public address
+// on the box, failover to the second hub and the return to the first.
+func TestIntegrationTunnel(t *testing.T) {
+	netlab.Require(t, "wireguard-go", "wg", "wg-quick", "nft", "iperf3", "ping", "curl", "sysctl")
+	w := newWorld(t, 2)
+	for _, h := range w.vps {
+		w.startHub(h)
+	}
+	vps1, vps2 := w.vps[0], w.vps[1]
+	// A TCP service on the gate's bastion port (iperf3 stands in).
+	w.gate.Start("iperf3", nil, "iperf3", "-s", "-p", fmt.Sprint(bastionPort))
+
+	start := time.Now()
+	p := w.startGate("auto")
+	if !strings.Contains(p.Output(), "backend=userspace") && !strings.Contains(p.Output(), "backend=kernel") {
+		t.Errorf("the backend choice is not logged:\n%s", p.Output())
+	}
+	t.Logf("backend: %s", lineWith(p.Output(), "tunnel interface"))
+
+	// Handshake: the hub knows the gate's endpoint, the box's address.
+	w.until("handshake with vps-1", 30*time.Second, func() error {
+		if ep := hubEndpoint(vps1); !strings.HasPrefix(ep, boxWAN1+":") {
+			return fmt.Errorf("vps-1 sees the gate at %q", ep)
+		}
+		return nil
+	})
+	netlab.Report(t, "vpn first handshake after start", time.Since(start).Seconds(), "s")
+	// Ping both ways.
+	w.until("ping vps-1 from the gate", 10*time.Second, func() error { return ping(w.gate, vps1.tunHub) })
+	w.until("ping the gate from vps-1", 10*time.Second, func() error { return ping(vps1.host, vps1.tunGate) })
+	// TCP: an admin reaches the gate's bastion port at the hub's public
+	// address (the generated DNAT + masquerade).
+	if bps := iperf(t, w.admin, vps1Addr, 2222, 1); bps <= 0 {
+		t.Errorf("TCP through vps-1's forwarded port: %v bit/s", bps)
+	}
+	// LAN routing (route_lan on vps-1): the hub reaches the box's LAN side.
+	w.until("vps-1 reaches the LAN through the gate", 10*time.Second, func() error { return ping(vps1.host, boxLAN) })
+	if m := w.metrics(); !strings.Contains(m, `gate_vpn_hub_active{hub="vps-1"} 1`) || !strings.Contains(m, `gate_vpn_hub_up{hub="vps-1"} 1`) {
+		t.Errorf("metrics do not show vps-1 active and up:\n%s", grepLines(m, "gate_vpn_"))
+	}
+
+	// The ISP changes the box's public address.
+	w.changeBoxAddress(boxWAN1, boxWAN2)
+	d := w.until("tunnel back after a new public address", 60*time.Second, func() error {
+		if ep := hubEndpoint(vps1); !strings.HasPrefix(ep, boxWAN2+":") {
+			return fmt.Errorf("vps-1 still sees the gate at %q", ep)
+		}
+		return ping(vps1.host, vps1.tunGate)
+	})
+	netlab.Report(t, "vpn recovery after public address change", d.Seconds(), "s")
+
+	// Hub 1 goes away: failover to hub 2.
+	w.stopHub(vps1)
+	d = w.until("failover to vps-2", 3*w.failAfter+30*time.Second, func() error {
+		if !strings.Contains(p.Output(), "hub=vps-2 endpoint="+vps2Addr+":51820 previous=vps-1") {
+			return fmt.Errorf("no switch to vps-2 logged")
+		}
+		if err := ping(vps2.host, vps2.tunGate); err != nil {
+			return err
+		}
+		return ping(w.gate, vps2.tunHub)
+	})
+	netlab.Report(t, "vpn failover to the second hub", d.Seconds(), "s")
+	if bps := iperf(t, w.admin, vps2Addr, 2223, 1); bps <= 0 {
+		t.Errorf("TCP through vps-2's forwarded port: %v bit/s", bps)
+	}
+	if err := ping(w.gate, vps1.tunHub); err == nil {
+		t.Errorf("vps-1's tunnel address answers while vps-1 is down")
+	}
+
+	// Hub 1 returns: back to it.
+	w.startHub(vps1)
+	d = w.until("back to vps-1", 3*w.failAfter+30*time.Second, func() error {
+		if !strings.Contains(p.Output(), "hub=vps-1 endpoint="+vps1Addr+":51820 previous=vps-2") {
+			return fmt.Errorf("no return to vps-1 logged")
+		}
+		return ping(vps1.host, vps1.tunGate)
+	})
+	netlab.Report(t, "vpn return to the first hub", d.Seconds(), "s")
+	if m := w.metrics(); !strings.Contains(m, `gate_vpn_hub_active{hub="vps-1"} 1`) || !strings.Contains(m, `gate_vpn_hub_switches_total{from="vps-1",to="vps-2"} 1`) {
+		t.Errorf("metrics after the return:\n%s", grepLines(m, "gate_vpn_"))
+	}
+
+	// A clean stop removes the interface.
+	if err := p.Stop(); err != nil {
+		t.Errorf("vpn stop: %v", err)
+	}
+	if out, err := w.gate.Run("ip", "link", "show", w.wgIface); err == nil {
+		t.Errorf("interface %s left behind:\n%s", w.wgIface, out)
+	}
+	if out, _ := w.gate.Run("nft", "list", "tables"); strings.Contains(out, "gate-vpn") {
+		t.Errorf("nftables table left behind:\n%s", out)
+	}
+}
+
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
