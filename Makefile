@@ -13,6 +13,10 @@ build:
 
 ## image: the arm64 SD image of the embedded example site at build/gate.img
 image:
+	@# bootstrapd serves Debian's unmodified iPXE binaries: fetch them if missing (as root).
+	@test -e /usr/lib/ipxe/undionly.kpxe || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ipxe >/dev/null; }; } || \
+		echo "make image: iPXE binaries missing; run as root or: sudo apt-get install ipxe"
 	$(GO) run ./gate image --arch arm64 -o build/gate.img
 
 ## test: go vet, unit tests, integration tests (root + network namespaces)

@@ -2,6 +2,7 @@ package config
 
 import (
 	_ "embed"
+	_ "time/tzdata" // the gate has no zoneinfo: validate site.timezone the same everywhere
 	"fmt"
 	"os"
 	"path/filepath"

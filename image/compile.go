@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -103,9 +104,40 @@ func main() {
 }
 `))
 
-// compile builds the init and every program for arch into dir, returning
-// each binary's path by root path.
-func compile(ctx context.Context, root, arch, buildTimestamp string, progs []program, dir string) (map[string]string, error) {
+// compile builds every program, then the init, for arch into dir, and
+// returns each binary's path by root path. The init's build timestamp is
+// buildTimestamp, or when empty stamp(hash of the programs' binaries).
+func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(programsHash []byte) string, progs []program, dir string) (map[string]string, string, error) {
+	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + arch, "GOFLAGS=-buildvcs=false"}
+	flags := []string{"build", "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-ldflags", "-s -w -buildid="}
+	bins := map[string]string{}
+	h := sha256.New()
+	build := func(p program, extra ...string) error {
+		out := filepath.Join(dir, "bin", strings.TrimPrefix(p.Path, "/"))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		args := append(append(append([]string{}, flags...), extra...), "-o", out, p.Pkg)
+		if _, err := goCmd(ctx, root, env, args...); err != nil {
+			return fmt.Errorf("building %s for %s: %w", p.Pkg, arch, err)
+		}
+		bins[p.Path] = out
+		return nil
+	}
+	for _, p := range progs {
+		if err := build(p); err != nil {
+			return nil, "", err
+		}
+		b, err := os.ReadFile(bins[p.Path])
+		if err != nil {
+			return nil, "", err
+		}
+		fmt.Fprintf(h, "%s %x\n", p.Path, sha256.Sum256(b))
+	}
+	if buildTimestamp == "" {
+		buildTimestamp = stamp(h.Sum(nil))
+	}
+
 	// The init is generated into an overlay: a package that exists only
 	// for this build, inside the gate module so that it uses its go.mod.
 	var src bytes.Buffer
@@ -113,33 +145,20 @@ func compile(ctx context.Context, root, arch, buildTimestamp string, progs []pro
 		BuildTimestamp string
 		Programs       []program
 	}{buildTimestamp, progs}); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	genDir := filepath.Join(root, "internal", "generatedinit")
 	srcFile := filepath.Join(dir, "init.go")
 	if err := os.WriteFile(srcFile, src.Bytes(), 0o644); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	overlay, _ := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(genDir, "main.go"): srcFile}})
 	overlayFile := filepath.Join(dir, "overlay.json")
 	if err := os.WriteFile(overlayFile, overlay, 0o644); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + arch, "GOFLAGS=-buildvcs=false"}
-	flags := []string{"build", "-overlay", overlayFile, "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-ldflags", "-s -w -buildid="}
-
-	bins := map[string]string{}
-	all := append([]program{{Pkg: "gate/internal/generatedinit", Path: "/gokrazy/init"}}, progs...)
-	for _, p := range all {
-		out := filepath.Join(dir, "bin", strings.TrimPrefix(p.Path, "/"))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return nil, err
-		}
-		args := append(append([]string{}, flags...), "-o", out, p.Pkg)
-		if _, err := goCmd(ctx, root, env, args...); err != nil {
-			return nil, fmt.Errorf("building %s for %s: %w", p.Pkg, arch, err)
-		}
-		bins[p.Path] = out
+	if err := build(program{Pkg: "gate/internal/generatedinit", Path: "/gokrazy/init"}, "-overlay", overlayFile); err != nil {
+		return nil, "", err
 	}
-	return bins, nil
+	return bins, buildTimestamp, nil
 }

@@ -41,7 +41,7 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 	table := &mbr.Table{
 		LogicalSectorSize: sector, PhysicalSectorSize: sector,
 		Partitions: []*mbr.Partition{
-			{Index: 1, Bootable: true, Type: mbr.Fat32LBA, Start: bootStart, Size: bootSectors},
+			{Index: 1, Bootable: true, Type: mbr.Fat16bLBA, Start: bootStart, Size: bootSectors},
 			{Index: 2, Type: mbr.Linux, Start: rootA, Size: rootSectors},
 			{Index: 3, Type: mbr.Linux, Start: rootB, Size: rootSectors},
 			{Index: 4, Type: mbr.Linux, Start: permStart, Size: total - permStart},
@@ -51,13 +51,16 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 		return fmt.Errorf("partition table: %w", err)
 	}
 	res.Partitions = []Partition{
-		{1, "boot", "FAT32", bootStart * sector, bootSectors * sector},
+		{1, "boot", "FAT16", bootStart * sector, bootSectors * sector},
 		{2, "root A", "squashfs", int64(rootA) * sector, rootSectors * sector},
 		{3, "root B", "(empty)", int64(rootB) * sector, rootSectors * sector},
 		{4, "perm", "ext4", int64(permStart) * sector, int64(total-permStart) * sector},
 	}
 
 	if err := writeFAT(d, boot); err != nil {
+		return fmt.Errorf("boot partition: %w", err)
+	}
+	if err := fixFAT16(d, bootStart*sector); err != nil {
 		return fmt.Errorf("boot partition: %w", err)
 	}
 	size, err := writeSquashfs(d, root, int64(rootA)*sector)
@@ -84,7 +87,7 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 }
 
 func writeFAT(d *disk.Disk, t *tree) error {
-	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: "GOKRAZY", Reproducible: true})
+	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat16, VolumeLabel: "GOKRAZY", Reproducible: true})
 	if err != nil {
 		return err
 	}
@@ -107,7 +110,7 @@ func writeFile(fsys filesystem.FileSystem, e entry) error {
 	if err != nil {
 		return err
 	}
-	f, err := fsys.OpenFile(e.Path, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
+	f, err := fsys.OpenFile(e.Path, os.O_CREATE|os.O_RDWR)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", e.Path, err)
 	}
@@ -229,4 +232,62 @@ func writeExt4(d *disk.Disk, t *tree) error {
 		}
 	}
 	return nil
+}
+
+// fixFAT16 adapts go-diskfs's FAT16 to what gokrazy's own FAT16B reader
+// expects when it rewrites cmdline.txt in place (/update/switch), and what
+// fsck.vfat accepts:
+//
+//   - gokrazy assumes the root directory follows the reserved sectors and a
+//     single FAT. go-diskfs writes two identical copies: the first is
+//     declared reserved (BPB: reserved sectors += sectors per FAT, number
+//     of FATs = 1) and the second becomes the FAT. No data moves.
+//   - go-diskfs marks cluster 2 allocated as if the root directory lived
+//     there (as on FAT32), though FAT16's root directory is fixed: the
+//     entry is cleared when no root directory entry starts there.
+func fixFAT16(d *disk.Disk, start int64) error {
+	f, err := d.Backend.Writable()
+	if err != nil {
+		return err
+	}
+	var bpb [32]byte
+	if _, err := f.ReadAt(bpb[:], start); err != nil {
+		return err
+	}
+	bps := int64(binary.LittleEndian.Uint16(bpb[11:13]))
+	reserved := binary.LittleEndian.Uint16(bpb[14:16])
+	nfats := bpb[16]
+	rootEntries := int64(binary.LittleEndian.Uint16(bpb[17:19]))
+	fatSectors := binary.LittleEndian.Uint16(bpb[22:24])
+	if nfats != 2 || fatSectors == 0 || bps != sector {
+		return fmt.Errorf("unexpected FAT16 layout: %d FATs of %d sectors, %d bytes a sector", nfats, fatSectors, bps)
+	}
+	fat1 := start + int64(reserved)*bps
+	fat2 := fat1 + int64(fatSectors)*bps
+	rootDir := fat2 + int64(fatSectors)*bps
+	dir := make([]byte, rootEntries*32)
+	if _, err := f.ReadAt(dir, rootDir); err != nil {
+		return err
+	}
+	used := false
+	for i := 0; i < len(dir); i += 32 {
+		if dir[i] != 0 && dir[i] != 0xe5 && dir[i+11] != 0x0f && binary.LittleEndian.Uint16(dir[i+26:i+28]) == 2 {
+			used = true
+		}
+	}
+	var e [2]byte
+	if _, err := f.ReadAt(e[:], fat2+4); err != nil {
+		return err
+	}
+	if !used && binary.LittleEndian.Uint16(e[:]) >= 0xfff8 {
+		for _, fat := range []int64{fat1, fat2} {
+			if _, err := f.WriteAt([]byte{0, 0}, fat+4); err != nil {
+				return err
+			}
+		}
+	}
+	binary.LittleEndian.PutUint16(bpb[14:16], reserved+fatSectors)
+	bpb[16] = 1
+	_, err = f.WriteAt(bpb[14:17], start+14)
+	return err
 }

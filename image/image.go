@@ -3,7 +3,7 @@
 // in) and the programs, then writes the disk with go-diskfs:
 //
 //	MBR, disk signature derived from the host name (root=PARTUUID=<sig>-02)
-//	1  boot   FAT32  100 MiB  firmware, kernel, dtbs, overlays, config.txt, cmdline.txt
+//	1  boot   FAT16  100 MiB (gokrazy's updater reads FAT16B only)  firmware, kernel, dtbs, overlays, config.txt, cmdline.txt
 //	2  root A squashfs 500 MiB  /gokrazy, /user, /etc/gate/site.yaml, /lib/modules, ...
 //	3  root B (empty; gokrazy's updates write the inactive root)
 //	4  perm   ext4   the rest: the site's secrets (0600) and state directories
@@ -24,7 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"os/exec"
 	"sort"
 	"strings"
 	"time"
@@ -155,11 +155,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	defer os.RemoveAll(work)
 
 	progs := programs(o.Config)
-	ts := o.BuildTimestamp
-	if ts == "" {
-		ts = inputTimestamp(root, o, kernel, firmware)
-	}
-	bins, err := compile(ctx, root, o.Arch, ts, progs, work)
+	bins, ts, err := compile(ctx, root, o.Arch, o.BuildTimestamp, func(h []byte) string {
+		return inputTimestamp(root, o, kernel, firmware, h)
+	}, progs, work)
 	if err != nil {
 		return nil, err
 	}
@@ -240,26 +238,19 @@ func programs(c *config.Config) []program {
 	return ps
 }
 
-// inputTimestamp derives the build timestamp from the inputs: the commit
-// time of the source tree (or SOURCE_DATE_EPOCH) and a hash of the site
-// file, the architecture and the module versions, so that the same inputs
-// give the same string and any change gives another.
-func inputTimestamp(root string, o Options, kernel, firmware module) string {
-	t := sourceDate(root)
+// inputTimestamp derives the build timestamp from the inputs: the source's
+// commit time (or SOURCE_DATE_EPOCH), then a hash of the programs' binaries,
+// the site file, the architecture and the kernel and firmware versions. The
+// same inputs give the same string, any change another, which is what
+// `gate update` waits for.
+func inputTimestamp(root string, o Options, kernel, firmware module, programsHash []byte) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s@%s\n%s@%s\n", o.Arch, o.SiteYAML, kernel.Path, kernel.Version, firmware.Path, firmware.Version)
-	if head, err := os.ReadFile(filepath.Join(root, ".git", "HEAD")); err == nil {
-		h.Write(head)
-		if ref, ok := strings.CutPrefix(strings.TrimSpace(string(head)), "ref: "); ok {
-			rev, _ := os.ReadFile(filepath.Join(root, ".git", ref))
-			h.Write(rev)
-		}
-	}
-	return t.UTC().Format(time.RFC3339) + "+" + hex.EncodeToString(h.Sum(nil))[:12]
+	fmt.Fprintf(h, "%s\n%s\n%s@%s\n%s@%s\n%x\n", o.Arch, o.SiteYAML, kernel.Path, kernel.Version, firmware.Path, firmware.Version, programsHash)
+	return sourceDate(root).UTC().Format(time.RFC3339) + "+" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// sourceDate is SOURCE_DATE_EPOCH, else the newest modification time of
-// go.mod (stable in a checkout), else the epoch.
+// sourceDate is SOURCE_DATE_EPOCH, else the commit time of the checkout,
+// else a fixed date.
 func sourceDate(root string) time.Time {
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
 		var sec int64
@@ -267,7 +258,13 @@ func sourceDate(root string) time.Time {
 			return time.Unix(sec, 0)
 		}
 	}
-	return time.Unix(1700000000, 0) // fixed: file times in a checkout are not stable
+	if out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%ct").Output(); err == nil {
+		var sec int64
+		if _, err := fmt.Sscan(string(out), &sec); err == nil {
+			return time.Unix(sec, 0)
+		}
+	}
+	return fixedTime
 }
 
 // hashImage computes the whole image's sha256 and the system part's.
