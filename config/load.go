@@ -2,13 +2,13 @@ package config
 
 import (
 	_ "embed"
-	_ "time/tzdata" // the gate has no zoneinfo: validate site.timezone the same everywhere
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"time"
+	_ "time/tzdata" // the gate has no zoneinfo: validate site.timezone the same everywhere
 
 	"gopkg.in/yaml.v3"
 )
