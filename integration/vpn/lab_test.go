@@ -247,7 +247,12 @@ func (w *world) until(what string, timeout time.Duration, cond func() error) tim
 // returns the received rate in bit/s.
 func iperf(t *testing.T, h *netlab.Host, addr string, port, secs int) float64 {
 	t.Helper()
-	out, err := h.Output("iperf3", "-c", addr, "-p", strconv.Itoa(port), "-t", strconv.Itoa(secs), "-J")
+	return iperfArgs(t, h, addr, port, secs)
+}
+
+func iperfArgs(t *testing.T, h *netlab.Host, addr string, port, secs int, extra ...string) float64 {
+	t.Helper()
+	out, err := h.Output(append([]string{"iperf3", "-c", addr, "-p", strconv.Itoa(port), "-t", strconv.Itoa(secs), "-J"}, extra...)...)
 	if err != nil {
 		t.Fatalf("iperf3 to %s:%d: %v\n%s", addr, port, err, out)
 	}
