@@ -17,7 +17,7 @@ import (
 // public address changed.
 func TestSideBySideTunnel(t *testing.T) {
 	netlab.Bench(t, "wireguard-go", "wg", "wg-quick", "nft", "iperf3", "ping", "curl", "sysctl")
-	w := newWorld(t, 1)
+	w := newWorld(t, 1, false)
 	vps1 := w.vps[0]
 	w.startHub(vps1)
 	vps1.host.Start("iperf3", nil, "iperf3", "-s")

@@ -36,19 +36,22 @@ const (
 
 // world is the lab: namespaces, the generated files and the hubs.
 type world struct {
-	t          *testing.T
-	lab        *netlab.Lab
-	inet, box  *netlab.Host
-	gate       *netlab.Host
-	admin      *netlab.Host
-	vps        []*hubNS
-	dir        string // the site file's directory
-	site       string
-	secrets    string
-	gateCLI    string
-	vpnBin     string
-	wgIface    string // the gate's interface
-	failAfter  time.Duration
+	t         *testing.T
+	lab       *netlab.Lab
+	inet, box *netlab.Host
+	gate      *netlab.Host
+	admin     *netlab.Host
+	vps       []*hubNS
+	dir       string // the site file's directory
+	site      string
+	secrets   string
+	gateCLI   string
+	vpnBin    string
+	wgIface   string // the gate's interface
+	failAfter time.Duration
+	// names: the hubs' endpoints are names (vps-N.lab.test), looked up in
+	// the gate's /etc/hosts (see useHosts).
+	names      bool
 	keepalive  time.Duration
 	gateKeyB64 string
 }
@@ -65,9 +68,9 @@ type hubNS struct {
 	tunHub     string
 }
 
-func newWorld(t *testing.T, hubs int) *world {
+func newWorld(t *testing.T, hubs int, names bool) *world {
 	t.Helper()
-	w := &world{t: t, lab: netlab.New(t), dir: t.TempDir(), keepalive: 2 * time.Second, failAfter: 12 * time.Second}
+	w := &world{t: t, lab: netlab.New(t), dir: t.TempDir(), keepalive: 2 * time.Second, failAfter: 12 * time.Second, names: names}
 	w.gateCLI = netlab.Build(t, "gate/gate")
 	w.vpnBin = netlab.Build(t, "gate/cmd/vpn")
 	l := w.lab
@@ -112,8 +115,12 @@ func newWorld(t *testing.T, hubs int) *world {
 func (w *world) writeSite() {
 	var hubs strings.Builder
 	for i, h := range w.vps {
-		fmt.Fprintf(&hubs, "    - name: %s\n      endpoint: %s:51820\n      public_key: %s\n      gate_address: %s/24\n      hub_address: %s\n      route_lan: %v\n",
-			h.name, h.addr, h.key.PublicKey(), h.tunGate, h.tunHub, i == 0)
+		endpoint := h.addr
+		if w.names {
+			endpoint = h.name + ".lab.test"
+		}
+		fmt.Fprintf(&hubs, "    - name: %s\n      endpoint: %s:51820\n      public_address: %s\n      public_key: %s\n      gate_address: %s/24\n      hub_address: %s\n      route_lan: %v\n",
+			h.name, endpoint, h.addr, h.key.PublicKey(), h.tunGate, h.tunHub, i == 0)
 		if i > 0 {
 			fmt.Fprintf(&hubs, "      bastion_port: %d\n", 2222+i)
 		}
@@ -178,6 +185,27 @@ func (w *world) startHub(h *hubNS) {
 	}
 	h.host.MustRun("sysctl", "-qp", filepath.Join(h.dir, "99-gate-hub.conf"))
 	h.host.MustRun("nft", "-f", filepath.Join(h.dir, "gate-hub.nft"))
+}
+
+// useHosts gives the gate namespace its own /etc/hosts (ip netns exec
+// bind-mounts /etc/netns/NS/hosts over /etc/hosts) naming the hubs; call
+// again to change it (the file is rewritten in place, so the bind mount of
+// a running process sees the change).
+func (w *world) useHosts(addrs map[string]string) {
+	w.t.Helper()
+	dir := filepath.Join("/etc/netns", w.gate.NS)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { os.RemoveAll(dir) })
+	var b strings.Builder
+	b.WriteString("127.0.0.1 localhost\n")
+	for name, a := range addrs {
+		fmt.Fprintf(&b, "%s %s.lab.test\n", a, name)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(b.String()), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 // stopHub kills the hub's wireguard-go: its interface goes with it.

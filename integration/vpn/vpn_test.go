@@ -14,7 +14,7 @@ import (
 // on the box, failover to the second hub and the return to the first.
 func TestIntegrationTunnel(t *testing.T) {
 	netlab.Require(t, "wireguard-go", "wg", "wg-quick", "nft", "iperf3", "ping", "curl", "sysctl")
-	w := newWorld(t, 2)
+	w := newWorld(t, 2, false)
 	for _, h := range w.vps {
 		w.startHub(h)
 	}
@@ -122,4 +122,65 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestIntegrationHubMoves: the hub's endpoint is a name; the VPS gets a
+// new address and its name follows; the gate, hearing nothing, looks the
+// name up again and the tunnel comes back.
+func TestIntegrationHubMoves(t *testing.T) {
+	netlab.Require(t, "wireguard-go", "wg", "wg-quick", "nft", "ping", "sysctl")
+	w := newWorld(t, 1, true)
+	vps1 := w.vps[0]
+	w.useHosts(map[string]string{"vps-1": vps1Addr})
+	w.startHub(vps1)
+	p := w.startGate("auto")
+	w.until("ping the gate from vps-1", 30*time.Second, func() error { return ping(vps1.host, vps1.tunGate) })
+
+	const moved = "198.51.100.21"
+	vps1.host.MustRun("ip", "addr", "del", vps1Addr+"/24", "dev", "eth0")
+	vps1.host.MustRun("ip", "addr", "add", moved+"/24", "dev", "eth0")
+	w.useHosts(map[string]string{"vps-1": moved})
+	d := w.until("tunnel back to the moved hub", 3*w.failAfter+30*time.Second, func() error {
+		if !strings.Contains(p.Output(), "hub=vps-1 endpoint="+moved+":51820 previous="+vps1Addr+":51820") {
+			return fmt.Errorf("no new endpoint logged")
+		}
+		return ping(vps1.host, vps1.tunGate)
+	})
+	netlab.Report(t, "vpn recovery after the hub moved (re-resolved)", d.Seconds(), "s")
+}
+
+// TestIntegrationBackendChoice: -backend kernel uses kernel WireGuard when
+// the kernel has it and fails with a clear error otherwise (never a silent
+// fallback); -backend userspace always runs wireguard-go in process.
+func TestIntegrationBackendChoice(t *testing.T) {
+	netlab.Require(t, "wireguard-go", "wg", "wg-quick", "nft", "ping", "sysctl")
+	w := newWorld(t, 1, false)
+	vps1 := w.vps[0]
+	w.startHub(vps1)
+
+	probe := w.lab.Name("kp")
+	_, kerr := w.gate.Run("ip", "link", "add", probe, "type", "wireguard")
+	kernelHasWG := kerr == nil
+	if kernelHasWG {
+		w.gate.Run("ip", "link", "del", probe)
+	}
+	args := []string{w.vpnBin, "-config", w.site, "-secrets", w.secrets, "-state", t.TempDir(), "-metrics", "", "-backend", "kernel"}
+	if kernelHasWG {
+		p := w.startGate("kernel")
+		if !strings.Contains(p.Output(), "backend=kernel") {
+			t.Errorf("kernel backend not used:\n%s", p.Output())
+		}
+		w.until("ping the gate from vps-1 (kernel)", 30*time.Second, func() error { return ping(vps1.host, vps1.tunGate) })
+		p.Stop()
+	} else {
+		out, err := w.gate.Run(args...)
+		if err == nil || !strings.Contains(out, "creating wireguard link") {
+			t.Errorf("-backend kernel without kernel WireGuard: err=%v, want a clear failure:\n%s", err, out)
+		}
+	}
+	p := w.startGate("userspace")
+	if !strings.Contains(p.Output(), "backend=userspace") {
+		t.Errorf("userspace backend not used:\n%s", p.Output())
+	}
+	w.until("ping the gate from vps-1 (userspace)", 30*time.Second, func() error { return ping(vps1.host, vps1.tunGate) })
 }
