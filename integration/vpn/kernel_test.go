@@ -19,7 +19,7 @@ import (
 // gokrazy's kernel.amd64 (WireGuard built in) under QEMU (TCG), as the
 // gate on the lab's LAN: handshake and ping with the hub, LAN routing
 // (nftables masquerade through netlink), and the tunnel back after the
-// box's public address changed. This machine's kernel has no WireGuard,
+// box's public address changed, failover to the second hub and back. This machine's kernel has no WireGuard,
 // so this is where the kernel backend runs.
 func TestIntegrationKernelBackendQEMU(t *testing.T) {
 	netlab.Require(t, "qemu-system-x86_64", "wireguard-go", "wg", "wg-quick", "nft", "ping", "sysctl")
@@ -28,9 +28,11 @@ func TestIntegrationKernelBackendQEMU(t *testing.T) {
 		t.Fatalf("locating github.com/gokrazy/kernel.amd64: %v", err)
 	}
 	kernel := filepath.Join(strings.TrimSpace(string(out)), "vmlinuz")
-	w := newWorld(t, 1, false)
+	w := newWorld(t, 2, false)
 	vps1 := w.vps[0]
-	w.startHub(vps1)
+	for _, h := range w.vps {
+		w.startHub(h)
+	}
 
 	// The gate namespace becomes the LAN switch: its veth to the box and
 	// the VM's tap on one bridge.
@@ -74,6 +76,7 @@ func TestIntegrationKernelBackendQEMU(t *testing.T) {
 		return ping(vps1.host, vps1.tunGate)
 	})
 	netlab.Report(t, "vpn recovery after public address change (kernel backend, TCG)", d.Seconds(), "s")
+	w.failoverAndBack(qemu.Output, " (kernel backend, TCG)", func() {})
 	qemu.Kill()
 }
 

@@ -61,34 +61,18 @@ func TestIntegrationTunnel(t *testing.T) {
 	})
 	netlab.Report(t, "vpn recovery after public address change", d.Seconds(), "s")
 
-	// Hub 1 goes away: failover to hub 2.
-	w.stopHub(vps1)
-	d = w.until("failover to vps-2", 3*w.failAfter+30*time.Second, func() error {
-		if !strings.Contains(p.Output(), "hub=vps-2 endpoint="+vps2Addr+":51820 previous=vps-1") {
-			return fmt.Errorf("no switch to vps-2 logged")
+	// Hub 1 goes away: failover to hub 2, and back when it returns.
+	w.failoverAndBack(p.Output, "", func() {
+		if err := ping(w.gate, vps2.tunHub); err != nil {
+			t.Errorf("the gate does not reach vps-2 after the failover: %v", err)
 		}
-		if err := ping(vps2.host, vps2.tunGate); err != nil {
-			return err
+		if bps := iperf(t, w.admin, vps2Addr, 2223, 1); bps <= 0 {
+			t.Errorf("TCP through vps-2's forwarded port: %v bit/s", bps)
 		}
-		return ping(w.gate, vps2.tunHub)
+		if err := ping(w.gate, vps1.tunHub); err == nil {
+			t.Errorf("vps-1's tunnel address answers while vps-1 is down")
+		}
 	})
-	netlab.Report(t, "vpn failover to the second hub", d.Seconds(), "s")
-	if bps := iperf(t, w.admin, vps2Addr, 2223, 1); bps <= 0 {
-		t.Errorf("TCP through vps-2's forwarded port: %v bit/s", bps)
-	}
-	if err := ping(w.gate, vps1.tunHub); err == nil {
-		t.Errorf("vps-1's tunnel address answers while vps-1 is down")
-	}
-
-	// Hub 1 returns: back to it.
-	w.startHub(vps1)
-	d = w.until("back to vps-1", 3*w.failAfter+30*time.Second, func() error {
-		if !strings.Contains(p.Output(), "hub=vps-1 endpoint="+vps1Addr+":51820 previous=vps-2") {
-			return fmt.Errorf("no return to vps-1 logged")
-		}
-		return ping(vps1.host, vps1.tunGate)
-	})
-	netlab.Report(t, "vpn return to the first hub", d.Seconds(), "s")
 	if m := w.metrics(); !strings.Contains(m, `gate_vpn_hub_active{hub="vps-1"} 1`) || !strings.Contains(m, `gate_vpn_hub_switches_total{from="vps-1",to="vps-2"} 1`) {
 		t.Errorf("metrics after the return:\n%s", grepLines(m, "gate_vpn_"))
 	}
@@ -103,6 +87,31 @@ func TestIntegrationTunnel(t *testing.T) {
 	if out, _ := w.gate.Run("nft", "list", "tables"); strings.Contains(out, "gate-vpn") {
 		t.Errorf("nftables table left behind:\n%s", out)
 	}
+}
+
+// failoverAndBack stops hub 1, waits for the gate to switch to hub 2
+// (logs holds the gate's log), runs during, restarts hub 1 and waits for
+// the return; it reports both recovery times with the suffix.
+func (w *world) failoverAndBack(logs func() string, suffix string, during func()) {
+	w.t.Helper()
+	vps1, vps2 := w.vps[0], w.vps[1]
+	w.stopHub(vps1)
+	d := w.until("failover to vps-2", 3*w.failAfter+30*time.Second, func() error {
+		if !strings.Contains(logs(), "hub=vps-2 endpoint="+vps2Addr+":51820 previous=vps-1") {
+			return fmt.Errorf("no switch to vps-2 logged")
+		}
+		return ping(vps2.host, vps2.tunGate)
+	})
+	netlab.Report(w.t, "vpn failover to the second hub"+suffix, d.Seconds(), "s")
+	during()
+	w.startHub(vps1)
+	d = w.until("back to vps-1", 3*w.failAfter+30*time.Second, func() error {
+		if !strings.Contains(logs(), "hub=vps-1 endpoint="+vps1Addr+":51820 previous=vps-2") {
+			return fmt.Errorf("no return to vps-1 logged")
+		}
+		return ping(vps1.host, vps1.tunGate)
+	})
+	netlab.Report(w.t, "vpn return to the first hub"+suffix, d.Seconds(), "s")
 }
 
 func lineWith(s, sub string) string {
