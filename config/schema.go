@@ -85,7 +85,7 @@ type Hub struct {
 	PublicKey     WGKey        `yaml:"public_key"`
 	GateAddress   netip.Prefix `yaml:"gate_address"` // e.g. 10.99.0.2/24
 	HubAddress    netip.Addr   `yaml:"hub_address"`  // e.g. 10.99.0.1
-	MTU           int          `yaml:"mtu"`          // default 1420
+	MTU           int          `yaml:"mtu"`          // default 1420; 1400 when the path adds encapsulation (PPPoE, DS-Lite, a VPS inside a tunnel)
 	RouteLAN      bool         `yaml:"route_lan"`
 	BastionPort   int          `yaml:"bastion_port"` // public TCP port, default 2222
 	ListenPort    int          `yaml:"listen_port"`  // the hub's WireGuard port, default: the endpoint's

@@ -174,6 +174,17 @@ func TestIntegrationBackendChoice(t *testing.T) {
 		w.gate.Run("ip", "link", "del", probe)
 	}
 	args := []string{w.vpnBin, "-config", w.site, "-secrets", w.secrets, "-state", t.TempDir(), "-metrics", "", "-backend", "kernel"}
+
+	// An interface of another kind with the tunnel's name is never deleted.
+	w.gate.MustRun("ip", "link", "add", w.wgIface, "type", "bridge")
+	out, err := w.gate.Run(append(args[:len(args)-1], "auto")...)
+	if err == nil || !strings.Contains(out, "already exists and is a bridge link") {
+		t.Errorf("vpn with a bridge named %s: err=%v, want a refusal:\n%s", w.wgIface, err, out)
+	}
+	if _, err := w.gate.Run("ip", "link", "show", w.wgIface); err != nil {
+		t.Errorf("the bridge %s was deleted", w.wgIface)
+	}
+	w.gate.MustRun("ip", "link", "del", w.wgIface)
 	if kernelHasWG {
 		p := w.startGate("kernel")
 		if !strings.Contains(p.Output(), "backend=kernel") {

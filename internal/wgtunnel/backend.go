@@ -52,11 +52,19 @@ func openBackend(want, ifname string, mtu int, log *slog.Logger) (b backend, rea
 	return nil, "", fmt.Errorf("unknown WireGuard backend %q (auto, kernel or userspace)", want)
 }
 
-// deleteStale removes a link left over by a previous run (a crash).
-func deleteStale(ifname string) {
-	if l, err := netlink.LinkByName(ifname); err == nil {
-		netlink.LinkDel(l)
+// deleteStale removes a WireGuard or TUN link left over by a previous run
+// (a crash). A link of another kind with that name is an error: never
+// delete an interface the tunnel did not make.
+func deleteStale(ifname string) error {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil
 	}
+	switch l.Type() {
+	case "wireguard", "tuntap":
+		return netlink.LinkDel(l)
+	}
+	return fmt.Errorf("interface %s already exists and is a %s link, not a tunnel (choose another vpn.interface)", ifname, l.Type())
 }
 
 type kernelBackend struct {
@@ -66,7 +74,9 @@ type kernelBackend struct {
 }
 
 func openKernel(ifname string, mtu int) (*kernelBackend, error) {
-	deleteStale(ifname)
+	if err := deleteStale(ifname); err != nil {
+		return nil, err
+	}
 	link := &netlink.Wireguard{LinkAttrs: netlink.LinkAttrs{Name: ifname, MTU: mtu}}
 	if err := netlink.LinkAdd(link); err != nil {
 		return nil, fmt.Errorf("creating wireguard link %s: %w", ifname, err)
@@ -117,7 +127,9 @@ type userspaceBackend struct {
 }
 
 func openUserspace(ifname string, mtu int, log *slog.Logger) (*userspaceBackend, error) {
-	deleteStale(ifname)
+	if err := deleteStale(ifname); err != nil {
+		return nil, err
+	}
 	t, err := tun.CreateTUN(ifname, mtu)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

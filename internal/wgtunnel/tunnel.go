@@ -247,7 +247,7 @@ func (t *Tunnel) step(ctx context.Context, now time.Time) error {
 		if !ok {
 			continue
 		}
-		if p.ReceiveBytes > h.rx && h.rx >= 0 {
+		if p.ReceiveBytes > h.rx {
 			h.heard = now
 		}
 		h.rx, h.tx = p.ReceiveBytes, p.TransmitBytes
