@@ -4,7 +4,7 @@ GOFLAGS  ?=
 TESTFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build image test unit integration e2e bench deps fuzz clean vet
+.PHONY: all build image test unit integration e2e bench deps fuzz clean vet golden
 
 all: build
 
@@ -39,6 +39,10 @@ e2e:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	GATE_BENCH=1 $(GO) test -count=1 -timeout 60m -p 1 -v -run 'SideBySide' ./... | grep -E '^(BENCH|---|FAIL|ok)'
+
+## golden: the Debian 12 golden test image for re-imaging (build/golden/, cached; root)
+golden:
+	bash scripts/golden.sh
 
 ## deps: every Debian package the tests use (root, idempotent)
 deps:

@@ -17,6 +17,8 @@ pkgs=(
   openssh-client openssh-server
   # cloud-init (schema checks of our NoCloud data), debootstrap (golden image)
   cloud-init debootstrap
+  # golden image boot loader (BIOS)
+  extlinux syslinux-common
   # independent readers of the image we write
   squashfs-tools dosfstools fdisk e2fsprogs file
   # TFTP clients

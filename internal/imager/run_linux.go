@@ -1,0 +1,149 @@
+package imager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Image carries out one job on a machine: pick the disk, write and verify
+// the image, re-read the partition table and seed cloud-init. Progress
+// goes to bootstrapd through c.
+func Image(ctx context.Context, log *slog.Logger, c *Client, job Job, sysBlock, mnt string) error {
+	dev, err := PickDisk(sysBlock, job.Disk)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR|os.O_EXCL, 0)
+	if err != nil {
+		return fmt.Errorf("open disk %s: %w", dev, err)
+	}
+	defer f.Close()
+	size, err := DiskSize(f)
+	if err != nil {
+		return err
+	}
+	log.Info("writing image", "disk", dev, "disk_bytes", size, "url", job.URL, "format", job.Format)
+	res, err := Write(ctx, job, f, size, WriteOptions{
+		HTTP: nil,
+		Progress: func(written, total int64) {
+			log.Info("progress", "written", written, "total", total)
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if err := c.Progress(pctx, written, total); err != nil {
+				log.Warn("progress report", "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("write %s to %s: %w", job.URL, dev, err)
+	}
+	secs := res.Elapsed.Seconds()
+	log.Info("image written and verified", "disk", dev, "written", res.Written, "downloaded", res.Downloaded,
+		"seconds", fmt.Sprintf("%.1f", secs), "MBps", fmt.Sprintf("%.1f", float64(res.Written)/secs/1e6))
+	root, err := RootPartition(f)
+	if err != nil {
+		return fmt.Errorf("written disk %s: %w", dev, err)
+	}
+	part := PartitionDevice(dev, root.Number)
+	if err := RereadPartitions(f, part); err != nil {
+		return err
+	}
+	if err := Seed(part, mnt, job); err != nil {
+		return err
+	}
+	log.Info("cloud-init seed written", "partition", part, "seed_url", job.SeedURL)
+	return nil
+}
+
+// Main is /init of the imager's initramfs. It never returns: the machine
+// reboots into the new system, or (after a failure) powers off or waits.
+func Main() {
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("prog", "imager")
+	if err := MountEssentials(); err != nil {
+		log.Error("mount", "err", err)
+	}
+	log = slog.New(slog.NewTextHandler(os.Stdout, nil)).With("prog", "imager")
+	ctx := context.Background()
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	cfg, err := ParseCmdline(string(cmdline))
+	if err != nil {
+		fail(log, cfg, nil, err)
+	}
+	lease, err := BringUpNetwork(ctx, log)
+	if err != nil {
+		fail(log, cfg, nil, err)
+	}
+	log.Info("network up", "iface", lease.Iface, "mac", lease.MAC.String(), "addr", lease.IP.String())
+	c := &Client{Base: cfg.Bootstrap, MAC: lease.MAC}
+	var job Job
+	for attempt := 1; ; attempt++ {
+		job, err = c.Job(ctx)
+		if err == nil || errors.Is(err, ErrNoJob) || attempt == 10 {
+			break
+		}
+		log.Warn("job", "attempt", attempt, "err", err)
+		time.Sleep(3 * time.Second)
+	}
+	if err != nil {
+		if errors.Is(err, ErrNoJob) {
+			fail(log, cfg, nil, err) // nothing to report to
+		}
+		fail(log, cfg, c, err)
+	}
+	log.Info("job", "host", job.Host, "disk", job.Disk, "url", job.URL, "format", job.Format, "instance_id", job.InstanceID)
+	if err := Image(ctx, log, c, job, "/sys/block", "/mnt"); err != nil {
+		fail(log, cfg, c, err)
+	}
+	if err := report(ctx, log, c, nil); err != nil {
+		log.Error("reporting done failed; rebooting anyway", "err", err)
+	}
+	log.Info("imager done; rebooting")
+	if err := Reboot(); err != nil {
+		log.Error("reboot", "err", err)
+	}
+	select {}
+}
+
+// report tells bootstrapd the outcome, retrying for up to 10 minutes (the
+// network may come back after a cut).
+func report(ctx context.Context, log *slog.Logger, c *Client, jobErr error) error {
+	end := time.Now().Add(10 * time.Minute)
+	wait := 2 * time.Second
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.Done(rctx, jobErr)
+		cancel()
+		if err == nil {
+			log.Info("reported", "ok", jobErr == nil)
+			return nil
+		}
+		if time.Now().After(end) {
+			return err
+		}
+		log.Warn("report", "err", err, "retry_in", wait)
+		time.Sleep(wait)
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+func fail(log *slog.Logger, cfg BootConfig, c *Client, jobErr error) {
+	log.Error("imager failed", "err", jobErr)
+	if c != nil {
+		if err := report(context.Background(), log, c, jobErr); err != nil {
+			log.Error("could not report the failure", "err", err)
+		}
+	}
+	log.Error("IMAGER FAILED: the disk was not made bootable; the host stays flagged", "err", jobErr)
+	if cfg.OnFail == "wait" {
+		select {}
+	}
+	log.Info("powering off")
+	if err := PowerOff(); err != nil {
+		log.Error("power off", "err", err)
+	}
+	select {}
+}
