@@ -49,7 +49,7 @@ func TestVPSConfig(t *testing.T) {
 			"net.ipv4.ip_forward = 1", "[203.0.113.10]:2222 ssh-ed25519 " + keyField,
 			"ProxyJump admin@vps1.example.net:2222",
 		}},
-		{"named hub and interface", []string{"-c", site, "-i", "wg7", "vps-1"}, exitOK, []string{"### /etc/wireguard/wg7.conf", `oifname "wg7"`}},
+		{"named hub and interface", []string{"-c", site, "-i", "wg7", "vps-1"}, exitOK, []string{"### /etc/wireguard/wg7.conf", "wg set %i private-key /etc/wireguard/%i.key"}},
 		{"unknown hub", []string{"-c", site, "vps-9"}, exitFailed, []string{`no hub "vps-9"`}},
 		{"the same site twice", []string{"-c", site, "-c", site}, exitFailed, []string{"overlaps", "same WireGuard key"}},
 		{"two hubs named", []string{"-c", site, "a", "b"}, exitUsage, []string{"at most one HUB"}},

@@ -21,7 +21,7 @@ func TestIntegrationTunnel(t *testing.T) {
 	}
 	vps1, vps2 := w.vps[0], w.vps[1]
 	// A TCP service on the gate's bastion port (iperf3 stands in).
-	w.gate.Start("iperf3", nil, "iperf3", "-s", "-p", fmt.Sprint(bastionPort))
+	srv := w.gate.Start("iperf3", nil, "iperf3", "-s", "-p", fmt.Sprint(bastionPort))
 
 	start := time.Now()
 	p := w.startGate("auto")
@@ -45,6 +45,11 @@ func TestIntegrationTunnel(t *testing.T) {
 	// address (the generated DNAT + masquerade).
 	if bps := iperf(t, w.admin, vps1Addr, 2222, 1); bps <= 0 {
 		t.Errorf("TCP through vps-1's forwarded port: %v bit/s", bps)
+	}
+	// The service on the gate sees the admin's own address (no masquerade
+	// at the hub; the gate answers through the tunnel).
+	if !strings.Contains(srv.Output(), "Accepted connection from "+adminIP) {
+		t.Errorf("the gate's service did not see the admin's address %s:\n%s", adminIP, srv.Output())
 	}
 	// LAN routing (route_lan on vps-1): the hub reaches the box's LAN side.
 	w.until("vps-1 reaches the LAN through the gate", 10*time.Second, func() error { return ping(vps1.host, boxLAN) })
@@ -84,6 +89,9 @@ func TestIntegrationTunnel(t *testing.T) {
 	}
 	if out, err := w.gate.Run("ip", "link", "show", w.wgIface); err == nil {
 		t.Errorf("interface %s left behind:\n%s", w.wgIface, out)
+	}
+	if out, _ := w.gate.Run("ip", "rule"); strings.Contains(out, "lookup 51820") {
+		t.Errorf("routing rules left behind:\n%s", out)
 	}
 	if out, _ := w.gate.Run("nft", "list", "tables"); strings.Contains(out, "gate-vpn") {
 		t.Errorf("nftables table left behind:\n%s", out)

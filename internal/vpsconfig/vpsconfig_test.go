@@ -65,7 +65,6 @@ hosts:`, 1)
 			"Address = 10.99.0.1/24\n", "ListenPort = 51820\n", "MTU = 1420\n",
 			"PublicKey = " + k1 + "\nAllowedIPs = 10.99.0.2/32, 192.168.1.0/24\nPersistentKeepalive = 25\n",
 			"ip daddr 203.0.113.10 tcp dport 2222 dnat to 10.99.0.2:22",
-			`oifname "wg0" ip daddr 10.99.0.2 tcp dport 22 ct status dnat masquerade`,
 			"net.ipv4.ip_forward = 1",
 			"[vps1.example.net]:2222,[203.0.113.10]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM/DCsGjvTUlWsq64WjEF0+yS2SnZ4Oe4kx4/B2cR0oT",
 			"Host ceph-1\n\tHostName 192.168.1.11\n\tProxyJump alice@vps1.example.net:2222\n",

@@ -9,7 +9,9 @@
 //
 // Every hub of the site file is a peer, with a persistent keepalive, so
 // that the standby hubs stay warm; only the active hub has allowed IPs
-// (its tunnel network). Every keepalive interval the tunnel sends one
+// (any source: the hub forwards the admins' connections to the bastion
+// without rewriting their source, and routing rules send what the gate's
+// tunnel addresses answer back through the tunnel; see policy.go). Every keepalive interval the tunnel sends one
 // small datagram to the active hub's tunnel address: a live hub answers
 // (at least WireGuard's passive keepalive, 10 s later), and a hub that
 // lost the session makes WireGuard handshake again. The hub is "heard"
@@ -72,6 +74,7 @@ type Tunnel struct {
 	since   time.Time // when active became active
 	lastKA  time.Time // last data probe sent
 	routing bool
+	addrs   []netip.Prefix // the gate's tunnel addresses
 }
 
 // hub is one hub's state.
@@ -157,6 +160,10 @@ func (t *Tunnel) setup(ctx context.Context) error {
 	if err := setLink(t.vpn.Interface, t.hubs[0].cfg.MTU, addrs); err != nil {
 		return err
 	}
+	t.addrs = addrs
+	if err := enablePolicyRouting(t.vpn.Interface, addrs); err != nil {
+		return err
+	}
 	now := time.Now()
 	for _, h := range t.hubs {
 		t.resolve(ctx, h, now)
@@ -199,14 +206,17 @@ func (t *Tunnel) peerConfig(i int) wgtypes.PeerConfig {
 		pc.Endpoint = net.UDPAddrFromAddrPort(h.endpoint)
 	}
 	if i == t.active {
-		n := h.cfg.GateAddress.Masked()
-		pc.AllowedIPs = []net.IPNet{{IP: n.Addr().AsSlice(), Mask: net.CIDRMask(n.Bits(), n.Addr().BitLen())}}
+		// Any source: the hub forwards admins' connections unchanged
+		// (see policy.go); what goes into the tunnel is decided by the
+		// routes and rules.
+		pc.AllowedIPs = []net.IPNet{{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
 	}
 	return pc
 }
 
-// Close removes the interface and the LAN routing.
+// Close removes the interface, the routing rules and the LAN routing.
 func (t *Tunnel) Close() error {
+	disablePolicyRouting(t.addrs)
 	if t.routing {
 		if err := disableLANRouting(); err != nil {
 			t.log.Warn("removing LAN routing", "table", nftTable, "err", err)
