@@ -1,4 +1,5 @@
 # gate: see README.md.
+SHELL    := /bin/bash
 GO       ?= go
 GOFLAGS  ?=
 TESTFLAGS ?=
@@ -33,7 +34,7 @@ integration:
 
 ## e2e: the whole journey on the real amd64 image in QEMU
 e2e:
-	$(GO) test $(TESTFLAGS) -count=1 -timeout 30m -v ./integration/site/...
+	$(GO) test $(TESTFLAGS) -count=1 -timeout 30m -v -run 'TestJourney$$' ./integration/site/ 2>&1 | grep -E '^(JOURNEY|---|FAIL|ok|PASS)|journey'; exit $${PIPESTATUS[0]}
 
 ## bench: Go benchmarks and side-by-side runs against the real peers
 bench:

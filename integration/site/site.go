@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,9 @@ type Site struct {
 	Box      *netlab.Host // the ISP box: wan0 on the internet, lan0 on the LAN
 	Switch   *netlab.Host // the LAN's switch (bridge "br0")
 	Servers  []Server
+
+	mu   sync.Mutex
+	hubs map[string]*netlab.Host
 }
 
 // Options select what New starts.
@@ -285,6 +289,13 @@ func (s *Site) Hub(name string, addr netip.Addr) *netlab.Host {
 	s.t.Helper()
 	h := s.Lab.Host(name)
 	s.Lab.Attach(s.Internet, "inet", h, "eth0", addr.String()+"/24")
+	h.MustRun("ip", "route", "add", "default", "via", BoxWAN.String())
+	s.mu.Lock()
+	if s.hubs == nil {
+		s.hubs = map[string]*netlab.Host{}
+	}
+	s.hubs[name] = h
+	s.mu.Unlock()
 	return h
 }
 
@@ -292,4 +303,16 @@ func (s *Site) Hub(name string, addr netip.Addr) *netlab.Host {
 func (n *NUTSource) Status() (string, error) {
 	out, err := n.Host.Output("upsc", n.UPS+"@"+n.Addr, "ups.status")
 	return strings.TrimSpace(out), err
+}
+
+// hubHost returns a namespace created by Hub, by name.
+func (s *Site) hubHost(name string) *netlab.Host {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.hubs[name]
+	if !ok {
+		s.t.Fatalf("site: no hub %q", name)
+	}
+	return h
 }

@@ -1,10 +1,48 @@
 package site
 
-import "testing"
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+)
+
+// journey is the state the steps share.
+type journey struct {
+	t        *testing.T
+	s        *Site
+	dir      string
+	gateCLI  string
+	siteFile string
+	secrets  string
+	adminKey string // private key file of the admin
+	hubKey   string // the hub's WireGuard private key file
+	hubPub   string
+	hubIface string
+	hub      *Hub
+	admin    *netlab.Host
+	gate     *GateVM
+	daemons  []string
+}
+
+const (
+	gateMAC    = "52:54:00:00:00:02"
+	adminAddr  = "203.0.113.50"
+	tunnelGate = "10.99.0.2"
+	tunnelHub  = "10.99.0.1"
+)
 
 // journeySteps are the six steps of issue "Site in a box". A step whose
 // daemon (or whose journey code) has not landed is reported MISSING.
 func journeySteps(t *testing.T) []Step {
+	j := &journey{t: t}
 	notWritten := func(needs ...string) func() string {
 		return func() string {
 			for _, n := range needs {
@@ -16,11 +54,199 @@ func journeySteps(t *testing.T) []Step {
 		}
 	}
 	return []Step{
-		{Name: "1. boot: every service ready", Missing: notWritten("cmd/vpn", "cmd/dyndns", "cmd/upsd", "cmd/bootstrapd", "cmd/bastion")},
-		{Name: "2. tunnel up to the hub", Missing: notWritten("cmd/vpn")},
-		{Name: "3. ssh -J admin@hub:2222 ceph-1", Missing: notWritten("cmd/vpn", "cmd/bastion")},
+		{Name: "1. boot: every service ready", Run: j.boot},
+		{Name: "2. tunnel up to the hub", Missing: landed("cmd/vpn"), Run: j.tunnel},
+		{Name: "3. ssh -J admin@hub:2222 ceph-1", Missing: landed("cmd/vpn", "cmd/bastion"), Run: j.jump},
 		{Name: "4. box address changes: DNS follows, tunnel back", Missing: notWritten("cmd/dyndns", "cmd/vpn")},
 		{Name: "5. UPS critical: compute-1, then ceph-1..3 down; UPS off", Missing: notWritten("cmd/upsd")},
 		{Name: "6. a host re-imaged over PXE, phoned home", Missing: notWritten("cmd/bootstrapd")},
 	}
+}
+
+// landed reports the first of pkgs that is still a placeholder.
+func landed(pkgs ...string) func() string {
+	return func() string {
+		for _, p := range pkgs {
+			if m := Placeholder(p); m != "" {
+				return m
+			}
+		}
+		return ""
+	}
+}
+
+// setup builds the site, the keys and the site file.
+func (j *journey) setup() error {
+	t := j.t
+	j.s = New(t, Options{DHCP: true})
+	j.dir = j.s.Dir
+	j.gateCLI = netlab.Build(t, "gate/gate")
+	j.hubIface = j.s.Lab.Name("wg")
+
+	// The VPS: its own WireGuard key; a default route to the internet.
+	hubHost := j.s.Hub("vps1", Hub1WAN)
+	j.hubKey = filepath.Join(j.dir, "hub.key")
+	priv, err := hubHost.Output("wg", "genkey")
+	if err != nil {
+		return err
+	}
+	os.WriteFile(j.hubKey, []byte(priv), 0o600)
+	pub, err := runStdin(hubHost, priv, "wg", "pubkey")
+	if err != nil {
+		return err
+	}
+	j.hubPub = strings.TrimSpace(pub)
+	j.admin = j.s.Hub("admin", netipMust(adminAddr))
+
+	j.adminKey = filepath.Join(j.dir, "admin_ed25519")
+	if out, err := j.admin.Run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin@laptop", "-f", j.adminKey); err != nil {
+		return fmt.Errorf("ssh-keygen: %v %s", err, out)
+	}
+	adminPub, _ := os.ReadFile(j.adminKey + ".pub")
+
+	j.secrets = filepath.Join(j.dir, "secrets")
+	os.MkdirAll(j.secrets, 0o700)
+	os.WriteFile(filepath.Join(j.secrets, "nut-source"), []byte("sourcepw\n"), 0o600)
+	j.siteFile = filepath.Join(j.dir, "site.yaml")
+	if err := os.WriteFile(j.siteFile, []byte(j.siteYAML(strings.TrimSpace(string(adminPub)))), 0o644); err != nil {
+		return err
+	}
+	if out, err := runIn(j.dir, j.gateCLI, "secrets", "init", "-c", j.siteFile); err != nil {
+		return fmt.Errorf("gate secrets init: %v\n%s", err, out)
+	}
+	if out, err := runIn(j.dir, j.gateCLI, "check", "-c", j.siteFile); err != nil {
+		return fmt.Errorf("gate check: %v\n%s", err, out)
+	}
+	j.daemons = []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+
+	// Every server runs a real sshd that accepts the admin's key.
+	for _, sv := range j.s.Servers {
+		j.s.StartSSHD(sv, []string{strings.TrimSpace(string(adminPub))})
+	}
+	j.s.StartNUTSource("mon", "sourcepw")
+	return nil
+}
+
+// siteYAML is the journey's site file: the example site with the test's
+// keys and the lab's addresses.
+func (j *journey) siteYAML(adminPub string) string {
+	var hosts strings.Builder
+	for _, sv := range Servers() {
+		fmt.Fprintf(&hosts, "  - {name: %s, macs: [%q], ip: %s, role: %s, disk: /dev/vda, shutdown: {group: %s}}\n", sv.Name, sv.MAC, sv.IP, sv.Role, sv.Role)
+	}
+	var users strings.Builder
+	for _, sv := range Servers() {
+		fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", sv.Name, sv.Name)
+	}
+	zeros := strings.Repeat("0", 64)
+	return fmt.Sprintf(`site: {name: e2e, domain: e2e.example.org, timezone: Europe/Paris}
+lan: {subnet: %s, gateway: %s}
+gate: {hostname: gate-1, address: %s/24}
+vpn:
+  hubs:
+    - name: vps-1
+      endpoint: %s:51820
+      public_key: %s
+      gate_address: %s/24
+      hub_address: %s
+dyndns:
+  sources: [{type: upnp}]
+  provider: {type: rfc2136, server: "203.0.113.53:53", zone: e2e.example.org, tsig_key: gate-key, tsig_secret: "file:tsig.key"}
+  records: [{name: home.e2e.example.org}]
+ups:
+  source: nut://%s/ups
+  source_user: mon
+  source_password: file:nut-source
+  users:
+%s    - {name: admin, password: file:nut-admin, role: admin}
+hosts:
+%sroles:
+  ceph: {image: {url: "http://%s:8080/images/ceph.raw", sha256: %s}}
+  compute: {k3s: server, image: {url: "http://%s:8080/images/compute.raw", sha256: %s}}
+bastion:
+  users:
+    - name: admin
+      keys: [%q]
+      allow: ["*:22"]
+bootstrap: {dhcp: proxy}
+`, LANPrefix, BoxLAN, GateLAN, Hub1WAN, j.hubPub, tunnelGate, tunnelHub,
+		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, adminPub)
+}
+
+// boot: the image built from the site file boots in QEMU and every
+// daemon reports ready on the serial console.
+func (j *journey) boot() error {
+	if err := j.setup(); err != nil {
+		return err
+	}
+	img, partuuid := j.s.BuildImage(j.gateCLI, j.siteFile)
+	j.gate = j.s.BootGate(img, partuuid, gateMAC)
+	return j.gate.WaitReady(j.daemons, 4*time.Minute)
+}
+
+// tunnel: the hub runs Debian's wireguard-go with what `gate vps-config`
+// generated, and the gate's tunnel comes up through the box's NAT.
+func (j *journey) tunnel() error {
+	if j.gate == nil {
+		return fmt.Errorf("the gate did not boot")
+	}
+	out := filepath.Join(j.dir, "vps")
+	os.MkdirAll(out, 0o700)
+	if o, err := runIn(j.dir, j.gateCLI, "vps-config", "-c", j.siteFile, "-i", j.hubIface, "-o", out); err != nil {
+		return fmt.Errorf("gate vps-config: %v\n%s", err, o)
+	}
+	j.hub = j.s.StartHub(j.s.hubHost("vps1"), j.hubIface, out, j.hubKey)
+	if err := netlab.Eventually(90*time.Second, time.Second, j.hub.Handshaken); err != nil {
+		return fmt.Errorf("no handshake from the gate: %v\n%s", err, Tail(j.gate.Proc.Output(), 20))
+	}
+	return netlab.Eventually(30*time.Second, time.Second, func() error {
+		_, err := j.hub.Host.Run("ping", "-c1", "-W1", tunnelGate)
+		return err
+	})
+}
+
+// jump: an admin on the internet reaches ceph-1's real sshd through the
+// hub's public port and the gate's bastion, checking the bastion's host key
+// against the known_hosts line `gate vps-config` printed.
+func (j *journey) jump() error {
+	kh := filepath.Join(j.dir, "known_hosts")
+	b, err := os.ReadFile(filepath.Join(j.dir, "vps", "known_hosts"))
+	if err != nil {
+		return err
+	}
+	os.WriteFile(kh, b, 0o600)
+	args := []string{"-i", j.adminKey, "-o", "UserKnownHostsFile=" + kh, "-o", "StrictHostKeyChecking=accept-new",
+		"-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+		"-J", fmt.Sprintf("admin@%s:2222", Hub1WAN), "root@ceph-1", "echo jumped to $(hostname -I)"}
+	var out string
+	err = netlab.Eventually(60*time.Second, 2*time.Second, func() error {
+		var e error
+		out, e = j.admin.Run(append([]string{"ssh"}, args...)...)
+		return e
+	})
+	if err != nil {
+		return fmt.Errorf("ssh -J: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "jumped to 192.168.1.11") {
+		return fmt.Errorf("ssh -J reached the wrong host: %q", out)
+	}
+	return nil
+}
+
+func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// runIn runs a program of the host (not in a namespace) in dir.
+func runIn(dir string, argv ...string) (string, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// runStdin runs argv in h with stdin.
+func runStdin(h *netlab.Host, stdin string, argv ...string) (string, error) {
+	cmd := h.Command(context.Background(), argv...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	return string(out), err
 }

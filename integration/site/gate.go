@@ -1,0 +1,166 @@
+package site
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+)
+
+// GateVM is the real gate image (the amd64 twin) booted under QEMU with
+// its NIC on the site's LAN switch.
+type GateVM struct {
+	Proc  *netlab.Proc
+	Image string
+}
+
+// KernelAMD64 returns the path of gokrazy's kernel.amd64 vmlinuz.
+func KernelAMD64(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/gokrazy/kernel.amd64").Output()
+	if err != nil {
+		t.Fatalf("locating kernel.amd64: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "vmlinuz")
+}
+
+// BuildImage runs `gate image --arch amd64` on siteFile and returns the
+// image's path and the root PARTUUID it printed.
+func (s *Site) BuildImage(gateCLI, siteFile string) (img, partuuid string) {
+	s.t.Helper()
+	img = filepath.Join(s.Dir, "gate-amd64.img")
+	cmd := exec.Command(gateCLI, "image", "-c", siteFile, "--arch", "amd64", "-o", img)
+	cmd.Dir = RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("gate image: %v\n%s", err, out)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "root=PARTUUID="); ok {
+			partuuid = v
+		}
+	}
+	if partuuid == "" {
+		s.t.Fatalf("gate image printed no root=PARTUUID:\n%s", out)
+	}
+	return img, partuuid
+}
+
+// BootGate boots img under QEMU (TCG) with its NIC (MAC mac) on a tap in
+// the LAN switch, kernel direct boot as gokrazy's amd64 twin is meant to.
+func (s *Site) BootGate(img, partuuid, mac string) *GateVM {
+	s.t.Helper()
+	tap := s.Lab.Name("gt")
+	s.Switch.Tap(tap, "br0")
+	p := s.Switch.Start("qemu-gate", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2",
+		"-nographic", "-no-reboot", "-kernel", KernelAMD64(s.t),
+		"-append", fmt.Sprintf("console=ttyS0,115200 root=PARTUUID=%s init=/gokrazy/init rootwait panic=10 oops=panic", partuuid),
+		"-drive", "file="+img+",format=raw,if=virtio",
+		"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=n0,mac="+mac)
+	return &GateVM{Proc: p, Image: img}
+}
+
+// WaitReady waits for every named daemon's readiness line on the console.
+func (g *GateVM) WaitReady(daemons []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, d := range daemons {
+		left := time.Until(deadline)
+		if left <= 0 {
+			left = time.Millisecond
+		}
+		if err := g.Proc.WaitFor("msg=ready daemon="+d, left); err != nil {
+			return fmt.Errorf("%v\nlast console lines:\n%s", err, Tail(g.Proc.Output(), 30))
+		}
+	}
+	return nil
+}
+
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Hub is a VPS running Debian's wireguard-go, configured from the files
+// `gate vps-config -o DIR` wrote.
+type Hub struct {
+	Host  *netlab.Host
+	Iface string
+	Proc  *netlab.Proc
+	Dir   string
+}
+
+// StartHub applies what `gate vps-config` wrote in dir to host h the way
+// wg-quick would: a wireguard-go interface loaded with the stripped config,
+// the hub's own private key (keyFile), its addresses, MTU, the sysctls and
+// the nftables rules that forward the bastion's public port.
+func (s *Site) StartHub(h *netlab.Host, iface, dir, keyFile string) *Hub {
+	s.t.Helper()
+	conf := filepath.Join(dir, iface+".conf")
+	p := h.Start("wireguard-go", []string{"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "LOG_LEVEL=error"}, "wireguard-go", "-f", iface)
+	if err := netlab.Eventually(10*time.Second, 100*time.Millisecond, func() error {
+		_, err := h.Run("wg", "show", iface)
+		return err
+	}); err != nil {
+		s.t.Fatalf("wireguard-go on %s: %v", h.Name, err)
+	}
+	stripped, err := h.Output("wg-quick", "strip", conf)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	sc := filepath.Join(dir, "stripped.conf")
+	if err := os.WriteFile(sc, []byte(stripped), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	h.MustRun("wg", "setconf", iface, sc)
+	h.MustRun("wg", "set", iface, "private-key", keyFile)
+	f, err := os.ReadFile(conf)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	mtu := "1420"
+	for _, line := range strings.Split(string(f), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "Address":
+			for _, a := range strings.Split(v, ",") {
+				h.MustRun("ip", "addr", "add", strings.TrimSpace(a), "dev", iface)
+			}
+		case "MTU":
+			mtu = strings.TrimSpace(v)
+		}
+	}
+	h.MustRun("ip", "link", "set", iface, "mtu", mtu, "up")
+	h.MustRun("sysctl", "-qp", filepath.Join(dir, "99-gate-hub.conf"))
+	h.MustRun("nft", "-f", filepath.Join(dir, "gate-hub.nft"))
+	return &Hub{Host: h, Iface: iface, Proc: p, Dir: dir}
+}
+
+// Handshaken reports whether the hub has a recent handshake with a peer.
+func (hb *Hub) Handshaken() error {
+	out, err := hb.Host.Output("wg", "show", hb.Iface, "latest-handshakes")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[1] != "0" {
+			return nil
+		}
+	}
+	return fmt.Errorf("no handshake yet: %q", out)
+}
