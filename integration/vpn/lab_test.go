@@ -158,6 +158,7 @@ vpn:
 func (w *world) startHub(h *hubNS) {
 	w.t.Helper()
 	conf := filepath.Join(h.dir, h.iface+".conf")
+	os.MkdirAll("/var/run/wireguard", 0o755) // wireguard-go's UAPI sockets, shared by every namespace
 	h.proc = h.host.Start("wireguard-go", []string{"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "LOG_LEVEL=error"}, "wireguard-go", "-f", h.iface)
 	if err := netlab.Eventually(10*time.Second, 100*time.Millisecond, func() error {
 		_, err := h.host.Run("wg", "show", h.iface)
@@ -247,7 +248,13 @@ func wgQuickFields(t *testing.T, path string) (addrs []string, mtu string, allow
 // startGate runs cmd/vpn in the gate and waits for its readiness line.
 func (w *world) startGate(backend string) *netlab.Proc {
 	w.t.Helper()
-	p := w.gate.Start("vpn", nil, w.vpnBin, "-config", w.site, "-secrets", w.secrets, "-state", filepath.Join(w.dir, "state"),
+	return w.startVPN(w.gate, w.site, w.secrets, backend)
+}
+
+// startVPN runs cmd/vpn in h with a site file and its secrets.
+func (w *world) startVPN(h *netlab.Host, site, secrets, backend string) *netlab.Proc {
+	w.t.Helper()
+	p := h.Start("vpn", nil, w.vpnBin, "-config", site, "-secrets", secrets, "-state", filepath.Join(w.t.TempDir(), "state"),
 		"-metrics", "127.0.0.1:9101", "-backend", backend)
 	if err := p.WaitFor("msg=ready", 30*time.Second); err != nil {
 		w.t.Fatalf("%v\n%s", err, p.Output())

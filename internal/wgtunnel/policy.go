@@ -13,13 +13,16 @@ import (
 // the hub forwards their connections to the gate's tunnel address without
 // rewriting the source, and the gate answers them through the tunnel.
 //
-// For each tunnel address A of the gate (the wg-quick way):
+// For each tunnel address A of the gate:
 //
-//	rule  from A lookup main suppress_prefixlength 0   (LAN, tunnel net: as usual)
-//	rule  from A lookup 51820                          (anything else:)
-//	route default dev IFACE table 51820                (through the tunnel)
+//	rule  from A lookup 51820
+//	route default dev IFACE table 51820
 //
 // and the active hub's peer accepts any source (allowed IPs 0.0.0.0/0).
+// Whatever the gate sends from a tunnel address goes through the tunnel,
+// even to a network it is directly on (an admin's address can be anything;
+// wg-quick's "suppress_prefixlength 0" would send those answers out of
+// the wrong interface). The gate's own connections use its LAN address.
 const (
 	routeTable   = 51820
 	rulePriority = 10100
@@ -31,19 +34,12 @@ func policyRules(addrs []netip.Prefix) []*netlink.Rule {
 		if !a.Addr().Is4() {
 			continue
 		}
-		src := &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}
-		main := netlink.NewRule()
-		main.Family = unix.AF_INET
-		main.Src = src
-		main.Table = unix.RT_TABLE_MAIN
-		main.SuppressPrefixlen = 0
-		main.Priority = rulePriority + 2*i
-		tun := netlink.NewRule()
-		tun.Family = unix.AF_INET
-		tun.Src = src
-		tun.Table = routeTable
-		tun.Priority = rulePriority + 2*i + 1
-		rules = append(rules, main, tun)
+		r := netlink.NewRule()
+		r.Family = unix.AF_INET
+		r.Src = &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}
+		r.Table = routeTable
+		r.Priority = rulePriority + i
+		rules = append(rules, r)
 	}
 	return rules
 }

@@ -209,7 +209,7 @@ func (t *Tunnel) peerConfig(i int) wgtypes.PeerConfig {
 		// Any source: the hub forwards admins' connections unchanged
 		// (see policy.go); what goes into the tunnel is decided by the
 		// routes and rules.
-		pc.AllowedIPs = []net.IPNet{{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
+		pc.AllowedIPs = []net.IPNet{{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, {IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}
 	}
 	return pc
 }
