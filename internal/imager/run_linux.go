@@ -44,19 +44,48 @@ func Image(ctx context.Context, log *slog.Logger, c *Client, job Job, sysBlock, 
 	secs := res.Elapsed.Seconds()
 	log.Info("image written and verified", "disk", dev, "written", res.Written, "downloaded", res.Downloaded,
 		"seconds", fmt.Sprintf("%.1f", secs), "MBps", fmt.Sprintf("%.1f", float64(res.Written)/secs/1e6))
-	root, err := RootPartition(f)
-	if err != nil {
-		return fmt.Errorf("written disk %s: %w", dev, err)
+	// From here on the disk is bootable: a failure must undo that, so the
+	// host does not boot an unconfigured system.
+	seedErr := func() error {
+		root, err := RootPartition(f)
+		if err != nil {
+			return fmt.Errorf("written disk %s: %w", dev, err)
+		}
+		part := PartitionDevice(dev, root.Number)
+		if err := RereadPartitions(f, part); err != nil {
+			return err
+		}
+		// Our exclusive open of the whole disk would keep the partition
+		// from being mounted.
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", dev, err)
+		}
+		if err := Seed(part, mnt, job); err != nil {
+			return err
+		}
+		log.Info("cloud-init seed written", "partition", part, "seed_url", job.SeedURL)
+		return nil
+	}()
+	if seedErr != nil {
+		if err := wipeHead(dev); err != nil {
+			log.Error("could not make the disk unbootable again", "disk", dev, "err", err)
+		}
+		return seedErr
 	}
-	part := PartitionDevice(dev, root.Number)
-	if err := RereadPartitions(f, part); err != nil {
-		return err
-	}
-	if err := Seed(part, mnt, job); err != nil {
-		return err
-	}
-	log.Info("cloud-init seed written", "partition", part, "seed_url", job.SeedURL)
 	return nil
+}
+
+// wipeHead zeroes the start of the disk (boot code, partition table).
+func wipeHead(dev string) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, HeadSize), 0); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // Main is /init of the imager's initramfs. It never returns: the machine

@@ -1,0 +1,190 @@
+package reimage
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+)
+
+var requirements = []string{"qemu-system-x86_64", "dnsmasq", "debootstrap", "extlinux", "sfdisk", "mkfs.ext4", "zstd", "debugfs", "ssh", "ssh-keygen"}
+
+// seedFile reads the cloud-init seed the imager wrote, with debugfs (an
+// independent ext4 reader) on the disk's first partition.
+func seedFile(t *testing.T, disk string) (string, error) {
+	out, err := exec.Command("debugfs", "-R", "cat /etc/cloud/cloud.cfg.d/99-gate.cfg", disk+"?offset=1048576").CombinedOutput()
+	s := string(out)
+	if i := strings.Index(s, "\n"); strings.HasPrefix(s, "debugfs ") && i >= 0 {
+		s = s[i+1:]
+	}
+	if err != nil || !strings.Contains(s, "datasource_list") {
+		return s, fmt.Errorf("debugfs cat seed: %v: %s", err, out)
+	}
+	return s, nil
+}
+
+func sameHead(t *testing.T, disk, raw string, n int) bool {
+	a := make([]byte, n)
+	b := make([]byte, n)
+	fa, _ := os.Open(disk)
+	fb, _ := os.Open(raw)
+	defer fa.Close()
+	defer fb.Close()
+	fa.ReadAt(a, 0)
+	fb.ReadAt(b, 0)
+	return string(a) == string(b)
+}
+
+// TestIntegrationImagerWritesDisk boots the imager (kernel.amd64 + our
+// initramfs) on a blank disk against a server speaking bootstrapd's side
+// of the contract, then boots the written disk: Debian comes up, applies
+// its NoCloud data (hostname, admin key: SSH works) and phones home.
+func TestIntegrationImagerWritesDisk(t *testing.T) {
+	netlab.Require(t, requirements...)
+	_, zst, sums := golden(t)
+	kernel, initrd := imagerBoot(t)
+	l := newLAN(t)
+	s := startJobServer(t, l)
+
+	keyDir := t.TempDir()
+	key := filepath.Join(keyDir, "admin")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	s.files["/images/golden.raw.zst"] = zst
+	s.nocloud["meta-data"] = "instance-id: ceph-1-1\nlocal-hostname: ceph-1\n"
+	s.nocloud["user-data"] = "#cloud-config\nhostname: ceph-1\npreserve_hostname: false\nusers:\n  - name: admin\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [\"" + strings.TrimSpace(string(pub)) + "\"]\n" +
+		"phone_home:\n  url: " + base() + "/phone-home/ceph-1\n  post: [hostname, instance_id]\n  tries: 10\n"
+	s.job = map[string]any{"host": "ceph-1", "disk": "", "url": base() + "/images/golden.raw.zst", "format": "zstd",
+		"sha256": sums["golden.raw.zst"], "seed_url": base() + "/nocloud/ceph-1/", "instance_id": "ceph-1-1"}
+
+	disk := blankDisk(t, 2<<30)
+	start := time.Now()
+	q := l.bootImager(kernel, initrd, disk)
+	waitExit(t, q, 15*time.Minute)
+	imaged := time.Since(start)
+	d, ok := s.lastDone()
+	if !ok || !d.OK {
+		t.Fatalf("imager did not report success (%+v):\n%s", d, tail(q.Output(), 60))
+	}
+	if !strings.Contains(q.Output(), "imager done; rebooting") {
+		t.Fatalf("imager did not reboot:\n%s", tail(q.Output(), 40))
+	}
+	if len(s.progress) == 0 {
+		t.Errorf("no progress reported")
+	}
+	seed, err := seedFile(t, disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(seed, "seedfrom: \""+base()+"/nocloud/ceph-1/\"") || !strings.Contains(seed, "datasource_list: [NoCloud]") {
+		t.Fatalf("seed:\n%s", seed)
+	}
+	raw := strings.TrimSuffix(zst, ".zst")
+	if !sameHead(t, disk, raw, 1<<20) {
+		t.Fatalf("the disk's first MiB differs from the golden image")
+	}
+	t.Logf("imaged in %s", imaged)
+
+	// Boot the written disk (BIOS, disk first).
+	bootStart := time.Now()
+	vm := l.sw.Start("qemu-disk", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot",
+		"-drive", "file="+disk+",format=raw,if=virtio", "-boot", "c",
+		"-netdev", "tap,id=n0,ifname="+l.tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac="+vmMAC, "-device", "virtio-rng-pci")
+	defer vm.Kill()
+	var hostname string
+	err = netlab.Eventually(10*time.Minute, 5*time.Second, func() error {
+		select {
+		case <-vm.Done():
+			return fmt.Errorf("VM ended")
+		default:
+		}
+		out, err := l.sw.Output("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			"-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "admin@"+vmAddr, "hostname")
+		hostname = strings.TrimSpace(out)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("ssh admin@%s: %v\n%s", vmAddr, err, tail(vm.Output(), 60))
+	}
+	if hostname != "ceph-1" {
+		t.Fatalf("hostname %q, want ceph-1", hostname)
+	}
+	err = netlab.Eventually(5*time.Minute, 2*time.Second, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.phoned) == 0 {
+			return fmt.Errorf("no phone-home")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tail(vm.Output(), 40))
+	}
+	t.Logf("disk boot → ssh + phone-home in %s; power-on → phone-home %s", time.Since(bootStart), time.Since(start))
+}
+
+// TestIntegrationImagerFailures: each failure is reported with its reason,
+// the disk is not made bootable, and the imager powers off instead of
+// rebooting into it.
+func TestIntegrationImagerFailures(t *testing.T) {
+	netlab.Require(t, requirements...)
+	raw, zst, sums := golden(t)
+	kernel, initrd := imagerBoot(t)
+	l := newLAN(t)
+	s := startJobServer(t, l)
+	s.files["/images/golden.raw"] = raw
+	s.files["/images/golden.raw.zst"] = zst
+
+	job := func(path, format, sha string) map[string]any {
+		return map[string]any{"host": "ceph-1", "url": base() + path, "format": format, "sha256": sha,
+			"seed_url": base() + "/nocloud/ceph-1/", "instance_id": "ceph-1-2"}
+	}
+	tests := []struct {
+		name     string
+		job      map[string]any
+		diskSize int64
+		cut      bool
+		want     string
+	}{
+		{"image URL 404", job("/images/missing.raw", "raw", sums["golden.raw"]), 2 << 30, false, "404 Not Found"},
+		{"disk smaller than the image", job("/images/golden.raw", "raw", sums["golden.raw"]), 1 << 30, false, "larger than the disk"},
+		{"wrong sha256", job("/images/golden.raw.zst", "zstd", strings.Repeat("0", 64)), 2 << 30, false, "sha256 mismatch"},
+		{"network cut mid-way", job("/images/golden.raw.zst", "zstd", sums["golden.raw.zst"]), 2 << 30, true, "no data for"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.mu.Lock()
+			s.job, s.done, s.cut, s.cutOnce = tt.job, nil, nil, &sync.Once{}
+			if tt.cut {
+				s.cut = func() {
+					l.sw.Run("ip", "link", "set", l.tap, "down")
+					t.Logf("link cut")
+					time.AfterFunc(45*time.Second, func() { l.sw.Run("ip", "link", "set", l.tap, "up"); t.Logf("link back") })
+				}
+			}
+			s.mu.Unlock()
+			disk := blankDisk(t, tt.diskSize)
+			q := l.bootImager(kernel, initrd, disk)
+			waitExit(t, q, 10*time.Minute)
+			l.sw.Run("ip", "link", "set", l.tap, "up")
+			d, ok := s.lastDone()
+			if !ok || d.OK || !strings.Contains(d.Error, tt.want) {
+				t.Fatalf("done = %+v (reported: %v), want a failure with %q:\n%s", d, ok, tt.want, tail(q.Output(), 40))
+			}
+			if strings.Contains(q.Output(), "rebooting") || !strings.Contains(q.Output(), "powering off") {
+				t.Fatalf("imager did not power off after the failure:\n%s", tail(q.Output(), 20))
+			}
+			if !sameHead(t, disk, blankDisk(t, 1<<20), 512) {
+				t.Fatalf("the failed disk has a boot sector")
+			}
+		})
+	}
+}
