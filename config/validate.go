@@ -200,8 +200,8 @@ func (v *validator) vpn() {
 	// integration tests use 10-15s to stay short.
 	if vp.FailAfter.D() < 10*time.Second {
 		v.errf("vpn.failover_after", "%s is too short (at least 10s, and more than the keepalive; 90s is the default)", vp.FailAfter.D())
-	} else if vp.Keepalive.D() > 0 && vp.FailAfter.D() <= vp.Keepalive.D() {
-		v.errf("vpn.failover_after", "%s is not longer than vpn.keepalive %s: a live hub would look silent (at least 3 keepalives)", vp.FailAfter.D(), vp.Keepalive.D())
+	} else if vp.Keepalive.D() > 0 && vp.FailAfter.D() < 3*vp.Keepalive.D() {
+		v.errf("vpn.failover_after", "%s is shorter than 3 keepalives (vpn.keepalive %s): a live hub could look silent", vp.FailAfter.D(), vp.Keepalive.D())
 	}
 	names := map[string]bool{}
 	nets := map[netip.Prefix]string{}
