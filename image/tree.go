@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"gate/config"
+	"gate/internal/initramfs"
 )
 
 // entry is one thing to put into a file system.
@@ -157,6 +159,15 @@ func rootTree(o Options, bins map[string]string, kernel module, root string) (*t
 	}
 	for p, src := range assets {
 		t.copy(p, 0o644, src)
+	}
+	if o.Config.Bootstrap != nil {
+		// The re-imaging initramfs (issue 6), booted by bootstrapd's iPXE script.
+		kernel, initrd, err := initramfs.Assets(context.Background(), o.SourceDir)
+		if err != nil {
+			return nil, fmt.Errorf("imager assets: %w", err)
+		}
+		t.copy(path.Join(AssetsDir, "imager", "vmlinuz"), 0o644, kernel)
+		t.file(path.Join(AssetsDir, "imager", "initramfs.gz"), 0o644, initrd)
 	}
 	for p, data := range o.ExtraRootFiles {
 		t.file(p, 0o644, data)

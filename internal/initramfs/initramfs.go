@@ -106,3 +106,18 @@ func KernelPath(ctx context.Context, moduleDir string) (string, error) {
 	}
 	return p, nil
 }
+
+// Assets returns what bootstrapd serves under assets/imager/: the path of
+// kernel.amd64's vmlinuz and the initramfs.gz bytes, both for the gate
+// module that contains sourceDir.
+func Assets(ctx context.Context, sourceDir string) (kernel string, initrd []byte, err error) {
+	kernel, err = KernelPath(ctx, sourceDir)
+	if err != nil {
+		return "", nil, err
+	}
+	initrd, err = Build(ctx, sourceDir)
+	if err != nil {
+		return "", nil, err
+	}
+	return kernel, initrd, nil
+}
