@@ -51,21 +51,42 @@ func TestIntegrationImagerWritesDisk(t *testing.T) {
 	kernel, initrd := imagerBoot(t)
 	l := newLAN(t)
 	s := startJobServer(t, l)
+	key := s.cloudConfig(t, "ceph-1")
+	s.files["/images/golden.raw.zst"] = zst
+	s.job = s.jobFor("ceph-1", "/images/golden.raw.zst", "zstd", sums["golden.raw.zst"])
 
-	keyDir := t.TempDir()
-	key := filepath.Join(keyDir, "admin")
+	disk := blankDisk(t, 2<<30)
+	start := time.Now()
+	imaged := s.image(t, l, kernel, initrd, disk, strings.TrimSuffix(zst, ".zst"))
+	t.Logf("imaged in %s", imaged)
+	booted := s.bootDisk(t, l, disk, key, "ceph-1")
+	t.Logf("disk boot → ssh + phone-home in %s; power-on → phone-home %s", booted, time.Since(start))
+}
+
+// cloudConfig sets NoCloud data for host (admin user with a fresh key,
+// phone_home to the server) and returns the private key's path.
+func (s *jobServer) cloudConfig(t *testing.T, host string) string {
+	key := filepath.Join(t.TempDir(), "admin")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v: %s", err, out)
 	}
 	pub, _ := os.ReadFile(key + ".pub")
-	s.files["/images/golden.raw.zst"] = zst
-	s.nocloud["meta-data"] = "instance-id: ceph-1-1\nlocal-hostname: ceph-1\n"
-	s.nocloud["user-data"] = "#cloud-config\nhostname: ceph-1\npreserve_hostname: false\nusers:\n  - name: admin\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [\"" + strings.TrimSpace(string(pub)) + "\"]\n" +
-		"phone_home:\n  url: " + base() + "/phone-home/ceph-1\n  post: [hostname, instance_id]\n  tries: 10\n"
-	s.job = map[string]any{"host": "ceph-1", "disk": "", "url": base() + "/images/golden.raw.zst", "format": "zstd",
-		"sha256": sums["golden.raw.zst"], "seed_url": base() + "/nocloud/ceph-1/", "instance_id": "ceph-1-1"}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nocloud["meta-data"] = "instance-id: " + host + "-1\nlocal-hostname: " + host + "\n"
+	s.nocloud["user-data"] = "#cloud-config\nhostname: " + host + "\npreserve_hostname: false\nusers:\n  - name: admin\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [\"" + strings.TrimSpace(string(pub)) + "\"]\n" +
+		"phone_home:\n  url: " + base() + "/phone-home/" + host + "\n  post: [hostname, instance_id]\n  tries: 10\n"
+	return key
+}
 
-	disk := blankDisk(t, 2<<30)
+func (s *jobServer) jobFor(host, path, format, sha string) map[string]any {
+	return map[string]any{"host": host, "disk": "", "url": base() + path, "format": format,
+		"sha256": sha, "seed_url": base() + "/nocloud/" + host + "/", "instance_id": host + "-1"}
+}
+
+// image boots the imager on disk and checks the result against the raw
+// golden image; it returns QEMU start → imager's reboot.
+func (s *jobServer) image(t *testing.T, l *lan, kernel, initrd, disk, raw string) time.Duration {
 	start := time.Now()
 	q := l.bootImager(kernel, initrd, disk)
 	waitExit(t, q, 15*time.Minute)
@@ -77,30 +98,36 @@ func TestIntegrationImagerWritesDisk(t *testing.T) {
 	if !strings.Contains(q.Output(), "imager done; rebooting") {
 		t.Fatalf("imager did not reboot:\n%s", tail(q.Output(), 40))
 	}
-	if len(s.progress) == 0 {
+	s.mu.Lock()
+	np := len(s.progress)
+	s.mu.Unlock()
+	if np == 0 {
 		t.Errorf("no progress reported")
 	}
 	seed, err := seedFile(t, disk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(seed, "seedfrom: \""+base()+"/nocloud/ceph-1/\"") || !strings.Contains(seed, "datasource_list: [NoCloud]") {
+	seedURL := s.job["seed_url"].(string)
+	if !strings.Contains(seed, "seedfrom: \""+seedURL+"\"") || !strings.Contains(seed, "datasource_list: [NoCloud]") {
 		t.Fatalf("seed:\n%s", seed)
 	}
-	raw := strings.TrimSuffix(zst, ".zst")
 	if !sameHead(t, disk, raw, 1<<20) {
 		t.Fatalf("the disk's first MiB differs from the golden image")
 	}
-	t.Logf("imaged in %s", imaged)
+	return imaged
+}
 
-	// Boot the written disk (BIOS, disk first).
+// bootDisk boots the written disk (BIOS, disk first) until SSH with the
+// admin key works, the hostname is right and the host phoned home.
+func (s *jobServer) bootDisk(t *testing.T, l *lan, disk, key, host string) time.Duration {
 	bootStart := time.Now()
 	vm := l.sw.Start("qemu-disk", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot",
 		"-drive", "file="+disk+",format=raw,if=virtio", "-boot", "c",
 		"-netdev", "tap,id=n0,ifname="+l.tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac="+vmMAC, "-device", "virtio-rng-pci")
 	defer vm.Kill()
 	var hostname string
-	err = netlab.Eventually(10*time.Minute, 5*time.Second, func() error {
+	err := netlab.Eventually(10*time.Minute, 5*time.Second, func() error {
 		select {
 		case <-vm.Done():
 			return fmt.Errorf("VM ended")
@@ -114,21 +141,23 @@ func TestIntegrationImagerWritesDisk(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ssh admin@%s: %v\n%s", vmAddr, err, tail(vm.Output(), 60))
 	}
-	if hostname != "ceph-1" {
-		t.Fatalf("hostname %q, want ceph-1", hostname)
+	if hostname != host {
+		t.Fatalf("hostname %q, want %s", hostname, host)
 	}
 	err = netlab.Eventually(5*time.Minute, 2*time.Second, func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if len(s.phoned) == 0 {
-			return fmt.Errorf("no phone-home")
+		for _, h := range s.phoned {
+			if h == host {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("no phone-home from %s", host)
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, tail(vm.Output(), 40))
 	}
-	t.Logf("disk boot → ssh + phone-home in %s; power-on → phone-home %s", time.Since(bootStart), time.Since(start))
+	return time.Since(bootStart)
 }
 
 // TestIntegrationImagerFailures: each failure is reported with its reason,

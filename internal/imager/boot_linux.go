@@ -21,6 +21,9 @@ import (
 type BootConfig struct {
 	Bootstrap string // gate.bootstrap=URL: bootstrapd's base URL
 	OnFail    string // gate.onfail=poweroff (default) or wait
+	// Bench (gate.bench=download) only downloads the job's image to
+	// nowhere and reports the rate: the link's limit, for make bench.
+	Bench string
 }
 
 // ParseCmdline reads the imager's settings from /proc/cmdline's text.
@@ -33,6 +36,8 @@ func ParseCmdline(cmdline string) (BootConfig, error) {
 			c.Bootstrap = v
 		case "gate.onfail":
 			c.OnFail = v
+		case "gate.bench":
+			c.Bench = v
 		}
 	}
 	if c.Bootstrap == "" {

@@ -124,6 +124,14 @@ func Main() {
 		fail(log, cfg, c, err)
 	}
 	log.Info("job", "host", job.Host, "disk", job.Disk, "url", job.URL, "format", job.Format, "instance_id", job.InstanceID)
+	if cfg.Bench == "download" {
+		start := time.Now()
+		n, err := Download(ctx, job.URL)
+		secs := time.Since(start).Seconds()
+		log.Info("bench download", "bytes", n, "seconds", fmt.Sprintf("%.1f", secs), "MBps", fmt.Sprintf("%.1f", float64(n)/secs/1e6), "err", err)
+		PowerOff()
+		select {}
+	}
 	if err := Image(ctx, log, c, job, "/sys/block", "/mnt"); err != nil {
 		fail(log, cfg, c, err)
 	}

@@ -225,3 +225,21 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Download fetches url to nowhere (no hash, no disk): the plain-download
+// baseline of the side-by-side benchmark.
+func Download(ctx context.Context, url string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return io.Copy(io.Discard, resp.Body)
+}
