@@ -138,7 +138,9 @@ func TestIntegrationImageReaders(t *testing.T) {
 			}
 		})
 	}
-	// Reproducible: the same inputs give the same system bytes.
+	// Reproducible: the same inputs give the same system bytes. (The
+	// source date is pinned: the checkout's commit time is an input too.)
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	a := build(t, c, data, "amd64", filepath.Join(dir, "a.img"))
 	b := build(t, c, data, "amd64", filepath.Join(dir, "b.img"))
 	if a.SystemSHA256 != b.SystemSHA256 || a.BuildTimestamp != b.BuildTimestamp {
