@@ -55,7 +55,7 @@ func commands() []command {
 		{"secrets", "init [-c FILE]", "create the site's missing secrets (never overwrites)", cmdSecrets},
 		{"example", "", "print the example site file, to start your own", cmdExample},
 		{"image", "[-c FILE] [--arch arm64|amd64] [-o FILE]", "build the SD card image", cmdImage},
-		{"flash", "[--yes] IMAGE DEVICE|FILE", "write the image to an SD card and verify it", cmdFlash},
+		{"flash", "[--yes] [--image FILE] DEVICE|FILE", "write the image to an SD card and verify it", cmdFlash},
 		{"update", "[-c FILE] [--host ADDR]", "update the running gate over the air", cmdUpdate},
 		{"vps-config", "[-c FILE]... [HUB]", "print the VPS hub's configuration", cmdVPSConfig},
 		{"reimage", "[-c FILE] [--cancel] HOST", "flag a host for re-imaging at its next network boot", cmdReimage},

@@ -113,3 +113,29 @@ func TestUsageAndExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestFlashAsksThenWrites(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "gate.img")
+	os.WriteFile(img, bytes.Repeat([]byte("x"), 1<<20), 0o644)
+	card := filepath.Join(dir, "card.img")
+	os.WriteFile(card, []byte("old"), 0o644)
+
+	var out, errb bytes.Buffer
+	code := run(&env{stdout: &out, stderr: &errb, stdin: strings.NewReader("no\n")}, []string{"flash", "--image", img, card})
+	if code != exitFailed || !strings.Contains(errb.String(), "not confirmed") {
+		t.Fatalf("declined: exit %d\n%s", code, errb.String())
+	}
+	if b, _ := os.ReadFile(card); string(b) != "old" {
+		t.Fatal("written although declined")
+	}
+	out.Reset()
+	errb.Reset()
+	code = run(&env{stdout: &out, stderr: &errb, stdin: strings.NewReader("yes\n")}, []string{"flash", "--image", img, card})
+	if code != exitOK || !strings.Contains(out.String(), "verified") {
+		t.Fatalf("confirmed: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if code, _, _ := runGate(t, "", "flash", "--yes", "--image", img, "/dev/null"); code != exitFailed {
+		t.Errorf("flashing /dev/null: exit %d", code)
+	}
+}
