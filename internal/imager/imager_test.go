@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"math/rand"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,11 +82,8 @@ func serve(t *testing.T, files map[string][]byte) string {
 	return srv.URL
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-func fmtInt(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}
+func itoa(n int) string   { return strconv.Itoa(n) }
+func fmtInt(n int) string { return strconv.Itoa(n) }
 
 func TestWrite(t *testing.T) {
 	img := testImage(t)
@@ -467,4 +464,32 @@ func TestParseCmdline(t *testing.T) {
 	}
 }
 
-var _ = io.EOF
+// BenchmarkWrite measures the imager's stream (HTTP over loopback, hash,
+// zstd, write to a file) on this machine.
+func BenchmarkWrite(b *testing.B) {
+	img := bytes.Repeat(testImage(b), 8) // 24 MiB
+	z := zst(b, img)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "img.raw"), img, 0o644)
+	os.WriteFile(filepath.Join(dir, "img.raw.zst"), z, 0o644)
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	for _, c := range []struct{ name, path, format, sha string }{
+		{"raw", "/img.raw", "raw", sum(img)}, {"zstd", "/img.raw.zst", "zstd", sum(z)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			disk, err := os.Create(filepath.Join(b.TempDir(), "disk"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer disk.Close()
+			job := Job{URL: srv.URL + c.path, Format: c.format, SHA256: c.sha}
+			b.SetBytes(int64(len(img)))
+			for i := 0; i < b.N; i++ {
+				if _, err := Write(context.Background(), job, disk, 32<<20, WriteOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
