@@ -1,21 +1,110 @@
-// Command bastion is a placeholder daemon until its issue lands: it follows the
-// daemon conventions (flags, readiness line, /metrics, SIGTERM) and does
-// nothing else.
+// Command bastion is the gate's SSH jump host: admins reach the site's
+// servers with `ssh -J admin@<vps>:2222 ceph-1`. It listens on the gate's
+// tunnel addresses (and on the LAN if bastion.listen_lan), see
+// internal/bastion.
 package main
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"gate/internal/bastion"
 	"gate/internal/daemon"
 )
 
 func main() {
-	daemon.Main("bastion", daemon.MetricsBastion, func(ctx context.Context, d *daemon.Daemon) error {
-		if d.Config.Bastion == nil {
-			return daemon.ErrDisabled
-		}
-		d.Ready("placeholder", true)
-		<-ctx.Done()
-		return nil
+	daemon.Main("bastion", daemon.MetricsBastion, run)
+}
+
+func run(ctx context.Context, d *daemon.Daemon) error {
+	c := d.Config
+	if c.Bastion == nil {
+		return daemon.ErrDisabled
+	}
+	key, created, err := bastion.HostKey(c)
+	if err != nil {
+		return err
+	}
+	if created {
+		d.Log.Warn("host key generated (none was provisioned)", "fingerprint", ssh.FingerprintSHA256(key.PublicKey()))
+	}
+	users, err := bastion.FromConfig(c)
+	if err != nil {
+		return err
+	}
+	hosts := map[string]netip.Addr{}
+	for _, h := range c.Hosts {
+		hosts[h.Name] = h.IP
+	}
+	audit, err := os.OpenFile(filepath.Join(d.StateDir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer audit.Close()
+	m := bastion.NewMetrics()
+	m.Register(d.Registry)
+	srv, err := bastion.New(bastion.Config{
+		HostKey: key, Users: users, Hosts: hosts, IdleTimeout: c.Bastion.IdleTimeout.D(),
+		Log: d.Log, Audit: audit, Metrics: m,
 	})
+	if err != nil {
+		return err
+	}
+
+	port := strconv.Itoa(c.Bastion.Port)
+	var addrs []string
+	if c.VPN != nil {
+		for _, h := range c.VPN.Hubs {
+			addrs = append(addrs, net.JoinHostPort(h.GateAddress.Addr().String(), port))
+		}
+	}
+	if c.Bastion.ListenLAN {
+		if p, ok := c.GateAddr(); ok {
+			addrs = append(addrs, net.JoinHostPort(p.Addr().String(), port))
+		} else {
+			addrs = append(addrs, net.JoinHostPort("0.0.0.0", port))
+		}
+	}
+	// The tunnel addresses may not exist yet (the tunnel is down, or vpn
+	// has not started): IP_FREEBIND binds them anyway.
+	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	errc := make(chan error, len(addrs))
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		ln, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", a, err)
+		}
+		go func() { errc <- srv.Serve(ctx, ln) }()
+	}
+	d.Ready("listen", strings.Join(addrs, ","), "users", len(users), "host_key", ssh.FingerprintSHA256(key.PublicKey()))
+	for range seen {
+		if err := <-errc; err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,131 @@
+package bastion
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func testServer(t testing.TB) *Server {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	s, err := New(Config{
+		HostKey: signer,
+		Users: []User{
+			{Name: "admin", Allow: []Rule{{Host: "*", Port: 22}, {Host: "compute-1", Port: 6443}}},
+			{Name: "ops", Allow: []Rule{{Host: "ceph-1"}, {Host: "192.168.1.50", Port: 443}}},
+		},
+		Hosts: map[string]netip.Addr{"ceph-1": netip.MustParseAddr("192.168.1.11"), "compute-1": netip.MustParseAddr("192.168.1.21")},
+		Resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			switch host {
+			case "ceph-1.home.example.org":
+				return []netip.Addr{netip.MustParseAddr("192.168.1.11")}, nil
+			case "evil.example.net":
+				return []netip.Addr{netip.MustParseAddr("203.0.113.66")}, nil
+			}
+			return nil, errors.New("no such host")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestDecide(t *testing.T) {
+	s := testServer(t)
+	for _, tc := range []struct {
+		user, host string
+		port       int
+		want       string // dialled address, or "" for refused
+	}{
+		{"admin", "ceph-1", 22, "192.168.1.11:22"},
+		{"admin", "CEPH-1", 22, "192.168.1.11:22"},
+		{"admin", "192.168.1.21", 22, "192.168.1.21:22"},
+		{"admin", "::ffff:192.168.1.21", 22, "192.168.1.21:22"},
+		{"admin", "compute-1", 6443, "192.168.1.21:6443"},
+		{"admin", "ceph-1", 6443, ""},
+		{"admin", "192.168.1.50", 22, ""},                           // a LAN address that is no site host
+		{"admin", "ceph-1.home.example.org", 22, "192.168.1.11:22"}, // resolved, checked by address
+		{"admin", "evil.example.net", 22, ""},
+		{"admin", "nosuch.example", 22, ""},
+		{"ops", "ceph-1", 8080, "192.168.1.11:8080"},
+		{"ops", "compute-1", 22, ""},
+		{"ops", "192.168.1.50", 443, "192.168.1.50:443"},
+	} {
+		u := s.users[tc.user]
+		ap, err := s.Decide(context.Background(), u, tc.host, tc.port)
+		got := ""
+		if err == nil {
+			got = ap.String()
+		}
+		if got != tc.want {
+			t.Errorf("%s → %s:%d: got %q (%v), want %q", tc.user, tc.host, tc.port, got, err, tc.want)
+		}
+	}
+}
+
+func TestParseRule(t *testing.T) {
+	for in, want := range map[string]Rule{"ceph-1:22": {"ceph-1", 22}, "*:*": {"*", 0}, "[::1]:443": {"::1", 443}} {
+		if got, err := ParseRule(in); err != nil || got != want {
+			t.Errorf("ParseRule(%q) = %+v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"ceph-1", "x:0", "x:99999", "x:http"} {
+		if _, err := ParseRule(bad); err == nil {
+			t.Errorf("ParseRule(%q) accepted", bad)
+		}
+	}
+}
+
+func TestBanList(t *testing.T) {
+	b := newBanList(3)
+	now := time.Unix(1000, 0)
+	for i := 1; i <= 4; i++ {
+		if banned := b.fail("10.0.0.1", 5, time.Minute, now); banned {
+			t.Fatalf("banned after %d failures", i)
+		}
+	}
+	if !b.fail("10.0.0.1", 5, time.Minute, now) || !b.banned("10.0.0.1", now) {
+		t.Fatal("not banned after 5 failures")
+	}
+	if b.banned("10.0.0.1", now.Add(2*time.Minute)) {
+		t.Error("ban did not expire")
+	}
+	// Bounded: a flood of sources never grows the list past its size.
+	for i := 0; i < 100; i++ {
+		b.fail(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}).String(), 5, time.Minute, now)
+	}
+	if len(b.m) > 3 {
+		t.Errorf("ban list holds %d sources, max 3", len(b.m))
+	}
+}
+
+func TestParseDirectTCPIP(t *testing.T) {
+	good := ssh.Marshal(directTCPIP{Host: "ceph-1", Port: 22, OriginHost: "203.0.113.5", OriginPort: 50000})
+	if h, p, err := ParseDirectTCPIP(good); err != nil || h != "ceph-1" || p != 22 {
+		t.Errorf("got %q %d %v", h, p, err)
+	}
+	for _, bad := range [][]byte{nil, good[:5], ssh.Marshal(directTCPIP{Host: "x", Port: 70000}), ssh.Marshal(directTCPIP{Host: "", Port: 22})} {
+		if _, _, err := ParseDirectTCPIP(bad); err == nil {
+			t.Errorf("accepted %x", bad)
+		}
+	}
+}
+
+func FuzzParseDirectTCPIP(f *testing.F) {
+	f.Add(ssh.Marshal(directTCPIP{Host: "ceph-1", Port: 22, OriginHost: "1.2.3.4", OriginPort: 1}))
+	f.Add([]byte{0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, p, err := ParseDirectTCPIP(b)
+		if err == nil && (p < 1 || p > 65535 || h == "") {
+			t.Fatalf("accepted %q:%d", h, p)
+		}
+	})
+}
