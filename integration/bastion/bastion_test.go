@@ -208,7 +208,7 @@ func TestSideBySideBastion(t *testing.T) {
 		d += timed("ssh", "-F", cfg, "root@192.168.1.11", "true")
 		j += timed("ssh", "-F", cfg, "-J", jump, "root@ceph-1", "true")
 	}
-	netlab.Report(t, "bastion ssh setup direct", (d / n).Seconds()*1000, "ms")
-	netlab.Report(t, "bastion ssh setup through the jump", (j / n).Seconds()*1000, "ms")
+	netlab.Report(t, "bastion ssh setup direct", (d/n).Seconds()*1000, "ms")
+	netlab.Report(t, "bastion ssh setup through the jump", (j/n).Seconds()*1000, "ms")
 	netlab.Report(t, "bastion setup ratio (jump/direct)", float64(j)/float64(d), "")
 }
