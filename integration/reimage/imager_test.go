@@ -126,6 +126,15 @@ func (s *jobServer) bootDisk(t *testing.T, l *lan, disk, key, host string) time.
 		"-drive", "file="+disk+",format=raw,if=virtio", "-boot", "c",
 		"-netdev", "tap,id=n0,ifname="+l.tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac="+vmMAC, "-device", "virtio-rng-pci")
 	defer vm.Kill()
+	s.waitInstalled(t, l, vm, key, host)
+	return time.Since(bootStart)
+}
+
+// waitInstalled waits until the installed system in vm answers SSH with
+// the admin key, has the right hostname and phoned home; it returns how
+// long that took.
+func (s *jobServer) waitInstalled(t *testing.T, l *lan, vm *netlab.Proc, key, host string) time.Duration {
+	start := time.Now()
 	var hostname string
 	err := netlab.Eventually(10*time.Minute, 5*time.Second, func() error {
 		select {
@@ -157,7 +166,7 @@ func (s *jobServer) bootDisk(t *testing.T, l *lan, disk, key, host string) time.
 	if err != nil {
 		t.Fatalf("%v\n%s", err, tail(vm.Output(), 40))
 	}
-	return time.Since(bootStart)
+	return time.Since(start)
 }
 
 // TestIntegrationImagerFailures: each failure is reported with its reason,

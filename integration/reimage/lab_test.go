@@ -96,18 +96,19 @@ type lan struct {
 	tap string
 }
 
-func newLAN(t *testing.T) *lan {
+func newLAN(t *testing.T, dnsmasqArgs ...string) *lan {
 	l := &lan{lab: netlab.New(t)}
 	l.sw = l.lab.Host("sw")
 	l.sw.Bridge("br0", bridgeAddr+"/24")
 	l.tap = "tap0"
 	l.sw.Tap(l.tap, "br0")
 	dir := t.TempDir()
-	d := l.sw.Start("dnsmasq", nil, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+	args := []string{"dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
 		"--interface=br0", "--bind-interfaces", "--no-hosts", "--no-resolv",
 		"--dhcp-range=10.77.0.50,10.77.0.99,255.255.255.0,1h",
-		"--dhcp-host="+vmMAC+","+vmAddr, "--dhcp-leasefile="+filepath.Join(dir, "leases"),
-		"--dhcp-option=option:router,"+bridgeAddr, "--log-dhcp", "--pid-file=")
+		"--dhcp-host=" + vmMAC + "," + vmAddr, "--dhcp-leasefile=" + filepath.Join(dir, "leases"),
+		"--dhcp-option=option:router," + bridgeAddr, "--log-dhcp", "--pid-file="}
+	d := l.sw.Start("dnsmasq", nil, append(args, dnsmasqArgs...)...)
 	if err := d.WaitFor("DHCP, IP range", 20*time.Second); err != nil {
 		t.Fatalf("dnsmasq: %v\n%s", err, d.Output())
 	}
@@ -171,6 +172,7 @@ type jobServer struct {
 	nocloud  map[string]string // name → content under /nocloud/<host>/
 	cut      func()            // called once when the image download passes half
 	cutOnce  *sync.Once
+	pxeBoots int
 }
 
 type progressMsg struct {
@@ -241,6 +243,29 @@ func startJobServer(t *testing.T, l *lan) *jobServer {
 		io.CopyN(w, f, st.Size()/2)
 		once.Do(cut)
 		io.Copy(w, f)
+	})
+	// The iPXE leg of the contract: imager while flagged, the disk after
+	// the imager reported success.
+	mux.HandleFunc("GET /boot.ipxe", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		d := len(s.done) > 0 && s.done[len(s.done)-1].OK
+		s.pxeBoots++
+		s.mu.Unlock()
+		if d {
+			io.WriteString(w, "#!ipxe\nsanboot --no-describe --drive 0x80\n")
+			return
+		}
+		fmt.Fprintf(w, "#!ipxe\nkernel %s/assets/imager/vmlinuz console=ttyS0,115200 console=tty0 gate.bootstrap=%s\ninitrd %s/assets/imager/initramfs.gz\nboot\n", base(), base(), base())
+	})
+	mux.HandleFunc("GET /assets/imager/", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		p, ok := s.files[r.URL.Path]
+		s.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, p)
 	})
 	mux.HandleFunc("GET /nocloud/", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()

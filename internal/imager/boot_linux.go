@@ -52,6 +52,27 @@ func ParseCmdline(cmdline string) (BootConfig, error) {
 	return c, nil
 }
 
+// Consoles lists the devices of the console= arguments of a kernel
+// command line (/dev/ttyS0 for console=ttyS0,115200); the kernel's
+// /dev/console is only the last of them.
+func Consoles(cmdline string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range strings.Fields(cmdline) {
+		v, ok := strings.CutPrefix(f, "console=")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(v, ",")
+		if name == "" || strings.ContainsAny(name, "/.") || seen[name] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, "/dev/"+name)
+	}
+	return out
+}
+
 // MountEssentials mounts /proc, /sys, /dev and /tmp in the initramfs and
 // points stdout and stderr at the console.
 func MountEssentials() error {

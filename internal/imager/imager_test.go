@@ -493,3 +493,15 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+func TestConsoles(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"console=ttyS0,115200 console=tty0 gate.bootstrap=http://g", "/dev/ttyS0 /dev/tty0"},
+		{"quiet", ""},
+		{"console=ttyS0 console=ttyS0,9600 console=../x", "/dev/ttyS0"},
+	} {
+		if got := strings.Join(Consoles(tt.in), " "); got != tt.want {
+			t.Errorf("Consoles(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Image carries out one job on a machine: pick the disk, write and verify
@@ -95,9 +98,19 @@ func Main() {
 	if err := MountEssentials(); err != nil {
 		log.Error("mount", "err", err)
 	}
-	log = slog.New(slog.NewTextHandler(os.Stdout, nil)).With("prog", "imager")
 	ctx := context.Background()
 	cmdline, _ := os.ReadFile("/proc/cmdline")
+	// Log to every console= device: the screen and the serial line.
+	var outs []io.Writer
+	for _, c := range Consoles(string(cmdline)) {
+		if f, err := os.OpenFile(c, os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+			outs = append(outs, f)
+		}
+	}
+	if len(outs) == 0 {
+		outs = append(outs, os.Stdout)
+	}
+	log = slog.New(slog.NewTextHandler(&consoles{w: outs}, nil)).With("prog", "imager")
 	cfg, err := ParseCmdline(string(cmdline))
 	if err != nil {
 		fail(log, cfg, nil, err)
@@ -183,4 +196,14 @@ func fail(log *slog.Logger, cfg BootConfig, c *Client, jobErr error) {
 		log.Error("power off", "err", err)
 	}
 	select {}
+}
+
+// consoles writes to every console, ignoring one that fails.
+type consoles struct{ w []io.Writer }
+
+func (c *consoles) Write(p []byte) (int, error) {
+	for _, w := range c.w {
+		w.Write(p)
+	}
+	return len(p), nil
 }
