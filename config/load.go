@@ -141,7 +141,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	if d := c.DynDNS; d != nil {
-		orDur(&d.Interval, 2*time.Minute)
+		orDur(&d.Interval, 30*time.Second)
 		orDur(&d.Timeout, 5*time.Second)
 		orStr(&d.Agree, "first")
 		if len(d.Sources) == 0 {

@@ -93,7 +93,7 @@ type Hub struct {
 
 // DynDNS keeps DNS records on the box's public address.
 type DynDNS struct {
-	Interval Duration    `yaml:"interval"` // default 2m
+	Interval Duration    `yaml:"interval"` // how often sources are asked, default 30s
 	Sources  []IPSource  `yaml:"sources"`  // default: upnp
 	Agree    string      `yaml:"agree"`    // first (default), majority, all
 	Provider Provider    `yaml:"provider"`

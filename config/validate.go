@@ -256,8 +256,10 @@ func (v *validator) vpn() {
 
 func (v *validator) dyndns() {
 	d := v.c.DynDNS
-	if d.Interval.D() < 30*time.Second {
-		v.errf("dyndns.interval", "%s is too short (at least 30s; providers ban clients that poll them)", d.Interval.D())
+	// The interval paces the address sources (the box over UPnP is local);
+	// providers are only contacted when the address changed.
+	if d.Interval.D() < 5*time.Second {
+		v.errf("dyndns.interval", "%s is too short (at least 5s; HTTP echo services are asked this often)", d.Interval.D())
 	}
 	switch d.Agree {
 	case "first", "majority", "all":

@@ -1,0 +1,75 @@
+package dyndns
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"gate/config"
+	"gate/internal/publicip"
+)
+
+// UserAgent identifies the gate to providers, as dyndns2 requires.
+const UserAgent = "gate-dyndns/1.0 (+https://github.com/gokrazy/gokrazy; self-hosted site gate)"
+
+// FromConfig builds the provider, records and sources of a site. It also
+// returns the hash that identifies this configuration, credentials
+// included (hashed, never stored), so that fixing a refused password or
+// record lifts the block.
+func FromConfig(c *config.Config) (Provider, []Record, []publicip.Source, string, error) {
+	d := c.DynDNS
+	p := d.Provider
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s|%s|%s|%s|%s|%s\n", p.Type, p.Preset, p.Server, p.Zone, p.Username, p.TSIGKey, p.TSIGAlg)
+	secret := func(s config.Secret) (string, error) {
+		if !s.IsSet() {
+			return "", nil
+		}
+		b, err := c.ReadSecret(s)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+		return string(b), nil
+	}
+	var prov Provider
+	switch p.Type {
+	case "rfc2136":
+		sec, err := secret(p.TSIG)
+		if err != nil {
+			return nil, nil, nil, "", err
+		}
+		prov = &RFC2136{Server: p.Server, Zone: p.Zone, KeyName: p.TSIGKey, Secret: sec, Alg: p.TSIGAlg}
+	case "dyndns2":
+		pw, err := secret(p.Password)
+		if err != nil {
+			return nil, nil, nil, "", err
+		}
+		u := p.Server
+		if u == "" {
+			u = Presets[p.Preset]
+		}
+		prov = &DynDNS2{URL: u, User: p.Username, Password: pw, UserAgent: UserAgent, Client: &http.Client{Timeout: 15 * time.Second}}
+	default:
+		return nil, nil, nil, "", fmt.Errorf("dyndns provider %q is not implemented in this build (rfc2136 and dyndns2 are)", p.Type)
+	}
+	var recs []Record
+	for _, r := range d.Records {
+		fmt.Fprintf(h, "%s %s %s\n", r.Name, r.Type, r.TTL.D())
+		recs = append(recs, Record{Name: r.Name, Type: r.Type, TTL: r.TTL.D()})
+	}
+	var srcs []publicip.Source
+	for _, s := range d.Sources {
+		switch s.Type {
+		case "upnp":
+			srcs = append(srcs, publicip.UPnP{})
+		case "http":
+			srcs = append(srcs, publicip.HTTP{URL: s.URL, Family: s.Family, UserAgent: UserAgent})
+		case "interface":
+			srcs = append(srcs, publicip.Interface{Iface: s.Interface, Suffix: d.IPv6Suffix})
+		}
+	}
+	return prov, recs, srcs, hex.EncodeToString(h.Sum(nil)), nil
+}

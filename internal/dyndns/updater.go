@@ -1,0 +1,277 @@
+package dyndns
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gate/internal/atomicfile"
+	"gate/internal/publicip"
+)
+
+// State is what survives a reboot, on /perm.
+type State struct {
+	// ConfigHash identifies the provider and records configuration: a
+	// blocked record is retried only once it changes.
+	ConfigHash string                  `json:"config_hash"`
+	Records    map[string]*RecordState `json:"records"`
+}
+
+// RecordState is one record's published state.
+type RecordState struct {
+	Addr      netip.Addr `json:"addr"`
+	Updated   time.Time  `json:"updated"`
+	Blocked   string     `json:"blocked,omitempty"` // a permanent refusal
+	NextTry   time.Time  `json:"next_try,omitempty"`
+	Failures  int        `json:"failures,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// Updater keeps the records on the public address.
+type Updater struct {
+	Provider   Provider
+	Records    []Record
+	Sources    []publicip.Source
+	Agree      string
+	Timeout    time.Duration // per source
+	Interval   time.Duration
+	StatePath  string
+	ConfigHash string
+	Log        *slog.Logger
+	Metrics    *Metrics
+	now        func() time.Time
+	state      State
+}
+
+// Metrics are the dyndns Prometheus metrics.
+type Metrics struct {
+	Address    *prometheus.GaugeVec   // 1 for the current address, by family and address
+	LastChange prometheus.Gauge       // unix time the address last changed
+	LastUpdate *prometheus.GaugeVec   // unix time of the last successful update, by record
+	Failures   *prometheus.CounterVec // by provider
+	Requests   *prometheus.CounterVec // update requests sent, by provider
+}
+
+// NewMetrics makes the metrics and registers them with r.
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Address:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_address", Help: "The public address (value 1), by family."}, []string{"family", "address"}),
+		LastChange: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_dyndns_last_change_timestamp_seconds", Help: "When the public address last changed."}),
+		LastUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_last_update_timestamp_seconds", Help: "Last successful update per record."}, []string{"record"}),
+		Failures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_failures_total", Help: "Failed updates per provider."}, []string{"provider"}),
+		Requests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_requests_total", Help: "Update requests sent per provider."}, []string{"provider"}),
+	}
+	if r != nil {
+		r.MustRegister(m.Address, m.LastChange, m.LastUpdate, m.Failures, m.Requests)
+	}
+	return m
+}
+
+// Load reads the state file; a missing or unreadable one starts fresh,
+// and a configuration change lifts every block.
+func (u *Updater) Load() {
+	u.state = State{Records: map[string]*RecordState{}}
+	if b, err := os.ReadFile(u.StatePath); err == nil {
+		if err := json.Unmarshal(b, &u.state); err != nil {
+			u.Log.Warn("state file unreadable, starting afresh", "file", u.StatePath, "err", err)
+			u.state = State{Records: map[string]*RecordState{}}
+		}
+	}
+	if u.state.Records == nil {
+		u.state.Records = map[string]*RecordState{}
+	}
+	if u.state.ConfigHash != u.ConfigHash {
+		for _, rs := range u.state.Records {
+			if rs.Blocked != "" {
+				u.Log.Info("site file changed: blocked record tried again", "reason_was", rs.Blocked)
+			}
+			rs.Blocked, rs.NextTry, rs.Failures = "", time.Time{}, 0
+		}
+		u.state.ConfigHash = u.ConfigHash
+	}
+}
+
+func (u *Updater) save() {
+	b, _ := json.MarshalIndent(u.state, "", "  ")
+	if err := atomicfile.WriteFile(u.StatePath, b, 0o600); err != nil {
+		u.Log.Error("saving state", "file", u.StatePath, "err", err)
+	}
+}
+
+func (u *Updater) clock() time.Time {
+	if u.now != nil {
+		return u.now()
+	}
+	return time.Now()
+}
+
+// Run checks the address every Interval until ctx is done.
+func (u *Updater) Run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		u.Tick(ctx)
+		t.Reset(u.Interval)
+	}
+}
+
+// Tick learns the address once and updates what needs it.
+func (u *Updater) Tick(ctx context.Context) {
+	byFamily := map[string]netip.Addr{}
+	for _, fam := range u.families() {
+		var srcs []publicip.Source
+		for _, s := range u.Sources {
+			if familyOf(s) == fam {
+				srcs = append(srcs, s)
+			}
+		}
+		addr, err := publicip.Agree(u.Agree, publicip.Ask(ctx, srcs, u.Timeout))
+		if err != nil {
+			if errors.Is(err, publicip.ErrCGNAT) {
+				u.Log.Error("not publishing", "family", fam, "err", err)
+			} else {
+				u.Log.Warn("public address unknown", "family", fam, "err", err)
+			}
+			continue
+		}
+		byFamily[fam] = addr
+	}
+	dirty := false
+	for _, r := range u.Records {
+		fam := "ipv4"
+		if r.Type == "AAAA" {
+			fam = "ipv6"
+		}
+		addr, ok := byFamily[fam]
+		if !ok {
+			continue
+		}
+		if u.update(ctx, r, addr) {
+			dirty = true
+		}
+	}
+	if dirty {
+		u.save()
+	}
+}
+
+// familyOf tells which family a source answers for.
+func familyOf(s publicip.Source) string {
+	switch v := s.(type) {
+	case publicip.HTTP:
+		if v.Family == "ipv6" {
+			return "ipv6"
+		}
+	case publicip.Interface:
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
+func (u *Updater) families() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range u.Sources {
+		if f := familyOf(s); !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// update publishes addr for r if needed; it reports whether the state
+// changed.
+func (u *Updater) update(ctx context.Context, r Record, addr netip.Addr) bool {
+	now := u.clock()
+	rs := u.state.Records[r.Key()]
+	if rs == nil {
+		rs = &RecordState{}
+		u.state.Records[r.Key()] = rs
+	}
+	if rs.Addr == addr && rs.Blocked == "" && rs.Failures == 0 {
+		return false // published already (possibly before a reboot)
+	}
+	if rs.Blocked != "" {
+		return false
+	}
+	if now.Before(rs.NextTry) {
+		return false
+	}
+	if rs.Addr != addr && rs.Addr.IsValid() {
+		u.Log.Info("public address changed", "record", r.Name, "type", r.Type, "from", rs.Addr, "to", addr)
+	}
+	fam := "ipv4"
+	if addr.Is6() {
+		fam = "ipv6"
+	}
+	u.Metrics.Address.Reset()
+	u.Metrics.Address.WithLabelValues(fam, addr.String()).Set(1)
+	u.Metrics.Requests.WithLabelValues(u.Provider.Name()).Inc()
+	err := u.Provider.Update(ctx, r, addr)
+	var perm *PermanentError
+	var wait *WaitError
+	switch {
+	case err == nil:
+		if rs.Addr != addr {
+			u.Metrics.LastChange.Set(float64(now.Unix()))
+		}
+		rs.Addr, rs.Updated, rs.Failures, rs.NextTry, rs.LastError = addr, now, 0, time.Time{}, ""
+		u.Metrics.LastUpdate.WithLabelValues(r.Key()).Set(float64(now.Unix()))
+		u.Log.Info("record updated", "record", r.Name, "type", r.Type, "addr", addr, "provider", u.Provider.Name())
+		return true
+	case errors.As(err, &perm):
+		rs.Blocked, rs.LastError = perm.Reason, perm.Reason
+		u.Log.Error("record blocked until the site file changes", "record", r.Name, "type", r.Type, "provider", u.Provider.Name(), "reason", perm.Reason)
+	case errors.As(err, &wait):
+		rs.Failures++
+		rs.NextTry = now.Add(wait.After + jitter(wait.After/10))
+		rs.LastError = wait.Reason
+		u.Log.Warn("provider asks to wait", "record", r.Name, "until", rs.NextTry.Format(time.RFC3339), "reason", wait.Reason)
+	default:
+		rs.Failures++
+		back := Backoff(rs.Failures)
+		rs.NextTry = now.Add(back)
+		rs.LastError = err.Error()
+		u.Log.Warn("update failed", "record", r.Name, "type", r.Type, "provider", u.Provider.Name(), "retry_in", back.Round(time.Second), "err", err)
+	}
+	u.Metrics.Failures.WithLabelValues(u.Provider.Name()).Inc()
+	return true
+}
+
+// Backoff is the wait after n consecutive failures: 30 s doubling up to an
+// hour, with up to 20 % jitter.
+func Backoff(n int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	d = min(d, time.Hour)
+	return d + jitter(d/5)
+}
+
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(max)))
+}
+
+// Status summarizes the state for logs and tests.
+func (u *Updater) Status() string {
+	b, _ := json.Marshal(u.state)
+	return fmt.Sprintf("%s", b)
+}

@@ -1,0 +1,280 @@
+// Package publicip learns the public address of the site's line: from the
+// ISP box by UPnP IGD (SSDP, then WANIPConnection GetExternalIPAddress),
+// from HTTP echo services that answer the caller's address, or from the
+// gate's own interface (IPv6: a global address, or its prefix plus a fixed
+// suffix). Each source has a timeout; an agreement rule picks the answer
+// when sources disagree. A private, shared (100.64.0.0/10, CGNAT) or
+// otherwise non-global answer is an error, never an address to publish.
+package publicip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/huin/goupnp/dcps/internetgateway2"
+)
+
+// Source is one way to learn the public address.
+type Source interface {
+	Name() string
+	Lookup(ctx context.Context) (netip.Addr, error)
+}
+
+// ErrCGNAT says the line has no public address of its own.
+var ErrCGNAT = errors.New("carrier-grade NAT: the box's WAN address is not public, a DNS record on it would be useless (ask the ISP for a public IPv4 address, or publish IPv6 only)")
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// Check refuses addresses that cannot be the line's public address.
+func Check(a netip.Addr) error {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid():
+		return errors.New("no address")
+	case cgnat.Contains(a):
+		return fmt.Errorf("%s: %w", a, ErrCGNAT)
+	case a.IsPrivate():
+		return fmt.Errorf("%s is a private address: %w", a, ErrCGNAT)
+	case a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsMulticast(), a.IsUnspecified(), !a.IsGlobalUnicast():
+		return fmt.Errorf("%s is not a public unicast address", a)
+	}
+	return nil
+}
+
+// UPnP asks the ISP box (an Internet Gateway Device) for its WAN address.
+type UPnP struct{}
+
+// Name implements Source.
+func (UPnP) Name() string { return "upnp" }
+
+// Lookup implements Source.
+func (UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
+	clients2, _, err := internetgateway2.NewWANIPConnection2ClientsCtx(ctx)
+	var errs []string
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	for _, c := range clients2 {
+		s, err := c.GetExternalIPAddressCtx(ctx)
+		if err == nil {
+			return parse(s)
+		}
+		errs = append(errs, err.Error())
+	}
+	clients1, _, err := internetgateway2.NewWANIPConnection1ClientsCtx(ctx)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	for _, c := range clients1 {
+		s, err := c.GetExternalIPAddressCtx(ctx)
+		if err == nil {
+			return parse(s)
+		}
+		errs = append(errs, err.Error())
+	}
+	if len(errs) == 0 {
+		return netip.Addr{}, errors.New("no UPnP Internet Gateway Device answered on the LAN (is UPnP enabled on the box?)")
+	}
+	return netip.Addr{}, fmt.Errorf("UPnP: %s", strings.Join(errs, "; "))
+}
+
+func parse(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("malformed address %.64q", s)
+	}
+	return a.Unmap(), nil
+}
+
+// HTTP asks an echo service that answers the caller's address as text.
+type HTTP struct {
+	URL    string
+	Family string // ipv4 or ipv6: which address family to connect with
+	Client *http.Client
+	// UserAgent identifies the gate to the service.
+	UserAgent string
+}
+
+// Name implements Source.
+func (h HTTP) Name() string { return "http " + h.URL }
+
+// Lookup implements Source.
+func (h HTTP) Lookup(ctx context.Context) (netip.Addr, error) {
+	c := h.Client
+	if c == nil {
+		network := "tcp4"
+		if h.Family == "ipv6" {
+			network = "tcp6"
+		}
+		d := &net.Dialer{}
+		c = &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+		}}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL, nil)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if h.UserAgent != "" {
+		req.Header.Set("User-Agent", h.UserAgent)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return netip.Addr{}, fmt.Errorf("%s answered %s", h.URL, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return parse(string(b))
+}
+
+// Interface reads the gate's own global IPv6 address on an interface; with
+// Suffix, it publishes the interface's /64 prefix plus that suffix (the
+// address of another host of the LAN).
+type Interface struct {
+	Iface  string
+	Suffix netip.Addr
+	Addrs  func(name string) ([]netip.Prefix, error) // default: the interface's addresses
+}
+
+// Name implements Source.
+func (i Interface) Name() string { return "interface " + i.Iface }
+
+// Lookup implements Source.
+func (i Interface) Lookup(ctx context.Context) (netip.Addr, error) {
+	addrs := i.Addrs
+	if addrs == nil {
+		addrs = interfaceAddrs
+	}
+	ps, err := addrs(i.Iface)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, p := range ps {
+		a := p.Addr()
+		if !a.Is6() || a.Is4In6() || Check(a) != nil || a.IsPrivate() {
+			continue
+		}
+		if !i.Suffix.IsValid() {
+			return a, nil
+		}
+		return WithSuffix(p, i.Suffix), nil
+	}
+	return netip.Addr{}, fmt.Errorf("no global IPv6 address on %s", i.Iface)
+}
+
+// WithSuffix puts suffix's interface identifier (its low 64 bits) after
+// p's /64 prefix.
+func WithSuffix(p netip.Prefix, suffix netip.Addr) netip.Addr {
+	a, s := p.Addr().As16(), suffix.As16()
+	copy(a[8:], s[8:])
+	return netip.AddrFrom16(a)
+}
+
+func interfaceAddrs(name string) ([]netip.Prefix, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	as, err := ifc.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if p, err := netip.ParsePrefix(n.String()); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Result is one source's answer.
+type Result struct {
+	Source string
+	Addr   netip.Addr
+	Err    error
+}
+
+// Ask queries every source in parallel, each within timeout.
+func Ask(ctx context.Context, sources []Source, timeout time.Duration) []Result {
+	res := make([]Result, len(sources))
+	done := make(chan struct{}, len(sources))
+	for i, s := range sources {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			sctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			a, err := s.Lookup(sctx)
+			if err == nil {
+				err = Check(a)
+			}
+			res[i] = Result{Source: s.Name(), Addr: a, Err: err}
+		}()
+	}
+	for range sources {
+		<-done
+	}
+	return res
+}
+
+// Agree picks the address by rule: "first" (the first source, in the site
+// file's order, that answered), "majority" (more than half of the
+// answers), "all" (every source answered the same).
+func Agree(rule string, res []Result) (netip.Addr, error) {
+	var ok []Result
+	var errs []string
+	for _, r := range res {
+		if r.Err != nil {
+			if errors.Is(r.Err, ErrCGNAT) {
+				return netip.Addr{}, fmt.Errorf("%s: %w", r.Source, r.Err)
+			}
+			errs = append(errs, r.Source+": "+r.Err.Error())
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if len(ok) == 0 {
+		return netip.Addr{}, fmt.Errorf("no source answered: %s", strings.Join(errs, "; "))
+	}
+	switch rule {
+	case "", "first":
+		return ok[0].Addr, nil
+	case "all":
+		if len(errs) > 0 {
+			return netip.Addr{}, fmt.Errorf("not every source answered: %s", strings.Join(errs, "; "))
+		}
+		for _, r := range ok[1:] {
+			if r.Addr != ok[0].Addr {
+				return netip.Addr{}, fmt.Errorf("sources disagree: %s says %s, %s says %s", ok[0].Source, ok[0].Addr, r.Source, r.Addr)
+			}
+		}
+		return ok[0].Addr, nil
+	case "majority":
+		count := map[netip.Addr]int{}
+		for _, r := range ok {
+			count[r.Addr]++
+		}
+		for _, r := range ok {
+			if 2*count[r.Addr] > len(res) {
+				return r.Addr, nil
+			}
+		}
+		return netip.Addr{}, fmt.Errorf("no majority among %d sources", len(res))
+	}
+	return netip.Addr{}, fmt.Errorf("unknown agreement rule %q", rule)
+}
