@@ -99,8 +99,12 @@ func Write(ctx context.Context, job Job, disk Disk, size int64, o WriteOptions) 
 	}
 	h := sha256.New()
 	body := &idleReader{r: resp.Body, timer: timer, idle: idle, hash: h}
+	// Receive and hash in one goroutine, unpack and write in another.
+	done := make(chan struct{})
+	defer close(done)
+	pre := newPrefetch(body, 8, 1<<20, done)
 
-	var src io.Reader = body
+	var src io.Reader = pre
 	total := resp.ContentLength
 	if total < 0 {
 		total = 0
@@ -111,7 +115,7 @@ func Write(ctx context.Context, job Job, disk Disk, size int64, o WriteOptions) 
 			return res, fmt.Errorf("image %s is %d bytes, larger than the disk (%d bytes)", job.URL, total, size)
 		}
 	case "zstd":
-		br := bufio.NewReaderSize(body, 1<<16)
+		br := bufio.NewReaderSize(pre, 1<<16)
 		peek, _ := br.Peek(zstd.HeaderMaxSize)
 		var zh zstd.Header
 		total = 0
@@ -172,16 +176,16 @@ func Write(ctx context.Context, job Job, disk Disk, size int64, o WriteOptions) 
 			break
 		}
 		if rerr != nil {
-			return res, fmt.Errorf("image %s after %d bytes: %w", job.URL, body.n, stallCause(ctx, rerr, idle))
+			return res, fmt.Errorf("image %s after %d bytes: %w", job.URL, pre.n, stallCause(ctx, rerr, idle))
 		}
 	}
 	// Hash everything served (a zstd stream may carry bytes after the frame).
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		return res, fmt.Errorf("image %s after %d bytes: %w", job.URL, body.n, stallCause(ctx, err, idle))
+	if _, err := io.Copy(io.Discard, pre); err != nil {
+		return res, fmt.Errorf("image %s after %d bytes: %w", job.URL, pre.n, stallCause(ctx, err, idle))
 	}
-	res.Downloaded = body.n
-	if resp.ContentLength >= 0 && body.n != resp.ContentLength {
-		return res, fmt.Errorf("image %s: got %d of %d bytes", job.URL, body.n, resp.ContentLength)
+	res.Downloaded = pre.n
+	if resp.ContentLength >= 0 && pre.n != resp.ContentLength {
+		return res, fmt.Errorf("image %s: got %d of %d bytes", job.URL, pre.n, resp.ContentLength)
 	}
 	if got := h.Sum(nil); hex.EncodeToString(got) != hex.EncodeToString(want) {
 		return res, fmt.Errorf("image %s: sha256 mismatch: got %x, want %x", job.URL, got, want)
@@ -242,4 +246,71 @@ func Download(ctx context.Context, url string) (int64, error) {
 		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return io.Copy(io.Discard, resp.Body)
+}
+
+// prefetch reads r ahead in its own goroutine into up to n buffers of
+// size bytes, so that receiving (and hashing) overlaps with unpacking and
+// writing. Closing done stops the goroutine. n counts the bytes handed
+// out by Read.
+type prefetch struct {
+	ch   chan chunk
+	free chan []byte
+	done chan struct{}
+	cur  chunk
+	off  int
+	n    int64
+}
+
+type chunk struct {
+	buf []byte // whole buffer, returned to free when consumed
+	len int
+	err error
+}
+
+func newPrefetch(r io.Reader, n, size int, done chan struct{}) *prefetch {
+	p := &prefetch{ch: make(chan chunk, n), free: make(chan []byte, n+1), done: done}
+	for i := 0; i < n+1; i++ {
+		p.free <- make([]byte, size)
+	}
+	go func() {
+		for {
+			var b []byte
+			select {
+			case b = <-p.free:
+			case <-done:
+				return
+			}
+			k, err := 0, error(nil)
+			for k < len(b) && err == nil {
+				var m int
+				m, err = r.Read(b[k:])
+				k += m
+			}
+			select {
+			case p.ch <- chunk{buf: b, len: k, err: err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *prefetch) Read(b []byte) (int, error) {
+	for p.off == p.cur.len {
+		if p.cur.err != nil {
+			return 0, p.cur.err
+		}
+		if p.cur.buf != nil {
+			p.free <- p.cur.buf
+		}
+		p.cur, p.off = <-p.ch, 0
+	}
+	k := copy(b, p.cur.buf[p.off:p.cur.len])
+	p.off += k
+	p.n += int64(k)
+	return k, nil
 }
