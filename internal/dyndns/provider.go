@@ -105,8 +105,10 @@ func (p *RFC2136) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	m.SetTsig(dns.Fqdn(p.KeyName), tsigAlg(p.Alg), 300, time.Now().Unix())
 	resp, _, err := p.client().ExchangeContext(ctx, m, p.Server)
 	if err != nil {
-		if strings.Contains(err.Error(), "bad signature") || strings.Contains(err.Error(), "tsig") {
-			return &PermanentError{Reason: fmt.Sprintf("%s refused the TSIG key %s: %v", p.Server, p.KeyName, err)}
+		// A server that does not know our key answers NOTAUTH with a TSIG
+		// error (BADSIG, BADKEY, BADTIME), which fails verification here.
+		if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg) {
+			return &PermanentError{Reason: fmt.Sprintf("%s refused the TSIG key %s (NOTAUTH: wrong secret, name or algorithm, or a clock off by more than 5 minutes): %v", p.Server, p.KeyName, err)}
 		}
 		return fmt.Errorf("DNS UPDATE to %s: %w", p.Server, err)
 	}

@@ -64,7 +64,7 @@ func (UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
 	for _, c := range clients2 {
 		s, err := c.GetExternalIPAddressCtx(ctx)
 		if err == nil {
-			return parse(s)
+			return parseIGD(s)
 		}
 		errs = append(errs, err.Error())
 	}
@@ -75,7 +75,7 @@ func (UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
 	for _, c := range clients1 {
 		s, err := c.GetExternalIPAddressCtx(ctx)
 		if err == nil {
-			return parse(s)
+			return parseIGD(s)
 		}
 		errs = append(errs, err.Error())
 	}
@@ -83,6 +83,17 @@ func (UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
 		return netip.Addr{}, errors.New("no UPnP Internet Gateway Device answered on the LAN (is UPnP enabled on the box?)")
 	}
 	return netip.Addr{}, fmt.Errorf("UPnP: %s", strings.Join(errs, "; "))
+}
+
+// parseIGD reads an IGD's answer. Boxes (miniupnpd among them) answer an
+// empty address when their own WAN address is private or reserved: the
+// line sits behind another NAT.
+func parseIGD(s string) (netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0.0.0.0" {
+		return netip.Addr{}, fmt.Errorf("the box reports no public WAN address: %w", ErrCGNAT)
+	}
+	return parse(s)
 }
 
 func parse(s string) (netip.Addr, error) {
