@@ -18,7 +18,7 @@ import (
 	"gate/integration/site"
 )
 
-var dnsAddr = netip.MustParseAddr("203.0.113.53")
+var dnsAddr = site.DNSAddr
 
 type lab struct {
 	t      *testing.T
@@ -27,6 +27,7 @@ type lab struct {
 	dir    string
 	secret string
 	named  *netlab.Proc
+	bind   *site.BIND
 }
 
 func newLab(t *testing.T) *lab {
@@ -45,38 +46,9 @@ func newLab(t *testing.T) *lab {
 		t.Fatal(err, up.Output())
 	}
 
-	// The authoritative server.
-	ns := s.Hub("dns", dnsAddr)
-	key := make([]byte, 32)
-	rand.Read(key)
-	l.secret = base64.StdEncoding.EncodeToString(key)
-	zdir := filepath.Join(l.dir, "named")
-	os.MkdirAll(zdir, 0o755)
-	os.WriteFile(filepath.Join(zdir, "example.org.zone"), []byte(`$TTL 60
-@ IN SOA ns.example.org. hostmaster.example.org. 1 60 60 600 60
-@ IN NS ns.example.org.
-ns IN A 203.0.113.53
-`), 0o644)
-	os.WriteFile(filepath.Join(zdir, "named.conf"), []byte(fmt.Sprintf(`options {
-	directory "%[1]s";
-	listen-on { %[2]s; };
-	listen-on-v6 { none; };
-	pid-file "%[1]s/named.pid";
-	session-keyfile "%[1]s/session.key";
-	recursion no;
-	dnssec-validation no;
-};
-key "gate-key." { algorithm hmac-sha256; secret "%[3]s"; };
-zone "example.org" {
-	type primary;
-	file "%[1]s/example.org.zone";
-	update-policy { grant gate-key. name home.example.org. A AAAA; };
-};
-`, zdir, dnsAddr, l.secret)), 0o644)
-	l.named = ns.Start("named", nil, "/usr/sbin/named", "-g", "-u", "root", "-c", filepath.Join(zdir, "named.conf"))
-	if err := l.named.WaitFor("running", 20*time.Second); err != nil {
-		t.Fatal(err, l.named.Output())
-	}
+	l.bind = s.StartBIND("example.org", "home.example.org", "gate-key", site.NewTSIGSecret())
+	l.secret = l.bind.Secret
+	l.named = l.bind.Proc
 	return l
 }
 
@@ -104,24 +76,12 @@ dyndns:
 }
 
 // record asks BIND what home.example.org holds.
-func (l *lab) record() string {
-	out, err := l.s.Box.Output("dig", "+short", "@"+dnsAddr.String(), "home.example.org", "A")
-	if err != nil {
-		// dig may be missing: ask with miekg/dns from inside the box instead.
-		return ""
-	}
-	return strings.TrimSpace(out)
-}
+func (l *lab) record() string { return l.bind.Lookup("home.example.org") }
 
-// echoSources is an HTTP "what is my IP" service on the simulated
-// internet (the VPS): it sees the box's WAN address through the NAT.
+// echoSources starts the "what is my IP" service on the internet.
 func (l *lab) echoSources() string {
-	echo := l.s.Hub("echo", netip.MustParseAddr("203.0.113.80"))
-	p := echo.Start("echoip", nil, netlab.Build(l.t, "gate/integration/dyndns/echoip"), "-listen", "203.0.113.80:8053")
-	if err := p.WaitFor("listening", 10*time.Second); err != nil {
-		l.t.Fatal(err)
-	}
-	return "[{type: http, url: \"http://203.0.113.80:8053/ip\"}]"
+	l.s.StartEcho()
+	return fmt.Sprintf("[{type: http, url: %q}]", site.EchoURL)
 }
 
 func TestIntegrationDynDNS(t *testing.T) {
@@ -153,7 +113,7 @@ func TestIntegrationDynDNS(t *testing.T) {
 	// A wrong TSIG key: refused by BIND, reported, and not retried in a loop.
 	wrong := make([]byte, 32)
 	rand.Read(wrong)
-	bad := l.startDyndns("wrongkey", base64.StdEncoding.EncodeToString(wrong), "[{type: http, url: \"http://203.0.113.80:8053/ip\"}]")
+	bad := l.startDyndns("wrongkey", base64.StdEncoding.EncodeToString(wrong), fmt.Sprintf("[{type: http, url: %q}]", site.EchoURL))
 	if err := bad.WaitFor("record blocked until the site file changes", 30*time.Second); err != nil {
 		t.Fatal(err, bad.Output())
 	}
