@@ -30,6 +30,7 @@ type journey struct {
 	admin    *netlab.Host
 	gate     *GateVM
 	daemons  []string
+	bind     *BIND
 }
 
 const (
@@ -57,7 +58,7 @@ func journeySteps(t *testing.T) []Step {
 		{Name: "1. boot: every service ready", Run: j.boot},
 		{Name: "2. tunnel up to the hub", Missing: landed("cmd/vpn"), Run: j.tunnel},
 		{Name: "3. ssh -J admin@hub:2222 ceph-1", Missing: landed("cmd/vpn", "cmd/bastion"), Run: j.jump},
-		{Name: "4. box address changes: DNS follows, tunnel back", Missing: notWritten("cmd/dyndns", "cmd/vpn")},
+		{Name: "4. box address changes: DNS follows, tunnel back", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.newAddress},
 		{Name: "5. UPS critical: compute-1, then ceph-1..3 down; UPS off", Missing: notWritten("cmd/upsd")},
 		{Name: "6. a host re-imaged over PXE, phoned home", Missing: notWritten("cmd/bootstrapd")},
 	}
@@ -118,6 +119,12 @@ func (j *journey) setup() error {
 		return fmt.Errorf("gate check: %v\n%s", err, out)
 	}
 	j.daemons = []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+	tsig, err := os.ReadFile(filepath.Join(j.secrets, "tsig.key"))
+	if err != nil {
+		return err
+	}
+	j.bind = j.s.StartBIND("e2e.example.org", "home.e2e.example.org", "gate-key", strings.TrimSpace(string(tsig)))
+	j.s.StartEcho()
 
 	// Every server runs a real sshd that accepts the admin's key.
 	for _, sv := range j.s.Servers {
@@ -150,8 +157,9 @@ vpn:
       gate_address: %s/24
       hub_address: %s
 dyndns:
-  sources: [{type: upnp}]
-  provider: {type: rfc2136, server: "203.0.113.53:53", zone: e2e.example.org, tsig_key: gate-key, tsig_secret: "file:tsig.key"}
+  interval: 5s
+  sources: [{type: http, url: "%s"}]
+  provider: {type: rfc2136, server: "%s:53", zone: e2e.example.org, tsig_key: gate-key, tsig_secret: "file:tsig.key"}
   records: [{name: home.e2e.example.org}]
 ups:
   source: nut://%s/ups
@@ -169,7 +177,7 @@ bastion:
       keys: [%q]
       allow: ["*:22"]
 bootstrap: {dhcp: proxy}
-`, LANPrefix, BoxLAN, GateLAN, Hub1WAN, j.hubPub, tunnelGate, tunnelHub,
+`, LANPrefix, BoxLAN, GateLAN, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
 		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, adminPub)
 }
 
@@ -215,9 +223,11 @@ func (j *journey) jump() error {
 		return err
 	}
 	os.WriteFile(kh, b, 0o600)
-	args := []string{"-i", j.adminKey, "-o", "UserKnownHostsFile=" + kh, "-o", "StrictHostKeyChecking=accept-new",
-		"-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
-		"-J", fmt.Sprintf("admin@%s:2222", Hub1WAN), "root@ceph-1", "echo jumped to $(hostname -I)"}
+	// OpenSSH hands -F (not -o) on to the jump connection. accept-new
+	// still refuses a bastion whose key differs from vps-config's line.
+	cfg := filepath.Join(j.dir, "ssh_config")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("Host *\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking accept-new\n  BatchMode yes\n  ConnectTimeout 20\n", j.adminKey, kh)), 0o600)
+	args := []string{"-F", cfg, "-J", fmt.Sprintf("admin@%s:2222", Hub1WAN), "root@ceph-1", "echo jumped to $(hostname -I)"}
 	var out string
 	err = netlab.Eventually(60*time.Second, 2*time.Second, func() error {
 		var e error
@@ -249,4 +259,43 @@ func runStdin(h *netlab.Host, stdin string, argv ...string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()
 	return string(out), err
+}
+
+// newAddress: the ISP gives the line a new public address; the DNS record
+// follows and the tunnel comes back through the box's new address.
+func (j *journey) newAddress() error {
+	const name = "home.e2e.example.org"
+	if err := netlab.Eventually(60*time.Second, 500*time.Millisecond, func() error {
+		if got := j.bind.Lookup(name); got != BoxWAN.String() {
+			return fmt.Errorf("%s A = %q before the change, want %s", name, got, BoxWAN)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	next := netipMust("203.0.113.3")
+	start := time.Now()
+	j.s.SetBoxWAN(BoxWAN, next)
+	var dnsTook, tunnelTook time.Duration
+	err := netlab.Eventually(90*time.Second, 250*time.Millisecond, func() error {
+		if dnsTook == 0 && j.bind.Lookup(name) == next.String() {
+			dnsTook = time.Since(start)
+		}
+		if tunnelTook == 0 {
+			if out, _ := j.hub.Host.Output("wg", "show", j.hub.Iface, "endpoints"); strings.Contains(out, next.String()+":") {
+				if _, err := j.hub.Host.Run("ping", "-c1", "-W1", tunnelGate); err == nil {
+					tunnelTook = time.Since(start)
+				}
+			}
+		}
+		if dnsTook == 0 || tunnelTook == 0 {
+			return fmt.Errorf("after the change: DNS followed %v, tunnel back %v", dnsTook != 0, tunnelTook != 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("JOURNEY    DNS record followed in %.1fs, tunnel back in %.1fs\n", dnsTook.Seconds(), tunnelTook.Seconds())
+	return nil
 }
