@@ -1,0 +1,294 @@
+// Package powerplan decides when the UPS is critical and runs the site's
+// ordered shutdown: group by group (compute before ceph by default), each
+// group's pre-steps, then its hosts (NUT secondaries are shown FSD when
+// their group's turn comes and are waited for until they log out; SSH
+// hosts run their shutdown command), each group bounded by its timeout;
+// then the UPS is told to cut its output and return with mains
+// (shutdown.return), then the gate powers itself off.
+//
+// Every step is appended to a journal on /perm: a restarted upsd resumes
+// an unfinished plan where it was, and a journal whose plan finished (the
+// gate powered off) is archived at the next start, never acted on again,
+// so a leftover power-down never cuts the power at a later boot.
+package powerplan
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Policy says when the UPS is critical.
+type Policy struct {
+	TrustLB   bool          // the UPS's own low-battery flag counts
+	Charge    int           // percent; 0 disables
+	Runtime   time.Duration // remaining runtime; 0 disables
+	OnBattery time.Duration // time on battery; 0 disables
+	Deadtime  time.Duration // on battery and no data this long
+}
+
+// Watch follows the UPS's state.
+type Watch struct {
+	P        Policy
+	onBatt   bool
+	obSince  time.Time
+	lastData time.Time
+}
+
+// Flags splits ups.status into its words.
+func Flags(status string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range strings.Fields(status) {
+		m[f] = true
+	}
+	return m
+}
+
+// Observe takes fresh data; it reports whether the UPS is critical and why.
+func (w *Watch) Observe(now time.Time, vars map[string]string) (bool, string) {
+	w.lastData = now
+	f := Flags(vars["ups.status"])
+	switch {
+	case f["OB"]:
+		if !w.onBatt {
+			w.onBatt, w.obSince = true, now
+		}
+	case f["OL"]:
+		w.onBatt = false
+	}
+	if f["FSD"] {
+		return true, "the UPS reports FSD"
+	}
+	if !w.onBatt {
+		return false, ""
+	}
+	if f["LB"] && w.P.TrustLB {
+		return true, "on battery and the UPS reports low battery"
+	}
+	if c, err := strconv.ParseFloat(vars["battery.charge"], 64); err == nil && w.P.Charge > 0 && c < float64(w.P.Charge) {
+		return true, fmt.Sprintf("on battery, charge %.0f%% below %d%%", c, w.P.Charge)
+	}
+	if r, err := strconv.ParseFloat(vars["battery.runtime"], 64); err == nil && w.P.Runtime > 0 && time.Duration(r*float64(time.Second)) < w.P.Runtime {
+		return true, fmt.Sprintf("on battery, runtime %.0fs below %s", r, w.P.Runtime)
+	}
+	if w.P.OnBattery > 0 && now.Sub(w.obSince) >= w.P.OnBattery {
+		return true, fmt.Sprintf("on battery for %s", now.Sub(w.obSince).Round(time.Second))
+	}
+	return false, ""
+}
+
+// Lost is called when no data came; data lost while on line power is never
+// critical, while on battery it is after Deadtime.
+func (w *Watch) Lost(now time.Time) (bool, string) {
+	if w.onBatt && !w.lastData.IsZero() && now.Sub(w.lastData) >= w.P.Deadtime {
+		return true, fmt.Sprintf("on battery and no data for %s", now.Sub(w.lastData).Round(time.Second))
+	}
+	return false, ""
+}
+
+// OnBattery reports whether the last known state was on battery, and since when.
+func (w *Watch) OnBattery() (bool, time.Time) { return w.onBatt, w.obSince }
+
+// Host is a server to shut down.
+type Host struct {
+	Name    string
+	NUTUser string // method nut
+	SSH     bool   // method ssh
+}
+
+// Group is one step of the plan.
+type Group struct {
+	Name     string
+	Timeout  time.Duration
+	PreSteps []string
+	Hosts    []Host
+}
+
+// Actions are what the plan does to the world.
+type Actions interface {
+	// StartGroup shows FSD to the group's NUT secondaries.
+	StartGroup(group string)
+	// LoggedIn reports whether a NUT user still has a connection.
+	LoggedIn(user string) bool
+	PreStep(ctx context.Context, g Group, step string) error
+	SSHShutdown(ctx context.Context, h Host) error
+	UPSOff(ctx context.Context) error
+	PowerOff() error
+}
+
+// Plan is the ordered shutdown.
+type Plan struct {
+	Groups  []Group
+	Journal string // path on /perm
+	Do      Actions
+	Log     *slog.Logger
+	// Phase reports progress for metrics.
+	Phase func(string)
+}
+
+// entry is one journal line.
+type entry struct {
+	Step   string    `json:"step"` // start, group, ups-off, poweroff
+	Group  string    `json:"group,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+func readJournal(path string) ([]entry, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var es []entry
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e entry
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			es = append(es, e)
+		}
+	}
+	return es, sc.Err()
+}
+
+// State says what a journal holds at start-up.
+type State int
+
+// Journal states.
+const (
+	NoPlan     State = iota
+	Unfinished       // resume it
+	Finished         // archived, never acted on again
+)
+
+// Check reads the journal at start-up: an unfinished plan is reported for
+// resuming; a finished one (the gate powered off) is archived.
+func (p *Plan) Check() (State, string, error) {
+	es, err := readJournal(p.Journal)
+	if err != nil || len(es) == 0 {
+		return NoPlan, "", err
+	}
+	for _, e := range es {
+		if e.Step == "poweroff" {
+			arch := p.Journal + "." + es[0].At.UTC().Format("20060102T150405Z")
+			if err := os.Rename(p.Journal, arch); err != nil {
+				return Finished, "", err
+			}
+			return Finished, arch, nil
+		}
+	}
+	return Unfinished, es[0].Reason, nil
+}
+
+func (p *Plan) record(e entry) {
+	e.At = time.Now()
+	b, _ := json.Marshal(e)
+	f, err := os.OpenFile(p.Journal, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		p.Log.Error("journal", "err", err)
+		return
+	}
+	defer f.Close()
+	f.Write(append(b, '\n'))
+	f.Sync()
+}
+
+func (p *Plan) phase(s string) {
+	if p.Phase != nil {
+		p.Phase(s)
+	}
+}
+
+// Run executes the plan, skipping what the journal says is done.
+func (p *Plan) Run(ctx context.Context, reason string) error {
+	es, err := readJournal(p.Journal)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, e := range es {
+		done[e.Step+"/"+e.Group] = true
+	}
+	if len(es) == 0 {
+		p.record(entry{Step: "start", Reason: reason})
+		p.Log.Warn("shutdown plan started", "reason", reason)
+	} else {
+		p.Log.Warn("shutdown plan resumed from the journal", "reason", es[0].Reason, "steps_done", len(es)-1)
+	}
+	for _, g := range p.Groups {
+		if done["group/"+g.Name] {
+			// Its secondaries went down already: keep showing them FSD.
+			p.Do.StartGroup(g.Name)
+			continue
+		}
+		p.phase("group " + g.Name)
+		p.runGroup(ctx, g)
+		p.record(entry{Step: "group", Group: g.Name})
+	}
+	if !done["ups-off/"] {
+		p.phase("ups-off")
+		if err := p.Do.UPSOff(ctx); err != nil {
+			p.Log.Error("telling the UPS to power off failed; the gate powers off anyway", "err", err)
+		} else {
+			p.Log.Warn("UPS told to cut its output and return when mains is back (shutdown.return)")
+		}
+		p.record(entry{Step: "ups-off"})
+	}
+	p.phase("poweroff")
+	p.record(entry{Step: "poweroff"})
+	p.Log.Warn("the gate powers itself off")
+	return p.Do.PowerOff()
+}
+
+func (p *Plan) runGroup(ctx context.Context, g Group) {
+	start := time.Now()
+	gctx, cancel := context.WithTimeout(ctx, g.Timeout)
+	defer cancel()
+	p.Log.Warn("group shutting down", "group", g.Name, "hosts", len(g.Hosts), "timeout", g.Timeout)
+	for _, s := range g.PreSteps {
+		if err := p.Do.PreStep(gctx, g, s); err != nil {
+			p.Log.Error("pre-step failed; going on", "group", g.Name, "step", s, "err", err)
+		} else {
+			p.Log.Info("pre-step done", "group", g.Name, "step", s)
+		}
+	}
+	p.Do.StartGroup(g.Name)
+	var wg sync.WaitGroup
+	for _, h := range g.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if h.SSH {
+				if err := p.Do.SSHShutdown(gctx, h); err != nil {
+					p.Log.Error("host shutdown command failed", "group", g.Name, "host", h.Name, "err", err)
+				} else {
+					p.Log.Info("host told to shut down", "group", g.Name, "host", h.Name, "method", "ssh")
+				}
+				return
+			}
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for p.Do.LoggedIn(h.NUTUser) {
+				select {
+				case <-gctx.Done():
+					p.Log.Error("host did not go down in time; going on", "group", g.Name, "host", h.Name, "timeout", g.Timeout)
+					return
+				case <-t.C:
+				}
+			}
+			p.Log.Info("host down (its upsmon logged out)", "group", g.Name, "host", h.Name, "after", time.Since(start).Round(time.Millisecond))
+		}()
+	}
+	wg.Wait()
+	p.Log.Warn("group done", "group", g.Name, "took", time.Since(start).Round(time.Millisecond))
+}
