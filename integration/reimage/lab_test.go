@@ -333,7 +333,7 @@ func blankDisk(t testing.TB, size int64) string {
 // bootImager boots the imager's kernel + initramfs directly (no PXE) on
 // disk, in the LAN; QEMU exits when the imager reboots or powers off.
 func (l *lan) bootImager(kernel, initrd, disk string, extraArgs ...string) *netlab.Proc {
-	return l.sw.Start("qemu-imager", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "2", "-nographic", "-no-reboot",
+	return l.sw.Start("qemu-imager", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
 		"-append", strings.Join(append([]string{"console=ttyS0,115200 panic=-1 gate.bootstrap=" + base()}, extraArgs...), " "),
 		"-drive", "file="+disk+",format=raw,if=virtio",
