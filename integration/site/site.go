@@ -251,7 +251,7 @@ func (s *Site) StartNUTSource(user, password string) *NUTSource {
 	files := map[string]string{
 		"ups.conf":    fmt.Sprintf("[ups]\n\tdriver = dummy-ups\n\tport = %s\n\tdesc = \"simulated UPS\"\n", n.devFile),
 		"upsd.conf":   fmt.Sprintf("LISTEN %s 3493\n", UPSSourceLAN),
-		"upsd.users":  fmt.Sprintf("[%s]\n\tpassword = %s\n\tupsmon primary\n", user, password),
+		"upsd.users":  fmt.Sprintf("[%s]\n\tpassword = %s\n\tupsmon primary\n\tactions = SET\n\tinstcmds = ALL\n", user, password),
 		"nut.conf":    "MODE=netserver\n",
 		"upsmon.conf": "",
 	}
@@ -315,4 +315,30 @@ func (s *Site) hubHost(name string) *netlab.Host {
 		s.t.Fatalf("site: no hub %q", name)
 	}
 	return h
+}
+
+// StartUpsmon runs Debian's upsmon on server sv as a NUT secondary of the
+// gate's upsd (the config bootstrapd's cloud-init installs). Its
+// SHUTDOWNCMD writes the time to marker instead of powering off. Each gets
+// a private /run/nut (several upsmon on one machine share its pid file).
+func (s *Site) StartUpsmon(sv Server, gate, ups, user, password, marker string) *netlab.Proc {
+	s.t.Helper()
+	netlab.Require(s.t, "/lib/nut/upsmon")
+	dir := filepath.Join(s.Dir, "upsmon-"+sv.Name)
+	os.MkdirAll(dir, 0o755)
+	conf := fmt.Sprintf(`MONITOR %s@%s 1 %s %s secondary
+MINSUPPLIES 1
+SHUTDOWNCMD "/bin/sh -c 'date +%%s.%%N > %s'"
+POLLFREQ 1
+POLLFREQALERT 1
+HOSTSYNC 15
+DEADTIME 15
+FINALDELAY 0
+POWERDOWNFLAG %s/killpower
+RUN_AS_USER root
+`, ups, gate, user, password, marker, dir)
+	os.WriteFile(filepath.Join(dir, "upsmon.conf"), []byte(conf), 0o640)
+	os.WriteFile(filepath.Join(dir, "nut.conf"), []byte("MODE=netclient\n"), 0o640)
+	env := []string{"NUT_CONFPATH=" + dir, "NUT_STATEPATH=" + dir}
+	return sv.Host.Start("upsmon", env, "sh", "-c", "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && exec /lib/nut/upsmon -D -F -u root")
 }

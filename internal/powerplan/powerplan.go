@@ -238,7 +238,7 @@ func (p *Plan) Run(ctx context.Context, reason string) error {
 	if !done["ups-off/"] {
 		p.phase("ups-off")
 		if err := p.Do.UPSOff(ctx); err != nil {
-			p.Log.Error("telling the UPS to power off failed; the gate powers off anyway", "err", err)
+			p.Log.Error("telling the UPS to power off (shutdown.return) failed; the gate powers off anyway", "err", err)
 		} else {
 			p.Log.Warn("UPS told to cut its output and return when mains is back (shutdown.return)")
 		}

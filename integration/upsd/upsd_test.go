@@ -1,0 +1,228 @@
+// Package upsd tests cmd/upsd with real NUT peers: Debian's upsd and
+// dummy-ups as the UPS, Debian's upsc reading through our server, and
+// Debian's upsmon as secondaries on the site's servers, shut down group by
+// group.
+package upsd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+	"gate/integration/site"
+)
+
+type lab struct {
+	t       *testing.T
+	s       *site.Site
+	src     *site.NUTSource
+	gate    *netlab.Host
+	dir     string
+	site    string
+	secrets string
+	upsd    *netlab.Proc
+	marker  string // the gate's power-off marker
+}
+
+func newLab(t *testing.T, extraHosts string) *lab {
+	netlab.Require(t, "upsc", "/lib/nut/upsmon", "/lib/nut/upsd", "/lib/nut/dummy-ups")
+	s := site.New(t, site.Options{})
+	l := &lab{t: t, s: s, dir: s.Dir}
+	l.src = s.StartNUTSource("mon", "sourcepw")
+	l.gate = s.Lab.Host("gate")
+	s.Lab.Attach(s.Switch, "br0", l.gate, "eth0", "192.168.1.2/24")
+	l.secrets = filepath.Join(l.dir, "secrets")
+	os.MkdirAll(l.secrets, 0o700)
+	os.WriteFile(filepath.Join(l.secrets, "nut-source"), []byte("sourcepw"), 0o600)
+	var users, hosts strings.Builder
+	for _, sv := range s.Servers {
+		fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", sv.Name, sv.Name)
+		fmt.Fprintf(&hosts, "  - {name: %s, macs: [%q], ip: %s, role: %s}\n", sv.Name, sv.MAC, sv.IP, sv.Role)
+	}
+	l.site = filepath.Join(l.dir, "site.yaml")
+	os.WriteFile(l.site, []byte(fmt.Sprintf(`site: {name: lab}
+lan: {subnet: 192.168.1.0/24, gateway: 192.168.1.1}
+gate: {hostname: gate-1, address: 192.168.1.2/24}
+ups:
+  source: nut://%s/ups
+  source_user: mon
+  source_password: file:nut-source
+  listen: ["192.168.1.2:3493"]
+  poll_interval: 1s
+  deadtime: 6s
+  users:
+%s    - {name: admin, password: file:nut-admin, role: admin}
+  shutdown_groups:
+    - {name: compute, timeout: 20s}
+    - {name: ceph, timeout: 15s}
+roles: {ceph: {installer: {kernel: "http://192.168.1.2/k"}}, compute: {installer: {kernel: "http://192.168.1.2/k"}}}
+hosts:
+%s`, site.UPSSourceLAN, users.String(), hosts.String()+extraHosts)), 0o644)
+	if out, err := l.gate.Run(netlab.Build(t, "gate/gate"), "secrets", "init", "-c", l.site); err != nil {
+		t.Fatal(out, err)
+	}
+	l.marker = filepath.Join(l.dir, "gate.poweroff")
+	return l
+}
+
+func (l *lab) startUpsd() {
+	l.upsd = l.gate.Start("upsd", nil, netlab.Build(l.t, "gate/cmd/upsd"), "-config", l.site, "-secrets", l.secrets,
+		"-state", filepath.Join(l.dir, "state"), "-metrics", "", "-poweroff-marker", l.marker)
+	if err := l.upsd.WaitFor("msg=ready", 15*time.Second); err != nil {
+		l.t.Fatal(err, l.upsd.Output())
+	}
+}
+
+func (l *lab) password(user string) string {
+	b, _ := os.ReadFile(filepath.Join(l.secrets, "nut-"+user))
+	return strings.TrimSpace(string(b))
+}
+
+// secondaries starts upsmon on every server; it returns marker paths.
+func (l *lab) secondaries() map[string]string {
+	m := map[string]string{}
+	for _, sv := range l.s.Servers {
+		m[sv.Name] = filepath.Join(l.dir, sv.Name+".down")
+		l.s.StartUpsmon(sv, "192.168.1.2", "ups", sv.Name, l.password(sv.Name), m[sv.Name])
+	}
+	if err := netlab.Eventually(30*time.Second, 500*time.Millisecond, func() error {
+		out, err := l.gate.Output("upsc", "-c", "ups@192.168.1.2")
+		if n := len(strings.Fields(out)); err != nil || n != len(l.s.Servers) {
+			return fmt.Errorf("upsc -c lists %d clients (%v): %q", n, err, out)
+		}
+		return nil
+	}); err != nil {
+		l.t.Fatal(err)
+	}
+	return m
+}
+
+func downAt(path string) (float64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	return f, err == nil
+}
+
+func TestIntegrationUPSOrderedShutdown(t *testing.T) {
+	l := newLab(t, "")
+	l.startUpsd()
+	markers := l.secondaries()
+
+	// Debian's upsc reads the UPS through our server.
+	out, err := l.gate.Output("upsc", "ups@192.168.1.2")
+	if err != nil || !strings.Contains(out, "ups.status: OL") || !strings.Contains(out, "ups.mfr: EATON") {
+		t.Fatalf("upsc through our upsd: %v\n%s", err, out)
+	}
+	// On battery: nothing happens yet.
+	l.src.Set("OB DISCHRG", 80, 1200)
+	time.Sleep(4 * time.Second)
+	for name, m := range markers {
+		if _, ok := downAt(m); ok {
+			t.Fatalf("%s shut down while merely on battery", name)
+		}
+	}
+	// Low battery: the plan runs.
+	start := time.Now()
+	l.src.Set("OB LB", 10, 60)
+	if err := netlab.Eventually(90*time.Second, 500*time.Millisecond, func() error {
+		if _, err := os.Stat(l.marker); err != nil {
+			return fmt.Errorf("the gate did not power off")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, site.Tail(l.upsd.Output(), 30))
+	}
+	t.Logf("OB LB to the gate's power-off: %s", time.Since(start).Round(time.Millisecond))
+	compute, ok := downAt(markers["compute-1"])
+	if !ok {
+		t.Fatal("compute-1 never ran its SHUTDOWNCMD")
+	}
+	for _, name := range []string{"ceph-1", "ceph-2", "ceph-3"} {
+		at, ok := downAt(markers[name])
+		if !ok {
+			t.Fatalf("%s never ran its SHUTDOWNCMD", name)
+		}
+		if at < compute {
+			t.Errorf("%s went down (%.3f) before compute-1 (%.3f)", name, at, compute)
+		}
+	}
+	log := l.upsd.Output()
+	for _, want := range []string{"shutdown plan started", "FSD shown to the group's secondaries\" daemon=upsd group=compute", "group=ceph", "the gate powers itself off"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("upsd log lacks %q", want)
+		}
+	}
+	// The UPS is told to power off; Debian's dummy-ups has no
+	// shutdown.return, and its upsd's refusal is reported.
+	if !strings.Contains(log, "UPS told to cut its output") && !strings.Contains(log, "(shutdown.return) failed; the gate powers off anyway\" daemon=upsd err=\"NUT INSTCMD: ERR CMD-NOT-SUPPORTED") {
+		t.Errorf("shutdown.return was not sent to the source:\n%s", site.Tail(log, 10))
+	}
+
+	// The next boot finds the finished plan's journal: archived, not re-run.
+	l.upsd.Stop()
+	os.Remove(l.marker)
+	l.src.Set("OL CHRG", 15, 300)
+	if err := netlab.Eventually(20*time.Second, 300*time.Millisecond, func() error {
+		if st, _ := l.src.Status(); st != "OL CHRG" {
+			return fmt.Errorf("source still %q", st)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l.startUpsd()
+	time.Sleep(3 * time.Second)
+	if _, err := os.Stat(l.marker); err == nil {
+		t.Fatal("a leftover plan powered the gate off again at the next start")
+	}
+	if !strings.Contains(l.upsd.Output(), "not acted on again") {
+		t.Error("no word of the archived journal")
+	}
+}
+
+// TestIntegrationUPSFaults: the source lost while on line power (nothing
+// happens); a secondary that never logs out (its group's timeout, then the
+// plan goes on); the source lost while on battery (critical after DEADTIME).
+func TestIntegrationUPSFaults(t *testing.T) {
+	l := newLab(t, "")
+	l.startUpsd()
+	// A stuck secondary: logs in as ceph-3 and never goes away.
+	stuck := l.s.Server("ceph-3").Host.Start("stuck", nil, "bash", "-c",
+		fmt.Sprintf("exec 3<>/dev/tcp/192.168.1.2/3493; printf 'USERNAME ceph-3\\nPASSWORD %s\\nLOGIN ups\\n' >&3; sleep 300", l.password("ceph-3")))
+	defer stuck.Kill()
+
+	l.src.Host.MustRun("pkill", "-STOP", "-f", "dummy-ups") // the source's data goes stale
+	time.Sleep(9 * time.Second)
+	if _, err := os.Stat(l.marker); err == nil || strings.Contains(l.upsd.Output(), "plan started") {
+		t.Fatal("lost data while on line power started a shutdown")
+	}
+	l.src.Host.MustRun("pkill", "-CONT", "-f", "dummy-ups")
+	l.src.Set("OB DISCHRG", 70, 1000)
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	l.src.Host.MustRun("pkill", "-KILL", "-f", "/lib/nut/upsd") // the source is gone while on battery
+	if err := netlab.Eventually(90*time.Second, 500*time.Millisecond, func() error {
+		if _, err := os.Stat(l.marker); err != nil {
+			return fmt.Errorf("no power-off")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, site.Tail(l.upsd.Output(), 30))
+	}
+	log := l.upsd.Output()
+	if !strings.Contains(log, "no data for") {
+		t.Errorf("the reason was not the lost source:\n%s", site.Tail(log, 20))
+	}
+	if !strings.Contains(log, "host did not go down in time; going on\" daemon=upsd group=ceph host=ceph-3") {
+		t.Errorf("the stuck secondary was not reported:\n%s", site.Tail(log, 20))
+	}
+	t.Logf("source lost while on battery → power-off in %s", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,366 @@
+// Package upsd is the UPS daemon's wiring: it reads the UPS (another upsd
+// over NUT; the USB HID driver is not in this build), serves it over NUT to
+// the site's secondaries, decides with powerplan when the UPS is critical
+// and runs the ordered plan.
+//
+// Secondaries are shown FSD group by group: a host's upsmon sees "FSD"
+// only when its shutdown group's turn comes, and until then the UPS's LB
+// flag is masked from it (the gate decides; a secondary that saw OB+LB
+// would otherwise shut itself down after HOSTSYNC, out of order).
+package upsd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/ssh"
+
+	"gate/config"
+	"gate/internal/nut"
+	"gate/internal/powerplan"
+)
+
+// Daemon is the running UPS daemon.
+type Daemon struct {
+	Cfg    *config.Config
+	Log    *slog.Logger
+	Server *nut.Server
+	Plan   *powerplan.Plan
+	Watch  *powerplan.Watch
+	// Off powers the gate off (SystemPowerOff on the gate).
+	Off func() error
+
+	mu        sync.Mutex
+	snap      nut.Snapshot
+	lastData  time.Time
+	started   map[string]bool // groups shown FSD
+	running   bool
+	userGroup map[string]string
+
+	metrics *metrics
+}
+
+type metrics struct {
+	charge, runtime, onBattery prometheus.Gauge
+	flags                      *prometheus.GaugeVec
+	phase                      *prometheus.GaugeVec
+}
+
+// New wires a daemon from the site file.
+func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal string) (*Daemon, error) {
+	u := c.UPS
+	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}}
+	users := map[string]nut.User{}
+	for _, nu := range u.Users {
+		pw, err := c.ReadSecret(nu.Password)
+		if err != nil {
+			return nil, fmt.Errorf("ups.users %s: %w", nu.Name, err)
+		}
+		users[nu.Name] = nut.User{Password: string(pw), Primary: nu.Role != "secondary", Admin: nu.Role == "admin"}
+	}
+	var groups []powerplan.Group
+	for _, g := range u.Groups {
+		pg := powerplan.Group{Name: g.Name, Timeout: g.Timeout.D(), PreSteps: g.PreSteps}
+		for _, h := range c.Hosts {
+			if h.Shutdown.Group != g.Name {
+				continue
+			}
+			pg.Hosts = append(pg.Hosts, powerplan.Host{Name: h.Name, NUTUser: h.Shutdown.NUTUser, SSH: h.Shutdown.Method == "ssh"})
+			if h.Shutdown.Method == "nut" {
+				d.userGroup[h.Shutdown.NUTUser] = g.Name
+			}
+		}
+		groups = append(groups, pg)
+	}
+	d.Server = &nut.Server{UPS: u.Name, Desc: u.Description, Users: users, Data: d.data, Status: d.status, Log: log}
+	d.Watch = &powerplan.Watch{P: powerplan.Policy{TrustLB: *u.TrustLowBatt, Charge: u.Thresholds.Charge, Runtime: u.Thresholds.Runtime.D(), OnBattery: u.Thresholds.OnBattery.D(), Deadtime: u.Deadtime.D()}}
+	d.metrics = &metrics{
+		charge:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
+		runtime:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
+		onBattery: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
+		flags:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
+		phase:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
+	}
+	if reg != nil {
+		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.flags, d.metrics.phase)
+	}
+	d.metrics.phase.WithLabelValues("idle").Set(1)
+	d.Plan = &powerplan.Plan{Groups: groups, Journal: journal, Do: d, Log: log, Phase: func(p string) {
+		d.metrics.phase.Reset()
+		d.metrics.phase.WithLabelValues(p).Set(1)
+	}}
+	return d, nil
+}
+
+func (d *Daemon) data() nut.Snapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.snap
+	if s.Vars != nil && time.Since(d.lastData) > 15*time.Second {
+		s.Stale = true
+	}
+	return s
+}
+
+// status is what a client logged in as user sees as ups.status.
+func (d *Daemon) status(user, st string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	any := len(d.started) > 0
+	g, known := d.userGroup[user]
+	fsd := d.Server.FSD() || (known && d.started[g]) || (!known && any)
+	if !fsd && known {
+		var kept []string
+		for _, f := range strings.Fields(st) {
+			if f != "LB" {
+				kept = append(kept, f)
+			}
+		}
+		st = strings.Join(kept, " ")
+	}
+	if fsd && !strings.Contains(st, "FSD") {
+		st = strings.TrimSpace("FSD " + st)
+	}
+	return st
+}
+
+// StartGroup implements powerplan.Actions.
+func (d *Daemon) StartGroup(g string) {
+	d.mu.Lock()
+	d.started[g] = true
+	d.mu.Unlock()
+	d.Log.Warn("FSD shown to the group's secondaries", "group", g)
+}
+
+// LoggedIn implements powerplan.Actions.
+func (d *Daemon) LoggedIn(user string) bool { return d.Server.Logins()[user] > 0 }
+
+// PreStep implements powerplan.Actions: k3s-drain and ceph-noout run on
+// the group's first host over SSH.
+func (d *Daemon) PreStep(ctx context.Context, g powerplan.Group, step string) error {
+	if len(g.Hosts) == 0 {
+		return fmt.Errorf("group %s has no host", g.Name)
+	}
+	h := g.Hosts[0].Name
+	switch step {
+	case "k3s-drain":
+		return d.ssh(ctx, h, fmt.Sprintf("kubectl drain %s --ignore-daemonsets --delete-emptydir-data --force --timeout=60s", h))
+	case "ceph-noout":
+		return d.ssh(ctx, h, "ceph osd set noout")
+	}
+	return fmt.Errorf("unknown pre-step %q", step)
+}
+
+// SSHShutdown implements powerplan.Actions.
+func (d *Daemon) SSHShutdown(ctx context.Context, h powerplan.Host) error {
+	for _, ch := range d.Cfg.Hosts {
+		if ch.Name == h.Name {
+			return d.ssh(ctx, h.Name, ch.Shutdown.Command)
+		}
+	}
+	return fmt.Errorf("unknown host %s", h.Name)
+}
+
+// ssh runs cmd on a site host with its shutdown key.
+func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
+	var h *config.Host
+	for i := range d.Cfg.Hosts {
+		if d.Cfg.Hosts[i].Name == host {
+			h = &d.Cfg.Hosts[i]
+		}
+	}
+	if h == nil {
+		return fmt.Errorf("unknown host %s", host)
+	}
+	ref := h.Shutdown.SSHKey
+	if ref == "" {
+		ref = "file:shutdown_ed25519_key"
+	}
+	key, err := d.Cfg.ReadSecret(ref)
+	if err != nil {
+		return fmt.Errorf("no SSH key for %s: %w", host, err)
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("SSH key for %s: %v", host, err)
+	}
+	dl := net.Dialer{Timeout: 10 * time.Second}
+	nc, err := dl.DialContext(ctx, "tcp", net.JoinHostPort(h.IP.String(), "22"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	// The hosts' keys are not pinned here: the command is a shutdown, and
+	// the LAN is the site's own.
+	cc, chans, reqs, err := ssh.NewClientConn(nc, h.IP.String(), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		return err
+	}
+	c := ssh.NewClient(cc, chans, reqs)
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput(cmd)
+	if err != nil {
+		return fmt.Errorf("%q on %s: %v: %.200s", cmd, host, err, out)
+	}
+	return nil
+}
+
+// UPSOff implements powerplan.Actions: set the delays, then shutdown.return
+// on the source upsd.
+func (d *Daemon) UPSOff(ctx context.Context) error {
+	u := d.Cfg.UPS
+	if u.Source == "usb" {
+		return fmt.Errorf("the USB HID driver is not in this build: cannot tell the UPS to power off")
+	}
+	src, err := config.ParseNUTURL(u.Source)
+	if err != nil {
+		return err
+	}
+	c, err := nut.Dial(ctx, src.Addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pw := ""
+	if u.SourcePassword.IsSet() {
+		b, err := d.Cfg.ReadSecret(u.SourcePassword)
+		if err != nil {
+			return err
+		}
+		pw = string(b)
+	}
+	user := u.SourceUser
+	if user == "" {
+		user = src.User
+	}
+	if err := c.Login(user, pw, ""); err != nil {
+		return err
+	}
+	if err := c.SetVar(src.UPS, "ups.delay.shutdown", strconv.Itoa(int(u.Delays.Shutdown.D().Seconds()))); err != nil {
+		d.Log.Warn("setting ups.delay.shutdown", "err", err)
+	}
+	if err := c.SetVar(src.UPS, "ups.delay.start", strconv.Itoa(int(u.Delays.Start.D().Seconds()))); err != nil {
+		d.Log.Warn("setting ups.delay.start", "err", err)
+	}
+	return c.InstCmd(src.UPS, "shutdown.return")
+}
+
+// PowerOff implements powerplan.Actions.
+func (d *Daemon) PowerOff() error { return d.Off() }
+
+// Poll reads the source every interval and decides; it returns when ctx
+// is done (or after the plan, which ends in the gate's power-off).
+func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
+	u := d.Cfg.UPS
+	var c *nut.Client
+	var src config.NUTSource
+	if u.Source != "usb" {
+		src, _ = config.ParseNUTURL(u.Source)
+	} else {
+		d.Log.Error("the USB HID driver is not in this build: no UPS data (serving DRIVER-NOT-CONNECTED)")
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var vars map[string]string
+		if src.Addr != "" {
+			if c == nil {
+				if nc, err := nut.Dial(ctx, src.Addr); err == nil {
+					c = nc
+				}
+			}
+			if c != nil {
+				v, err := c.Vars(src.UPS)
+				if err != nil {
+					d.Log.Warn("reading the UPS source", "source", u.Source, "err", err)
+					c.Close()
+					c = nil
+				} else {
+					vars = v
+				}
+			}
+		}
+		now := time.Now()
+		var crit bool
+		var why string
+		if vars != nil {
+			d.mu.Lock()
+			d.snap, d.lastData = nut.Snapshot{Vars: vars}, now
+			d.mu.Unlock()
+			d.observe(vars)
+			crit, why = d.Watch.Observe(now, vars)
+		} else {
+			crit, why = d.Watch.Lost(now)
+		}
+		if ob, since := d.Watch.OnBattery(); ob {
+			d.metrics.onBattery.Set(now.Sub(since).Seconds())
+		} else {
+			d.metrics.onBattery.Set(0)
+		}
+		if crit && d.startPlan() {
+			go func() {
+				if err := d.Plan.Run(ctx, why); err != nil {
+					d.Log.Error("shutdown plan", "err", err)
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			if c != nil {
+				c.Close()
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Resume runs an unfinished plan found in the journal.
+func (d *Daemon) Resume(ctx context.Context, reason string) {
+	if d.startPlan() {
+		go d.Plan.Run(ctx, reason)
+	}
+}
+
+func (d *Daemon) startPlan() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running {
+		return false
+	}
+	d.running = true
+	return true
+}
+
+func (d *Daemon) observe(vars map[string]string) {
+	if v, err := strconv.ParseFloat(vars["battery.charge"], 64); err == nil {
+		d.metrics.charge.Set(v)
+	}
+	if v, err := strconv.ParseFloat(vars["battery.runtime"], 64); err == nil {
+		d.metrics.runtime.Set(v)
+	}
+	d.metrics.flags.Reset()
+	for f := range powerplan.Flags(vars["ups.status"]) {
+		d.metrics.flags.WithLabelValues(f).Set(1)
+	}
+}
+
+// SystemPowerOff is the gate's own power-off: sync, then the kernel.
+func SystemPowerOff() error {
+	return powerOffSyscall()
+}
