@@ -321,6 +321,7 @@ func (v *validator) dyndns() {
 			v.errf("dyndns.provider.password", "missing (e.g. file:dyndns-password)")
 		}
 	case "cloudflare", "desec", "gandi", "hetzner":
+		v.errf("dyndns.provider.type", "provider %q is not implemented in this build yet (rfc2136 or dyndns2)", pr.Type)
 		if !pr.Token.IsSet() {
 			v.errf("dyndns.provider.token", "missing (the provider's API token, e.g. file:%s-token)", pr.Type)
 		}
