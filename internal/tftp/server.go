@@ -1,0 +1,293 @@
+package tftp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves files read-only from Root.
+type Server struct {
+	// Root is the directory served; names resolving outside it (.., symlinks
+	// out) are refused.
+	Root string
+	// Log receives one line per transfer; nil discards.
+	Log *slog.Logger
+	// Retries is how many times a window is resent without an ACK before the
+	// transfer is abandoned (default 5).
+	Retries int
+	// Timeout is the retransmit timeout when the client did not ask for
+	// one (default 1s).
+	Timeout time.Duration
+	// MaxTransfers bounds concurrent transfers (default 64).
+	MaxTransfers int
+	// Allow, if set, decides whether a client may read at all.
+	Allow func(addr *net.UDPAddr) bool
+
+	// Transfers counts finished transfers (ok or not).
+	Transfers, Failures atomic.Int64
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// Serve answers requests arriving on conn until ctx is done. Each
+// transfer runs from its own socket (a new TID) on conn's IP.
+func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
+	root, err := os.OpenRoot(s.Root)
+	if err != nil {
+		return fmt.Errorf("tftp: open root %s: %w", s.Root, err)
+	}
+	defer root.Close()
+	maxT := s.MaxTransfers
+	if maxT <= 0 {
+		maxT = 64
+	}
+	sem := make(chan struct{}, maxT)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	local := conn.LocalAddr().(*net.UDPAddr)
+	buf := make([]byte, 1500)
+	for {
+		n, addr, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("tftp: read: %w", err)
+		}
+		req, err := ParseRequest(buf[:n])
+		if err != nil {
+			s.log().Info("tftp bad request", "client", addr, "err", err)
+			conn.WriteToUDP(errorPacket(errIllegalOp, err.Error()), addr)
+			continue
+		}
+		if req.Op == opWRQ {
+			conn.WriteToUDP(errorPacket(errAccess, "read-only server"), addr)
+			continue
+		}
+		if s.Allow != nil && !s.Allow(addr) {
+			conn.WriteToUDP(errorPacket(errAccess, "not allowed"), addr)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			conn.WriteToUDP(errorPacket(errUndefined, "server busy"), addr)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := s.transfer(ctx, root, local.IP, addr, req)
+			s.Transfers.Add(1)
+			if err != nil {
+				s.Failures.Add(1)
+				s.log().Info("tftp transfer failed", "client", addr, "file", req.Filename, "err", err)
+			} else {
+				s.log().Info("tftp transfer", "client", addr, "file", req.Filename)
+			}
+		}()
+	}
+}
+
+// open resolves name inside root: a leading slash is the root itself;
+// traversal outside is refused by os.Root.
+func open(root *os.Root, name string) (*os.File, int64, error) {
+	name = strings.TrimLeft(strings.ReplaceAll(name, "\\", "/"), "/")
+	if name == "" {
+		return nil, 0, fs.ErrNotExist
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fs.ErrNotExist
+	}
+	return f, st.Size(), nil
+}
+
+func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *net.UDPAddr, req *Request) error {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	f, size, err := open(root, req.Filename)
+	if err != nil {
+		code, msg := uint16(errNotFound), "file not found"
+		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "escapes") {
+			code, msg = errAccess, "access violation"
+		}
+		c.WriteToUDP(errorPacket(code, msg), peer)
+		return fmt.Errorf("open %q: %w", req.Filename, err)
+	}
+	defer f.Close()
+	n := negotiate(req, size)
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	if n.timeoutSec > 0 {
+		timeout = time.Duration(n.timeoutSec) * time.Second
+	}
+	retries := s.Retries
+	if retries <= 0 {
+		retries = 5
+	}
+	t := &xfer{c: c, peer: peer, f: f, size: size, n: n, timeout: timeout, retries: retries}
+	if len(n.oack) > 0 {
+		if err := t.sendOACK(); err != nil {
+			return err
+		}
+	}
+	return t.run()
+}
+
+type xfer struct {
+	c       *net.UDPConn
+	peer    *net.UDPAddr
+	f       io.ReaderAt
+	size    int64
+	n       negotiated
+	timeout time.Duration
+	retries int
+	buf     []byte
+}
+
+// recv reads the next packet from the peer's TID, answering strangers
+// with "unknown transfer ID" (RFC 1350).
+func (t *xfer) recv(deadline time.Time) ([]byte, error) {
+	if t.buf == nil {
+		t.buf = make([]byte, 1500)
+	}
+	t.c.SetReadDeadline(deadline)
+	for {
+		n, a, err := t.c.ReadFromUDP(t.buf)
+		if err != nil {
+			return nil, err
+		}
+		if !a.IP.Equal(t.peer.IP) || a.Port != t.peer.Port {
+			t.c.WriteToUDP(errorPacket(errUnknownTID, "unknown transfer ID"), a)
+			continue
+		}
+		if n < 4 {
+			continue
+		}
+		p := t.buf[:n]
+		if binary.BigEndian.Uint16(p) == opERROR {
+			return nil, fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(p[2:]), strings.TrimRight(string(p[4:]), "\x00"))
+		}
+		return p, nil
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (t *xfer) sendOACK() error {
+	pkt := oackPacket(t.n.oack)
+	for try := 0; try <= t.retries; try++ {
+		if _, err := t.c.WriteToUDP(pkt, t.peer); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(t.timeout)
+		for {
+			p, err := t.recv(deadline)
+			if isTimeout(err) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if binary.BigEndian.Uint16(p) == opACK && binary.BigEndian.Uint16(p[2:]) == 0 {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no ACK of the OACK after %d tries", t.retries+1)
+}
+
+// run sends the file in windows of n.windowsize blocks; an ACK of block k
+// moves the window to k+1 (block numbers wrap at 65536).
+func (t *xfer) run() error {
+	bs := int64(t.n.blksize)
+	blocks := t.size/bs + 1 // the last block is short (possibly empty)
+	pkt := make([]byte, 4+bs)
+	base := int64(1) // first unacknowledged block (1-based, absolute)
+	tries := 0
+	for base <= blocks {
+		end := min(base+int64(t.n.windowsize)-1, blocks)
+		for b := base; b <= end; b++ {
+			off := (b - 1) * bs
+			m, err := t.f.ReadAt(pkt[4:], off)
+			if err != nil && err != io.EOF {
+				t.c.WriteToUDP(errorPacket(errUndefined, "read error"), t.peer)
+				return err
+			}
+			binary.BigEndian.PutUint16(pkt, opDATA)
+			binary.BigEndian.PutUint16(pkt[2:], uint16(b))
+			if _, err := t.c.WriteToUDP(pkt[:4+m], t.peer); err != nil {
+				return err
+			}
+		}
+		deadline := time.Now().Add(t.timeout)
+		advanced := false
+		for !advanced {
+			p, err := t.recv(deadline)
+			if isTimeout(err) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if binary.BigEndian.Uint16(p) != opACK {
+				continue
+			}
+			ack := binary.BigEndian.Uint16(p[2:])
+			// Distance of ack from base-1 within the 16-bit space.
+			d := int64(uint16(ack - uint16(base-1)))
+			if d >= 1 && d <= end-base+1 {
+				base += d
+				advanced = true
+			}
+		}
+		if advanced {
+			tries = 0
+			continue
+		}
+		tries++
+		if tries > t.retries {
+			return fmt.Errorf("no ACK for block %d after %d tries", base, tries)
+		}
+	}
+	return nil
+}
