@@ -31,6 +31,7 @@ type journey struct {
 	gate     *GateVM
 	daemons  []string
 	bind     *BIND
+	nut      *NUTSource
 }
 
 const (
@@ -59,7 +60,7 @@ func journeySteps(t *testing.T) []Step {
 		{Name: "2. tunnel up to the hub", Missing: landed("cmd/vpn"), Run: j.tunnel},
 		{Name: "3. ssh -J admin@hub:2222 ceph-1", Missing: landed("cmd/vpn", "cmd/bastion"), Run: j.jump},
 		{Name: "4. box address changes: DNS follows, tunnel back", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.newAddress},
-		{Name: "5. UPS critical: compute-1, then ceph-1..3 down; UPS off", Missing: notWritten("cmd/upsd")},
+		{Name: "5. UPS critical: compute-1, then ceph-1..3 down; UPS off", Missing: landed("cmd/upsd"), Run: j.powerFailure},
 		{Name: "6. a host re-imaged over PXE, phoned home", Missing: notWritten("cmd/bootstrapd")},
 	}
 }
@@ -130,7 +131,7 @@ func (j *journey) setup() error {
 	for _, sv := range j.s.Servers {
 		j.s.StartSSHD(sv, []string{strings.TrimSpace(string(adminPub))})
 	}
-	j.s.StartNUTSource("mon", "sourcepw")
+	j.nut = j.s.StartNUTSource("mon", "sourcepw")
 	return nil
 }
 
@@ -297,5 +298,64 @@ func (j *journey) newAddress() error {
 		return err
 	}
 	fmt.Printf("JOURNEY    DNS record followed in %.1fs, tunnel back in %.1fs\n", dnsTook.Seconds(), tunnelTook.Seconds())
+	return nil
+}
+
+// powerFailure: the UPS goes on battery, then low: the gate's upsd shows
+// FSD to compute-1's upsmon first, then to ceph-1..3's, tells the UPS to
+// power off (shutdown.return) and powers the gate off.
+func (j *journey) powerFailure() error {
+	markers := map[string]string{}
+	for _, sv := range j.s.Servers {
+		pw, err := os.ReadFile(filepath.Join(j.secrets, "nut-"+sv.Name))
+		if err != nil {
+			return err
+		}
+		markers[sv.Name] = filepath.Join(j.dir, sv.Name+".down")
+		j.s.StartUpsmon(sv, GateLAN.String(), "ups", sv.Name, strings.TrimSpace(string(pw)), markers[sv.Name])
+	}
+	ceph1 := j.s.Server("ceph-1").Host
+	if err := netlab.Eventually(60*time.Second, time.Second, func() error {
+		out, err := ceph1.Output("upsc", "-c", "ups@"+GateLAN.String())
+		if n := len(strings.Fields(out)); err != nil || n != 4 {
+			return fmt.Errorf("the gate's upsd has %d of 4 secondaries (%v)", n, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	j.nut.Set("OB DISCHRG", 60, 900)
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	j.nut.Set("OB LB", 8, 60)
+	if err := j.gate.Proc.WaitFor("the gate powers itself off", 3*time.Minute); err != nil {
+		return fmt.Errorf("%v\n%s", err, Tail(j.gate.Proc.Output(), 30))
+	}
+	fmt.Printf("JOURNEY    OB LB to the gate's power-off: %.1fs\n", time.Since(start).Seconds())
+	read := func(name string) (float64, error) {
+		b, err := os.ReadFile(markers[name])
+		if err != nil {
+			return 0, fmt.Errorf("%s did not shut down", name)
+		}
+		var f float64
+		fmt.Sscan(string(b), &f)
+		return f, nil
+	}
+	compute, err := read("compute-1")
+	if err != nil {
+		return err
+	}
+	for _, n := range []string{"ceph-1", "ceph-2", "ceph-3"} {
+		at, err := read(n)
+		if err != nil {
+			return err
+		}
+		if at < compute {
+			return fmt.Errorf("%s went down before compute-1", n)
+		}
+	}
+	if !strings.Contains(j.gate.Proc.Output(), "shutdown.return") && !strings.Contains(j.gate.Proc.Output(), "UPS told to cut its output") {
+		return fmt.Errorf("the UPS was not told to power off")
+	}
 	return nil
 }
