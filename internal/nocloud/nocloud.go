@@ -1,0 +1,176 @@
+// Package nocloud renders a host's cloud-init NoCloud files (meta-data,
+// user-data, vendor-data, network-config) from its role's Go templates
+// and the host's facts. Whatever the templates say, the user-data keeps
+// what the site needs: the host name, the admins' SSH keys, the NUT
+// secondary configuration and the phone-home callback that ends an
+// install.
+package nocloud
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Facts are what templates see (as .Name, .IP, ...).
+type Facts struct {
+	Name       string
+	Domain     string
+	FQDN       string
+	IP         string
+	Prefix     int    // LAN prefix length
+	Gateway    string // the LAN's router
+	DNS        []string
+	MACs       []string
+	Role       string
+	K3s        string // server, agent or ""
+	Disk       string
+	InstanceID string
+	GateURL    string // http://<gate>:<port>
+	GateIP     string
+	SSHKeys    []string // authorized_keys lines of the admins
+	// NUTMonitor is the upsmon MONITOR line for this host ("" when the
+	// host is not a NUT secondary of the gate).
+	NUTMonitor string
+}
+
+// Templates are the role's templates; empty ones get defaults.
+type Templates struct {
+	UserData, VendorData, NetworkConfig string
+}
+
+// Files are the rendered NoCloud files.
+type Files struct {
+	MetaData, UserData, VendorData, NetworkConfig string
+}
+
+// Get returns a file by its NoCloud name.
+func (f *Files) Get(name string) (string, bool) {
+	switch name {
+	case "meta-data":
+		return f.MetaData, true
+	case "user-data":
+		return f.UserData, true
+	case "vendor-data":
+		return f.VendorData, true
+	case "network-config":
+		return f.NetworkConfig, true
+	}
+	return "", false
+}
+
+func render(name, text string, f *Facts) (string, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{
+		"join": strings.Join,
+	}).Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("nocloud: template %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, f); err != nil {
+		return "", fmt.Errorf("nocloud: template %s for %s: %w", name, f.Name, err)
+	}
+	return b.String(), nil
+}
+
+// Render renders the host's files.
+func Render(t Templates, f *Facts) (*Files, error) {
+	out := &Files{}
+	md, err := yaml.Marshal(map[string]string{"instance-id": f.InstanceID, "local-hostname": f.Name})
+	if err != nil {
+		return nil, err
+	}
+	out.MetaData = string(md)
+
+	ud := "#cloud-config\n"
+	if t.UserData != "" {
+		if ud, err = render("user_data", t.UserData, f); err != nil {
+			return nil, err
+		}
+	}
+	if out.UserData, err = completeUserData(ud, f); err != nil {
+		return nil, err
+	}
+	if t.VendorData != "" {
+		if out.VendorData, err = render("vendor_data", t.VendorData, f); err != nil {
+			return nil, err
+		}
+	}
+	if t.NetworkConfig != "" {
+		if out.NetworkConfig, err = render("network_config", t.NetworkConfig, f); err != nil {
+			return nil, err
+		}
+	} else {
+		out.NetworkConfig = defaultNetwork(f)
+	}
+	return out, nil
+}
+
+// completeUserData adds the site's keys to a #cloud-config document.
+func completeUserData(ud string, f *Facts) (string, error) {
+	if !strings.HasPrefix(ud, "#cloud-config") {
+		return "", fmt.Errorf("nocloud: user-data of %s does not start with #cloud-config", f.Name)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(ud), &doc); err != nil {
+		return "", fmt.Errorf("nocloud: user-data of %s is not YAML: %w", f.Name, err)
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	if _, ok := doc["hostname"]; !ok {
+		doc["hostname"] = f.Name
+	}
+	if _, ok := doc["fqdn"]; !ok && f.FQDN != "" {
+		doc["fqdn"] = f.FQDN
+	}
+	if len(f.SSHKeys) > 0 {
+		var keys []any
+		if k, ok := doc["ssh_authorized_keys"].([]any); ok {
+			keys = k
+		}
+		for _, k := range f.SSHKeys {
+			keys = append(keys, k)
+		}
+		doc["ssh_authorized_keys"] = keys
+	}
+	if f.NUTMonitor != "" {
+		var files []any
+		if w, ok := doc["write_files"].([]any); ok {
+			files = w
+		}
+		files = append(files, map[string]any{
+			"path":        "/etc/nut/upsmon.conf",
+			"permissions": "0640",
+			"content":     f.NUTMonitor + "\nSHUTDOWNCMD \"/sbin/shutdown -h +0\"\n",
+		}, map[string]any{
+			"path":    "/etc/nut/nut.conf",
+			"content": "MODE=netclient\n",
+		})
+		doc["write_files"] = files
+	}
+	doc["phone_home"] = map[string]any{
+		"url":   f.GateURL + "/nocloud/phone-home",
+		"post":  "all",
+		"tries": 10,
+	}
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		return "", err
+	}
+	return "#cloud-config\n" + string(b), nil
+}
+
+// defaultNetwork is network-config v2: DHCP on the host's NICs, matched by
+// MAC (the box gives the reserved address).
+func defaultNetwork(f *Facts) string {
+	eth := map[string]any{}
+	for i, m := range f.MACs {
+		eth[fmt.Sprintf("nic%d", i)] = map[string]any{"match": map[string]any{"macaddress": strings.ToLower(m)}, "dhcp4": true}
+	}
+	b, _ := yaml.Marshal(map[string]any{"version": 2, "ethernets": eth})
+	return string(b)
+}
