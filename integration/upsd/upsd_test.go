@@ -226,3 +226,65 @@ func TestIntegrationUPSFaults(t *testing.T) {
 	}
 	t.Logf("source lost while on battery → power-off in %s", time.Since(start).Round(time.Millisecond))
 }
+
+// TestSideBySideUPS: from the source's OB LB to the last secondary's
+// SHUTDOWNCMD, with our upsd as primary and with Debian's upsmon as
+// primary (defaults), on the same dummy-ups and the same secondaries
+// (upsmon, POLLFREQ 1).
+func TestSideBySideUPS(t *testing.T) {
+	netlab.Bench(t, "upsc", "/lib/nut/upsmon")
+	last := func(markers map[string]string, start time.Time) time.Duration {
+		var latest float64
+		if err := netlab.Eventually(120*time.Second, 100*time.Millisecond, func() error {
+			latest = 0
+			for n, m := range markers {
+				at, ok := downAt(m)
+				if !ok {
+					return fmt.Errorf("%s not down", n)
+				}
+				latest = max(latest, at)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(latest*float64(time.Second)) - time.Duration(start.UnixNano())
+	}
+
+	// Ours.
+	l := newLab(t, "")
+	l.startUpsd()
+	markers := l.secondaries()
+	start := time.Now()
+	l.src.Set("OB LB", 10, 60)
+	ours := last(markers, start)
+
+	// Debian's upsmon as primary, the secondaries on the source's upsd.
+	d := newLab(t, "")
+	dm := map[string]string{}
+	for _, sv := range d.s.Servers {
+		dm[sv.Name] = filepath.Join(d.dir, sv.Name+".down")
+		d.s.StartUpsmon(sv, site.UPSSourceLAN.String(), "ups", "mon", "sourcepw", dm[sv.Name])
+	}
+	dir := filepath.Join(d.dir, "primary")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "upsmon.conf"), []byte(fmt.Sprintf("MONITOR ups@%s 1 mon sourcepw primary\nMINSUPPLIES 1\nSHUTDOWNCMD \"/bin/sh -c 'date +%%s.%%N > %s/primary.down'\"\nPOWERDOWNFLAG %s/killpower\nRUN_AS_USER root\n", site.UPSSourceLAN, dir, dir)), 0o640)
+	os.WriteFile(filepath.Join(dir, "nut.conf"), []byte("MODE=netclient\n"), 0o640)
+	d.gate.Start("upsmon-primary", []string{"NUT_CONFPATH=" + dir, "NUT_STATEPATH=" + dir}, "sh", "-c", "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && exec /lib/nut/upsmon -D -F -u root")
+	if err := netlab.Eventually(30*time.Second, 500*time.Millisecond, func() error {
+		out, _ := d.src.Host.Output("upsc", "-c", "ups@"+site.UPSSourceLAN.String())
+		if n := len(strings.Fields(out)); n != 5 {
+			return fmt.Errorf("%d clients on the source", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	d.src.Set("OB LB", 10, 60)
+	debian := last(dm, start)
+
+	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, gate upsd", ours.Seconds(), "s")
+	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, Debian upsmon primary", debian.Seconds(), "s")
+	netlab.Report(t, "UPS ratio (ours/Debian)", ours.Seconds()/debian.Seconds(), "")
+}
