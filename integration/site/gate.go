@@ -59,7 +59,7 @@ func (s *Site) BootGate(img, partuuid, mac string) *GateVM {
 	s.t.Helper()
 	tap := s.Lab.Name("gt")
 	s.Switch.Tap(tap, "br0")
-	p := s.Switch.Start("qemu-gate", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2",
+	p := s.Switch.Start("qemu-gate", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024",
 		"-nographic", "-no-reboot", "-kernel", KernelAMD64(s.t),
 		"-append", fmt.Sprintf("console=ttyS0,115200 root=PARTUUID=%s init=/gokrazy/init rootwait panic=10 oops=panic", partuuid),
 		"-drive", "file="+img+",format=raw,if=virtio",
