@@ -44,6 +44,9 @@ func ParseRule(s string) (Rule, error) {
 	if err != nil {
 		return Rule{}, fmt.Errorf("allow rule %q: %v", s, err)
 	}
+	if h == "" {
+		return Rule{}, fmt.Errorf("allow rule %q: no host (a host name, an IP or *)", s)
+	}
 	if p == "*" {
 		return Rule{Host: h}, nil
 	}

@@ -77,7 +77,7 @@ func TestParseRule(t *testing.T) {
 			t.Errorf("ParseRule(%q) = %+v, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"ceph-1", "x:0", "x:99999", "x:http"} {
+	for _, bad := range []string{"ceph-1", ":22", "x:0", "x:99999", "x:http"} {
 		if _, err := ParseRule(bad); err == nil {
 			t.Errorf("ParseRule(%q) accepted", bad)
 		}
@@ -126,6 +126,68 @@ func FuzzParseDirectTCPIP(f *testing.F) {
 		h, p, err := ParseDirectTCPIP(b)
 		if err == nil && (p < 1 || p > 65535 || h == "") {
 			t.Fatalf("accepted %q:%d", h, p)
+		}
+	})
+}
+
+// FuzzDecide feeds a direct-tcpip payload, as a client sends it, through
+// parsing and the allow list: whatever the bytes, an accepted destination
+// is the port asked for, on an address one of the user's rules names.
+func FuzzDecide(f *testing.F) {
+	for _, d := range []directTCPIP{
+		{Host: "ceph-1", Port: 22}, {Host: "CEPH-1", Port: 8080}, {Host: "192.168.1.50", Port: 443},
+		{Host: "::ffff:192.168.1.11", Port: 22}, {Host: "ceph-1.home.example.org", Port: 22},
+		{Host: "evil.example.net", Port: 22}, {Host: "[192.168.1.11]", Port: 22}, {Host: "192.168.1.011", Port: 22},
+	} {
+		f.Add(ssh.Marshal(d), "ops")
+		f.Add(ssh.Marshal(d), "admin")
+	}
+	s := testServer(f)
+	f.Fuzz(func(t *testing.T, payload []byte, user string) {
+		u := s.users[user]
+		if u == nil {
+			return
+		}
+		host, port, err := ParseDirectTCPIP(payload)
+		if err != nil {
+			return
+		}
+		ap, err := s.Decide(context.Background(), u, host, port)
+		if err != nil {
+			return
+		}
+		if int(ap.Port()) != port {
+			t.Fatalf("%s:%d → dial %s: another port", host, port, ap)
+		}
+		ok := false
+		for _, r := range u.Allow {
+			if r.Port != 0 && r.Port != port {
+				continue
+			}
+			for name, a := range s.cfg.Hosts {
+				if a == ap.Addr() && (r.Host == "*" || r.Host == name) {
+					ok = true
+				}
+			}
+			if r.Host == ap.Addr().String() {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Fatalf("%s %s:%d → dial %s, which no rule of the user allows", user, host, port, ap)
+		}
+	})
+}
+
+// FuzzParseRule: any accepted rule has a port in range and a host.
+func FuzzParseRule(f *testing.F) {
+	for _, s := range []string{"ceph-1:22", "*:*", "[::1]:443", "192.168.1.11:0", "x:", ":22", "a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRule(s)
+		if err == nil && (r.Port < 0 || r.Port > 65535 || r.Host == "") {
+			t.Fatalf("ParseRule(%q) = %+v", s, r)
 		}
 	})
 }
