@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,7 +45,8 @@ func run(ctx context.Context, d *daemon.Daemon) error {
 	for _, h := range c.Hosts {
 		hosts[h.Name] = h.IP
 	}
-	audit, err := os.OpenFile(filepath.Join(d.StateDir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	// The audit trail on /perm: one JSON line per channel, at most 2×16 MiB.
+	audit, err := bastion.OpenAuditLog(filepath.Join(d.StateDir, "audit.log"), 16<<20)
 	if err != nil {
 		return err
 	}
