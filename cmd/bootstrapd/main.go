@@ -65,6 +65,22 @@ func lanAddr(ctx context.Context, c *config.Config, flagAddr string) (netip.Addr
 	}
 }
 
+// ifaceOf names the interface holding ip ("" if none).
+func ifaceOf(ip netip.Addr) string {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if x, ok := netip.AddrFromSlice(n.IP); ok && x.Unmap() == ip {
+					return i.Name
+				}
+			}
+		}
+	}
+	return ""
+}
+
 func run(ctx context.Context, d *daemon.Daemon, assets, images, flagAddr, iface string) error {
 	c := d.Config
 	b := c.Bootstrap
@@ -111,6 +127,11 @@ func run(ctx context.Context, d *daemon.Daemon, assets, images, flagAddr, iface 
 		d.Log.Warn("bootstrap.dhcp: full is not implemented yet; answering as proxyDHCP beside the LAN's DHCP server")
 	}
 
+	if iface == "" {
+		// Bound to the LAN interface, broadcasts leave through it even
+		// without a default route.
+		iface = ifaceOf(gateIP)
+	}
 	ts := &tftp.Server{Root: filepath.Join(assets, "ipxe"), Log: d.Log}
 	ps := &pxe.Server{Config: &pxe.Config{Server: gateIP.AsSlice(), HTTPBase: base, Known: srv.KnownMAC}, Interface: iface, Log: d.Log}
 	d.Registry.MustRegister(

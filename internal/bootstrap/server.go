@@ -171,7 +171,7 @@ func (s *Server) hostIPXE(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	s.log().Info("ipxe script", "host", h.Name, "mac", mac, "to", to, "phase", st.Phase, "from", r.RemoteAddr)
+	s.log().Info("ipxe script", "host", h.Name, "mac", mac.String(), "to", to, "phase", st.Phase, "from", r.RemoteAddr)
 	io.WriteString(w, script)
 }
 

@@ -114,7 +114,7 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, broadcast bool) erro
 		if d.Reply == nil {
 			s.Ignored.Add(1)
 			if req.ClassIdentifier() != "" {
-				s.log().Debug("pxe ignored", "mac", req.ClientHWAddr, "reason", d.Reason)
+				s.log().Debug("pxe ignored", "mac", req.ClientHWAddr.String(), "reason", d.Reason)
 			}
 			continue
 		}
@@ -123,10 +123,10 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, broadcast bool) erro
 			dst = addr
 		}
 		if _, err := c.WriteToUDP(d.Reply.ToBytes(), dst); err != nil {
-			s.log().Warn("pxe reply failed", "mac", req.ClientHWAddr, "to", dst, "err", err)
+			s.log().Warn("pxe reply failed", "mac", req.ClientHWAddr.String(), "to", dst, "err", err)
 			continue
 		}
 		s.Answered.Add(1)
-		s.log().Info("pxe answer", "mac", req.ClientHWAddr, "type", d.Reply.MessageType().String(), "file", d.File, "why", d.Reason)
+		s.log().Info("pxe answer", "mac", req.ClientHWAddr.String(), "type", d.Reply.MessageType().String(), "file", d.File, "why", d.Reason)
 	}
 }

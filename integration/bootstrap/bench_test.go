@@ -1,0 +1,88 @@
+package bootstrap
+
+import (
+	"context"
+	"crypto/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+	"gate/internal/tftp"
+)
+
+// TestSideBySideTFTP: throughput of our TFTP server and dnsmasq's on the
+// same 30 MB file, with Debian's atftp client and the same options, both
+// on a namespace's loopback.
+func TestSideBySideTFTP(t *testing.T) {
+	netlab.Bench(t, "dnsmasq", "atftp")
+	l := netlab.New(t)
+	h := l.Host("tftp")
+	root := t.TempDir()
+	data := make([]byte, 30<<20)
+	rand.Read(data)
+	os.WriteFile(filepath.Join(root, "f.bin"), data, 0o644)
+	os.Chmod(root, 0o755)
+
+	d := h.Start("dnsmasq-tftp", nil, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--enable-tftp",
+		"--tftp-root="+root, "--listen-address=127.0.0.2", "--bind-interfaces", "--pid-file=", "--user=root")
+	if err := d.WaitFor("TFTP root", 20*time.Second); err != nil {
+		t.Fatalf("dnsmasq: %v\n%s", err, d.Output())
+	}
+	// Ours, started inside the namespace through a tiny helper: this test
+	// binary itself (see TestTFTPHelper).
+	self, _ := os.Executable()
+	o := h.Start("ours-tftp", []string{"GATE_TFTP_HELPER_ROOT=" + root}, self, "-test.run=^TestTFTPHelper$")
+	if err := o.WaitFor("tftp helper ready", 20*time.Second); err != nil {
+		t.Fatalf("ours: %v\n%s", err, o.Output())
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	for _, opts := range [][]string{{"blksize 512"}, {"blksize 1468"}, {"blksize 8192"}, {"blksize 1468", "windowsize 8"}} {
+		name := ""
+		for _, s := range opts {
+			name += "_" + s
+		}
+		rate := map[string]float64{}
+		for _, srv := range []struct{ name, addr string }{{"dnsmasq", "127.0.0.2"}, {"ours", "127.0.0.3"}} {
+			args := []string{"atftp"}
+			for _, s := range opts {
+				args = append(args, "--option", s)
+			}
+			args = append(args, "-g", "-r", "f.bin", "-l", out, srv.addr, "69")
+			best := 0.0
+			for range 3 {
+				os.Remove(out)
+				start := time.Now()
+				if b, err := h.Run(args...); err != nil {
+					t.Fatalf("%s %v: %v %s", srv.name, args, err, b)
+				}
+				el := time.Since(start).Seconds()
+				if st, err := os.Stat(out); err != nil || st.Size() != int64(len(data)) {
+					t.Fatalf("%s: short file", srv.name)
+				}
+				best = max(best, float64(len(data))/el/1e6)
+			}
+			rate[srv.name] = best
+			netlab.Report(t, "tftp_"+srv.name+name, best, "MB/s")
+		}
+		netlab.Report(t, "tftp_ratio_ours_over_dnsmasq"+name, rate["ours"]/rate["dnsmasq"], "x")
+	}
+}
+
+// TestTFTPHelper serves GATE_TFTP_HELPER_ROOT on 127.0.0.3:69 until killed
+// (a helper process for TestSideBySideTFTP; it skips otherwise).
+func TestTFTPHelper(t *testing.T) {
+	root := os.Getenv("GATE_TFTP_HELPER_ROOT")
+	if root == "" {
+		t.Skip("helper")
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3), Port: 69})
+	if err != nil {
+		t.Fatal(err)
+	}
+	println("tftp helper ready " + strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port))
+	(&tftp.Server{Root: root}).Serve(context.Background(), c)
+}
