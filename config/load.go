@@ -202,6 +202,8 @@ func (c *Config) applyDefaults() {
 	if b := c.Bastion; b != nil {
 		orInt(&b.Port, 22)
 		orDur(&b.IdleTimeout, 15*time.Minute)
+		orInt(&b.BanAfter, 5)
+		orDur(&b.BanFor, 10*time.Minute)
 		if b.HostKey == "" {
 			b.HostKey = "file:ssh_host_ed25519_key"
 		}

@@ -242,6 +242,10 @@ type Bastion struct {
 	HostKey     Secret        `yaml:"host_key" secret:"sshkey"`
 	IdleTimeout Duration      `yaml:"idle_timeout"` // default 15m
 	Users       []BastionUser `yaml:"users"`
+	// A source whose authentication fails BanAfter times (default 5) is
+	// refused for BanFor (default 10m).
+	BanAfter int      `yaml:"ban_after"`
+	BanFor   Duration `yaml:"ban_for"`
 }
 
 // BastionUser is an admin allowed through.

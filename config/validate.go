@@ -644,6 +644,12 @@ func (v *validator) bastion() {
 	if v.c.VPN == nil && !b.ListenLAN {
 		v.errf("bastion", "no vpn section and listen_lan is false: the bastion would listen nowhere")
 	}
+	if b.BanAfter < 1 {
+		v.errf("bastion.ban_after", "%d: must be at least 1 (failed logins from one source before a ban)", b.BanAfter)
+	}
+	if b.BanFor.D() <= 0 {
+		v.errf("bastion.ban_for", "%s: must be positive (how long a source stays banned)", b.BanFor.D())
+	}
 	users := map[string]bool{}
 	hosts := map[string]bool{}
 	for _, h := range v.c.Hosts {

@@ -55,6 +55,7 @@ func run(ctx context.Context, d *daemon.Daemon) error {
 	m.Register(d.Registry)
 	srv, err := bastion.New(bastion.Config{
 		HostKey: key, Users: users, Hosts: hosts, IdleTimeout: c.Bastion.IdleTimeout.D(),
+		BanAfter: c.Bastion.BanAfter, BanFor: c.Bastion.BanFor.D(),
 		Log: d.Log, Audit: audit, Metrics: m,
 	})
 	if err != nil {

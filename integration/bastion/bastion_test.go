@@ -63,6 +63,8 @@ hosts:
 bastion:
   listen_lan: true
   idle_timeout: 1m
+  ban_after: 3
+  ban_for: 1m
   users:
     - name: admin
       keys: [%q]
@@ -165,15 +167,27 @@ func TestIntegrationBastion(t *testing.T) {
 	})
 	// Last: ban after repeated failures, then even the right key is refused.
 	t.Run("ban", func(t *testing.T) {
-		for i := 0; i < 6; i++ {
+		for i := 0; i < 3; i++ {
 			l.ssh(l.otherKey, jump, "true")
 		}
 		out, err := l.ssh(l.key, "-J", jump, "root@ceph-1", "true")
 		if err == nil {
 			t.Fatalf("a banned source got through:\n%s", out)
 		}
-		if !strings.Contains(l.proc.Output(), "source banned") {
-			t.Errorf("no ban logged:\n%s", site.Tail(l.proc.Output(), 10))
+		if !strings.Contains(l.proc.Output(), "source banned") || !strings.Contains(l.proc.Output(), "after_failures=3") {
+			t.Errorf("no ban after 3 failures logged:\n%s", site.Tail(l.proc.Output(), 10))
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		m, err := l.gate.Output("curl", "-sf", "http://127.0.0.1:9105/metrics")
+		if err != nil {
+			t.Fatal(err, m)
+		}
+		for _, want := range []string{"gate_bastion_bans_total 1", `gate_bastion_channels_total{result="opened"}`, `gate_bastion_channels_total{result="refused"}`,
+			`gate_bastion_connections_total{result="banned"}`, `gate_bastion_auth_failures_total{method="publickey"}`, `gate_bastion_bytes_total{direction="to_server"}`} {
+			if !strings.Contains(m, want) {
+				t.Errorf("metrics lack %s", want)
+			}
 		}
 	})
 }
