@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestSideBySideTFTP(t *testing.T) {
 	for _, opts := range [][]string{{"blksize 512"}, {"blksize 1468"}, {"blksize 8192"}, {"blksize 1468", "windowsize 8"}} {
 		name := ""
 		for _, s := range opts {
-			name += "_" + s
+			name += "_" + strings.ReplaceAll(s, " ", "")
 		}
 		rate := map[string]float64{}
 		for _, srv := range []struct{ name, addr string }{{"dnsmasq", "127.0.0.2"}, {"ours", "127.0.0.3"}} {
