@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -62,20 +61,7 @@ func run(ctx context.Context, d *daemon.Daemon) error {
 		return err
 	}
 
-	port := strconv.Itoa(c.Bastion.Port)
-	var addrs []string
-	if c.VPN != nil {
-		for _, h := range c.VPN.Hubs {
-			addrs = append(addrs, net.JoinHostPort(h.GateAddress.Addr().String(), port))
-		}
-	}
-	if c.Bastion.ListenLAN {
-		if p, ok := c.GateAddr(); ok {
-			addrs = append(addrs, net.JoinHostPort(p.Addr().String(), port))
-		} else {
-			addrs = append(addrs, net.JoinHostPort("0.0.0.0", port))
-		}
-	}
+	addrs := bastion.ListenAddrs(c)
 	// The tunnel addresses may not exist yet (the tunnel is down, or vpn
 	// has not started): IP_FREEBIND binds them anyway.
 	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
@@ -89,12 +75,7 @@ func run(ctx context.Context, d *daemon.Daemon) error {
 		return serr
 	}}
 	errc := make(chan error, len(addrs))
-	seen := map[string]bool{}
 	for _, a := range addrs {
-		if seen[a] {
-			continue
-		}
-		seen[a] = true
 		ln, err := lc.Listen(ctx, "tcp", a)
 		if err != nil {
 			return fmt.Errorf("listening on %s: %w", a, err)
@@ -102,7 +83,7 @@ func run(ctx context.Context, d *daemon.Daemon) error {
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}
 	d.Ready("listen", strings.Join(addrs, ","), "users", len(users), "host_key", ssh.FingerprintSHA256(key.PublicKey()))
-	for range seen {
+	for range addrs {
 		if err := <-errc; err != nil && ctx.Err() == nil {
 			return err
 		}
