@@ -123,9 +123,6 @@ func run(ctx context.Context, d *daemon.Daemon, assets, images, flagAddr, iface 
 	if err != nil {
 		return err
 	}
-	if b.DHCP == "full" {
-		d.Log.Warn("bootstrap.dhcp: full is not implemented yet; answering as proxyDHCP beside the LAN's DHCP server")
-	}
 
 	if iface == "" {
 		// Bound to the LAN interface, broadcasts leave through it even
@@ -134,6 +131,23 @@ func run(ctx context.Context, d *daemon.Daemon, assets, images, flagAddr, iface 
 	}
 	ts := &tftp.Server{Root: filepath.Join(assets, "ipxe"), Log: d.Log}
 	ps := &pxe.Server{Config: &pxe.Config{Server: gateIP.AsSlice(), HTTPBase: base, Known: srv.KnownMAC}, Interface: iface, Log: d.Log}
+	if b.DHCP == "full" {
+		dns := c.LAN.DNS
+		if len(dns) == 0 && c.LAN.Gateway.IsValid() {
+			dns = []netip.Addr{c.LAN.Gateway}
+		}
+		ps.Pool = &pxe.Pool{Subnet: c.LAN.Subnet, Start: b.PoolStart, End: b.PoolEnd, Router: c.LAN.Gateway, DNS: dns, Lease: time.Hour,
+			Static: func(mac net.HardwareAddr) (netip.Addr, bool) {
+				for _, h := range c.Hosts {
+					for _, m := range h.MACs {
+						if net.HardwareAddr(m).String() == mac.String() && h.IP.IsValid() {
+							return h.IP, true
+						}
+					}
+				}
+				return netip.Addr{}, false
+			}}
+	}
 	d.Registry.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bootstrapd_tftp_transfers_total", Help: "TFTP transfers finished."}, func() float64 { return float64(ts.Transfers.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bootstrapd_tftp_failures_total", Help: "TFTP transfers failed."}, func() float64 { return float64(ts.Failures.Load()) }),
@@ -180,7 +194,7 @@ func run(ctx context.Context, d *daemon.Daemon, assets, images, flagAddr, iface 
 		hs.Close()
 		return err
 	}
-	d.Ready("addr", gateIP.String(), "http", base, "dhcp", "proxy", "hosts", len(c.Hosts))
+	d.Ready("addr", gateIP.String(), "http", base, "dhcp", b.DHCP, "hosts", len(c.Hosts))
 	select {
 	case <-ctx.Done():
 	case err = <-errc:

@@ -1,9 +1,12 @@
 package pxe
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
@@ -98,4 +101,39 @@ func FuzzAnswer(f *testing.F) {
 			d.Reply.ToBytes()
 		}
 	})
+}
+
+func TestAnswerFull(t *testing.T) {
+	c := cfg()
+	p := &Pool{Subnet: netip.MustParsePrefix("10.0.0.0/24"), Start: netip.MustParseAddr("10.0.0.100"), End: netip.MustParseAddr("10.0.0.101"),
+		Router: netip.MustParseAddr("10.0.0.1"), Lease: time.Hour,
+		Static: func(m net.HardwareAddr) (netip.Addr, bool) {
+			return netip.MustParseAddr("10.0.0.11"), m.String() == known.String()
+		}}
+	now := time.Now()
+	pxe := dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001"))
+	d := AnswerFull(c, p, req(t, known, dhcpv4.MessageTypeDiscover, pxe), now)
+	if d.Reply == nil || d.Reply.YourIPAddr.String() != "10.0.0.11" || d.Reply.BootFileName != "undionly.kpxe" || d.Reply.MessageType() != dhcpv4.MessageTypeOffer {
+		t.Fatalf("known PXE host: %+v", d)
+	}
+	var macs []net.HardwareAddr
+	for i := range 3 {
+		macs = append(macs, net.HardwareAddr{2, 0, 0, 0, 0, byte(i)})
+	}
+	for i, m := range macs[:2] {
+		d := AnswerFull(c, p, req(t, m, dhcpv4.MessageTypeRequest, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(c.Server))), now)
+		if d.Reply == nil || d.Reply.MessageType() != dhcpv4.MessageTypeAck || d.Reply.YourIPAddr.String() != fmt.Sprintf("10.0.0.%d", 100+i) || d.Reply.BootFileName != "" {
+			t.Fatalf("client %d: %+v", i, d)
+		}
+	}
+	if d := AnswerFull(c, p, req(t, macs[2], dhcpv4.MessageTypeDiscover), now); d.Reply != nil {
+		t.Fatalf("exhausted pool offered %v", d.Reply.YourIPAddr)
+	}
+	d = AnswerFull(c, p, req(t, macs[0], dhcpv4.MessageTypeRequest, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 101)))), now)
+	if d.Reply == nil || d.Reply.MessageType() != dhcpv4.MessageTypeNak {
+		t.Fatalf("request of another's address: %+v", d)
+	}
+	if d := AnswerFull(c, p, req(t, macs[0], dhcpv4.MessageTypeRequest, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 0, 0, 1)))), now); d.Reply != nil {
+		t.Fatal("answered a REQUEST for another server")
+	}
 }

@@ -21,6 +21,8 @@ type Server struct {
 	// Addr67 and Addr4011 default to ":67" and ":4011".
 	Addr67, Addr4011 string
 	Log              *slog.Logger
+	// Pool, if set, makes port 67 a full DHCP server (bootstrap.dhcp: full).
+	Pool *Pool
 	// Answered and Ignored count requests.
 	Answered, Ignored atomic.Int64
 }
@@ -110,7 +112,12 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, broadcast bool) erro
 			s.Ignored.Add(1)
 			continue
 		}
-		d := Answer(s.Config, req)
+		var d Decision
+		if broadcast && s.Pool != nil {
+			d = AnswerFull(s.Config, s.Pool, req, time.Now())
+		} else {
+			d = Answer(s.Config, req)
+		}
 		if d.Reply == nil {
 			s.Ignored.Add(1)
 			if req.ClassIdentifier() != "" {
