@@ -153,13 +153,22 @@ func TestIntegrationBastion(t *testing.T) {
 		}
 	})
 	t.Run("audit", func(t *testing.T) {
-		b, _ := os.ReadFile(filepath.Join(l.state, "audit.log"))
-		log := string(b)
-		for _, want := range []string{`"destination":"ceph-1:22","resolved":"192.168.1.11:22"`, `"result":"closed"`, `"user":"admin"`, `"key":"SHA256:`,
-			`"source":"192.168.1.50:`, `"bytes_to_server":`, `"duration":"`, `may not reach compute-1`, `"destination":"session"`} {
-			if !strings.Contains(log, want) {
-				t.Errorf("audit log lacks %s:\n%s", want, log)
+		// A forwarded channel's record is written once both directions
+		// have closed, which may be just after the client exits.
+		var log string
+		err := netlab.Eventually(10*time.Second, 100*time.Millisecond, func() error {
+			b, _ := os.ReadFile(filepath.Join(l.state, "audit.log"))
+			log = string(b)
+			for _, want := range []string{`"destination":"ceph-1:22","resolved":"192.168.1.11:22"`, `"result":"closed"`, `"user":"admin"`, `"key":"SHA256:`,
+				`"source":"192.168.1.50:`, `"bytes_to_server":`, `"duration":"`, `may not reach compute-1`, `"destination":"session"`} {
+				if !strings.Contains(log, want) {
+					return fmt.Errorf("audit log lacks %s", want)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("%v:\n%s", err, log)
 		}
 		if !strings.Contains(l.proc.Output(), "msg=audit") {
 			t.Error("no audit line on stdout")

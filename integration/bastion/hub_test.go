@@ -112,9 +112,17 @@ bastion:
 	if err != nil || !strings.Contains(out, "jumped to 192.168.1.11") {
 		t.Fatalf("ssh -J through the hub: %v\n%s\nbastion:\n%s", err, out, site.Tail(b.Output(), 20))
 	}
-	audit, _ := os.ReadFile(filepath.Join(state, "audit.log"))
-	if !strings.Contains(string(audit), `"resolved":"192.168.1.11:22"`) || !strings.Contains(string(audit), `"result":"closed"`) {
-		t.Errorf("audit log lacks the jump:\n%s", audit)
+	// The record is written when the bastion has seen both directions
+	// close, which may be just after the client exits.
+	var audit []byte
+	if err := netlab.Eventually(10*time.Second, 100*time.Millisecond, func() error {
+		audit, _ = os.ReadFile(filepath.Join(state, "audit.log"))
+		if !strings.Contains(string(audit), `"resolved":"192.168.1.11:22"`) || !strings.Contains(string(audit), `"result":"closed"`) {
+			return fmt.Errorf("audit log lacks the jump")
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("%v:\n%s", err, audit)
 	}
 	t.Logf("audit: %s", audit)
 }
