@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -152,14 +153,16 @@ func (s *Server) hostIPXE(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case st.Phase == PhaseFlagged && role != nil && role.Image != nil:
 			to = "imager"
-			script = fmt.Sprintf("#!ipxe\necho gate: re-imaging %s\nkernel %s/assets/imager/vmlinuz console=ttyS0,115200 console=tty0 gate.bootstrap=%s\ninitrd %s/assets/imager/initramfs.gz\nboot\n",
+			script = fmt.Sprintf("#!ipxe\necho gate: re-imaging %s\nkernel %s/assets/imager/vmlinuz initrd=initramfs.gz console=ttyS0,115200 console=tty0 gate.bootstrap=%s\ninitrd %s/assets/imager/initramfs.gz\nboot\n",
 				h.Name, s.Base, s.Base, s.Base)
 		case st.Phase == PhaseFlagged && role != nil && role.Installer != nil:
 			to = "installer"
 			st.Phase = PhaseInstalling // the installer's reboot goes to disk: no loop
 			in := role.Installer
-			script = fmt.Sprintf("#!ipxe\necho gate: installing %s\nkernel %s %s ds=nocloud-net;s=%s/nocloud/\ninitrd %s\nboot\n",
-				h.Name, s.asset(in.Kernel), in.Args, s.Base, s.asset(in.Initrd))
+			// initrd=NAME: UEFI kernels' EFI stub loads the initrd by name
+			// from iPXE's image list.
+			script = fmt.Sprintf("#!ipxe\necho gate: installing %s\nkernel %s initrd=%s %s ds=nocloud-net;s=%s/nocloud/\ninitrd %s\nboot\n",
+				h.Name, s.asset(in.Kernel), path.Base(in.Initrd), in.Args, s.Base, s.asset(in.Initrd))
 		default:
 			to = "disk"
 			script = "#!ipxe\necho gate: booting " + h.Name + " from its disk\n" + localBoot(h.BootLocal)

@@ -110,7 +110,7 @@ func TestReimageFlow(t *testing.T) {
 	f.want(f.do("POST", "/api/hosts/ceph-1/reimage", "10.9.0.50", "", auth...), 200, `"phase":"flagged"`)
 	id := f.s.Store.Get("ceph-1").InstanceID
 	f.want(f.do("GET", "/ipxe/52-54-00-00-01-01", ceph, ""), 200,
-		"kernel http://10.9.0.2:8080/assets/imager/vmlinuz console=ttyS0,115200 console=tty0 gate.bootstrap=http://10.9.0.2:8080\ninitrd http://10.9.0.2:8080/assets/imager/initramfs.gz\nboot")
+		"kernel http://10.9.0.2:8080/assets/imager/vmlinuz initrd=initramfs.gz console=ttyS0,115200 console=tty0 gate.bootstrap=http://10.9.0.2:8080\ninitrd http://10.9.0.2:8080/assets/imager/initramfs.gz\nboot")
 
 	// The job: only the flagged MAC from its own address.
 	f.want(f.do("GET", "/imager/job?mac=52:54:00:00:01:01", "10.9.0.99", ""), 403, "not 10.9.0.99")
@@ -180,7 +180,7 @@ func TestInstallerAndAssets(t *testing.T) {
 	f := newFixture(t, t.TempDir())
 	f.want(f.do("POST", "/api/hosts/inst-1/reimage", "10.9.0.50", "", "Authorization", "Bearer tok"), 200, "flagged")
 	f.want(f.do("GET", "/ipxe/52:54:00:00:02:01", "10.9.0.21", ""), 200,
-		"kernel http://10.9.0.2:8080/assets/inst/linux auto=true ds=nocloud-net;s=http://10.9.0.2:8080/nocloud/\ninitrd http://10.9.0.2:8080/assets/inst/initrd.gz")
+		"kernel http://10.9.0.2:8080/assets/inst/linux initrd=initrd.gz auto=true ds=nocloud-net;s=http://10.9.0.2:8080/nocloud/\ninitrd http://10.9.0.2:8080/assets/inst/initrd.gz")
 	// The installer's reboot goes to disk.
 	f.want(f.do("GET", "/ipxe/52:54:00:00:02:01", "10.9.0.21", ""), 200, "exit")
 	w := f.do("GET", "/assets/imager/vmlinuz", "10.9.0.21", "", "Range", "bytes=2-4")
