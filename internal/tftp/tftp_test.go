@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"gate/integration/netlab"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -77,17 +79,7 @@ func startServer(t *testing.T, root string) int {
 // TestIntegrationClients fetches files with Debian's tftp-hpa and atftp
 // clients with each option, and checks traversal is refused.
 func TestIntegrationClients(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
-	for _, p := range []string{"tftp", "atftp"} {
-		if _, err := exec.LookPath(p); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s missing", p)
-			}
-			t.Skipf("%s missing", p)
-		}
-	}
+	netlab.Require(t, "tftp", "atftp")
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
 	os.Mkdir(root, 0o755)
