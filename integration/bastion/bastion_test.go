@@ -222,16 +222,16 @@ func TestSideBySideBastion(t *testing.T) {
 	direct := timed("scp", "-F", cfg, src, "root@192.168.1.11:"+src+".direct")
 	jumped := timed("scp", "-F", cfg, "-J", jump, src, "root@ceph-1:"+src+".jumped")
 	mb := float64(256)
-	netlab.Report(t, "bastion scp 256 MiB direct", mb/direct.Seconds(), "MiB/s")
-	netlab.Report(t, "bastion scp 256 MiB through the jump", mb/jumped.Seconds(), "MiB/s")
-	netlab.Report(t, "bastion scp throughput ratio (jump/direct)", direct.Seconds()/jumped.Seconds(), "")
+	netlab.Report(t, "bastion_scp_256MiB_direct", mb/direct.Seconds(), "MiB/s")
+	netlab.Report(t, "bastion_scp_256MiB_jump", mb/jumped.Seconds(), "MiB/s")
+	netlab.Report(t, "bastion_scp_throughput_ratio_jump_over_direct", direct.Seconds()/jumped.Seconds(), "x")
 	const n = 5
 	var d, j time.Duration
 	for i := 0; i < n; i++ {
 		d += timed("ssh", "-F", cfg, "root@192.168.1.11", "true")
 		j += timed("ssh", "-F", cfg, "-J", jump, "root@ceph-1", "true")
 	}
-	netlab.Report(t, "bastion ssh setup direct", (d/n).Seconds()*1000, "ms")
-	netlab.Report(t, "bastion ssh setup through the jump", (j/n).Seconds()*1000, "ms")
-	netlab.Report(t, "bastion setup ratio (jump/direct)", float64(j)/float64(d), "")
+	netlab.Report(t, "bastion_ssh_setup_direct", (d/n).Seconds()*1000, "ms")
+	netlab.Report(t, "bastion_ssh_setup_jump", (j/n).Seconds()*1000, "ms")
+	netlab.Report(t, "bastion_ssh_setup_ratio_jump_over_direct", float64(j)/float64(d), "x")
 }
