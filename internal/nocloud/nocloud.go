@@ -9,6 +9,7 @@ package nocloud
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -151,6 +152,17 @@ func completeUserData(ud string, f *Facts) (string, error) {
 			"content": "MODE=netclient\n",
 		})
 		doc["write_files"] = files
+		// The files are written before packages are installed; cloud-init's
+		// apt keeps them (--force-confold) and nut-client's postinst gives
+		// upsmon.conf to root:nut, so upsmon starts as a secondary.
+		var pkgs []any
+		if p, ok := doc["packages"].([]any); ok {
+			pkgs = p
+		}
+		if !slices.Contains(pkgs, any("nut-client")) {
+			pkgs = append(pkgs, "nut-client")
+		}
+		doc["packages"] = pkgs
 	}
 	doc["phone_home"] = map[string]any{
 		"url":   f.GateURL + "/nocloud/phone-home",

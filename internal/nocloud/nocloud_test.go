@@ -24,9 +24,9 @@ func TestRender(t *testing.T) {
 		wantErr string
 		check   []string // substrings of user-data
 	}{
-		{"defaults", Templates{}, "", []string{"hostname: ceph-1", "phone-home", "ssh-ed25519", "MONITOR ups@10.0.0.2"}},
+		{"defaults", Templates{}, "", []string{"hostname: ceph-1", "phone-home", "ssh-ed25519", "MONITOR ups@10.0.0.2", "- nut-client"}},
 		{"role template", Templates{UserData: "#cloud-config\npackages: [ceph]\nruncmd:\n  - echo {{.Role}} {{.IP}}\nssh_authorized_keys: [\"ssh-rsa AAAA x\"]\n"}, "",
-			[]string{"echo ceph 10.0.0.11", "ssh-rsa AAAA x", "ssh-ed25519", "post: all"}},
+			[]string{"echo ceph 10.0.0.11", "ssh-rsa AAAA x", "ssh-ed25519", "post: all", "- ceph\n    - nut-client"}},
 		{"network template", Templates{NetworkConfig: "version: 2\nethernets:\n  e:\n    match: {macaddress: \"{{index .MACs 0}}\"}\n    addresses: [{{.IP}}/{{.Prefix}}]\n"}, "", nil},
 		{"missing key", Templates{UserData: "#cloud-config\nx: {{.Nope}}\n"}, "Nope", nil},
 		{"not cloud-config", Templates{UserData: "#!/bin/sh\necho\n"}, "#cloud-config", nil},
