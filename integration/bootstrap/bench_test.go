@@ -87,3 +87,46 @@ func TestTFTPHelper(t *testing.T) {
 	println("tftp helper ready " + strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port))
 	(&tftp.Server{Root: root}).Serve(context.Background(), c)
 }
+
+// TestSideBySidePXE: power-on → marker of a flagged BIOS host, ours
+// (proxyDHCP + HTTP) against dnsmasq (proxyDHCP + TFTP for script,
+// kernel and initramfs), beside the same DHCP-only box.
+func TestSideBySidePXE(t *testing.T) {
+	netlab.Bench(t, "qemu-system-x86_64", "dnsmasq", "curl", "/usr/lib/ipxe/undionly.kpxe")
+	x := newLab(t)
+	x.api(t, "POST", "/api/hosts/ceph-1/reimage")
+	boot := func(name string) float64 {
+		start := time.Now()
+		q := x.qemu(name, flagged)
+		waitExit(t, q, 6*time.Minute)
+		if !strings.Contains(q.Output(), marker) {
+			t.Fatalf("%s: no marker:\n%s", name, tail(q.Output(), 40))
+		}
+		return time.Since(start).Seconds()
+	}
+	ours := boot("qemu-ours")
+	x.boot.Stop()
+
+	// dnsmasq as proxyDHCP with TFTP, serving the same files.
+	dir := assets(t)
+	root := filepath.Join(dir, "tftp")
+	os.MkdirAll(root, 0o755)
+	for src, dst := range map[string]string{"ipxe/undionly.kpxe": "undionly.kpxe", "imager/vmlinuz": "vmlinuz", "imager/initramfs.gz": "initramfs.gz"} {
+		b, _ := os.ReadFile(filepath.Join(dir, src))
+		os.WriteFile(filepath.Join(root, dst), b, 0o644)
+	}
+	script := "#!ipxe\nkernel tftp://" + gateAddr + "/vmlinuz initrd=initramfs.gz console=ttyS0,115200 console=tty0\ninitrd tftp://" + gateAddr + "/initramfs.gz\nboot\n"
+	os.WriteFile(filepath.Join(root, "boot.ipxe"), []byte(script), 0o644)
+	os.WriteFile(filepath.Join(root, "boot.ipxe.0"), []byte(script), 0o644)
+	d := x.gate.Start("dnsmasq-proxy", nil, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=eth0",
+		"--bind-interfaces", "--no-hosts", "--no-resolv", "--dhcp-range=10.78.0.0,proxy", "--enable-tftp", "--tftp-root="+root,
+		"--dhcp-userclass=set:ipxe,iPXE", "--pxe-service=tag:!ipxe,x86PC,gate,undionly", "--pxe-service=tag:ipxe,x86PC,gate,boot.ipxe",
+		"--pxe-prompt=gate,0", "--log-dhcp", "--pid-file=", "--user=root", "--dhcp-leasefile="+filepath.Join(dir, "leases"))
+	if err := d.WaitFor("TFTP root", 20*time.Second); err != nil {
+		t.Fatalf("dnsmasq proxy: %v\n%s", err, d.Output())
+	}
+	theirs := boot("qemu-dnsmasq")
+	netlab.Report(t, "pxe_power_on_to_marker_ours", ours, "s")
+	netlab.Report(t, "pxe_power_on_to_marker_dnsmasq", theirs, "s")
+	netlab.Report(t, "pxe_ratio_ours_over_dnsmasq", ours/theirs, "x")
+}
