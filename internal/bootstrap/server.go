@@ -146,6 +146,19 @@ func (s *Server) hostIPXE(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown MAC "+mac.String(), http.StatusNotFound)
 		return
 	}
+	// Fetching a script changes the host's state (last boot; an installer
+	// host moves to "installing"): only the host itself may, as the
+	// neighbour table shows it (any of its NICs).
+	nb := s.Neighbour
+	if nb == nil {
+		nb = procARP
+	}
+	src := sourceIP(r)
+	if got, ok := nb(src); !ok || s.hostByMAC(got) == nil || s.hostByMAC(got).Name != h.Name {
+		s.log().Warn("ipxe script refused: the requester is not the host", "host", h.Name, "from", src, "neighbour", got)
+		http.Error(w, fmt.Sprintf("%s (neighbour MAC %s) is not %s", src, got, h.Name), http.StatusForbidden)
+		return
+	}
 	role := s.Config.Roles[h.Role]
 	var script, to string
 	st, err := s.Store.Update(h.Name, func(st *HostState, now time.Time) (bool, error) {

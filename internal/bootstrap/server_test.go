@@ -178,6 +178,7 @@ func TestReimageFlow(t *testing.T) {
 
 func TestInstallerAndAssets(t *testing.T) {
 	f := newFixture(t, t.TempDir())
+	f.neigh[netip.MustParseAddr("10.9.0.21")] = "52:54:00:00:02:01"
 	f.want(f.do("POST", "/api/hosts/inst-1/reimage", "10.9.0.50", "", "Authorization", "Bearer tok"), 200, "flagged")
 	f.want(f.do("GET", "/ipxe/52:54:00:00:02:01", "10.9.0.21", ""), 200,
 		"kernel http://10.9.0.2:8080/assets/inst/linux initrd=initrd.gz auto=true ds=nocloud-net;s=http://10.9.0.2:8080/nocloud/\ninitrd http://10.9.0.2:8080/assets/inst/initrd.gz")
