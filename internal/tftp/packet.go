@@ -63,7 +63,11 @@ func ParseRequest(b []byte) (*Request, error) {
 		return nil, fmt.Errorf("tftp: empty file name")
 	}
 	switch r.Mode {
-	case "octet", "netascii", "mail":
+	case "octet", "netascii":
+	case "mail":
+		if op == opRRQ {
+			return nil, fmt.Errorf("tftp: mail mode is for writing only")
+		}
 	default:
 		return nil, fmt.Errorf("tftp: unknown mode %q", r.Mode)
 	}

@@ -81,6 +81,8 @@ func TestRefusalsAnswerError(t *testing.T) {
 		{"write request", wrq, []uint16{errAccess}},
 		{"unknown opcode", []byte{0, 9, 'a', 0, 'o', 'c', 't', 'e', 't', 0}, []uint16{errIllegalOp}},
 		{"unterminated", []byte{0, opRRQ, 'a', 0, 'o'}, []uint16{errIllegalOp}},
+		{"mail mode read", []byte("\x00\x01f\x00mail\x00"), []uint16{errIllegalOp}},
+		{"unknown mode", []byte("\x00\x01f\x00bogus\x00"), []uint16{errIllegalOp}},
 		{"missing file", rrq("nope"), []uint16{errNotFound}},
 		{"directory", rrq("sub"), []uint16{errNotFound}},
 		{"dot-dot", rrq("../secret"), []uint16{errAccess, errNotFound}},
