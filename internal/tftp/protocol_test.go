@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -270,4 +271,86 @@ func equal(a, b []uint16) bool {
 		}
 	}
 	return true
+}
+
+// fetch reads name lock-step (no options) and returns its bytes.
+func fetch(srv *net.UDPAddr, name string) ([]byte, error) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if _, err := c.WriteToUDP(rrq(name), srv); err != nil {
+		return nil, err
+	}
+	var out []byte
+	buf := make([]byte, 1500)
+	for want := uint16(1); ; want++ {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, tid, err := c.ReadFromUDP(buf)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for block %d: %w", want, err)
+		}
+		p := buf[:n]
+		if binary.BigEndian.Uint16(p) != opDATA || binary.BigEndian.Uint16(p[2:]) != want {
+			return nil, fmt.Errorf("got %q, want DATA %d", p[:min(n, 20)], want)
+		}
+		out = append(out, p[4:]...)
+		c.WriteToUDP(ack(want), tid)
+		if n < 4+512 {
+			return out, nil
+		}
+	}
+}
+
+// TestConcurrentTransfers: many clients read at once, each gets its file
+// whole from its own TID.
+func TestConcurrentTransfers(t *testing.T) {
+	root := t.TempDir()
+	files := map[string][]byte{}
+	for i := range 16 {
+		b := make([]byte, 20000+i*513)
+		for j := range b {
+			b[j] = byte(i*7 + j)
+		}
+		name := fmt.Sprintf("f%d", i)
+		files[name] = b
+		os.WriteFile(filepath.Join(root, name), b, 0o644)
+	}
+	srv := rawServer(t, &Server{Root: root})
+	errs := make(chan error, len(files))
+	for name, want := range files {
+		go func() {
+			got, err := fetch(srv, name)
+			if err == nil && !bytes.Equal(got, want) {
+				err = fmt.Errorf("%s: got %d bytes, want %d", name, len(got), len(want))
+			}
+			errs <- err
+		}()
+	}
+	for range files {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestBusy: past MaxTransfers a request is refused with an ERROR, not
+// dropped.
+func TestBusy(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), bytes.Repeat([]byte("x"), 2000), 0o644)
+	srv := rawServer(t, &Server{Root: root, MaxTransfers: 1, Retries: 1, Timeout: 5 * time.Second})
+	hold := rawClient(t)
+	hold.WriteToUDP(rrq("f"), srv)
+	if p, _, ok := read(t, hold, 5*time.Second); !ok || binary.BigEndian.Uint16(p) != opDATA {
+		t.Fatalf("first transfer did not start: %q", p)
+	}
+	// The first transfer now waits for an ACK that never comes.
+	c := rawClient(t)
+	c.WriteToUDP(rrq("f"), srv)
+	p, _, ok := read(t, c, 5*time.Second)
+	if !ok || binary.BigEndian.Uint16(p) != opERROR {
+		t.Fatalf("second request got %q, want an ERROR (busy)", p)
+	}
 }
