@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"gate/integration/netlab"
 )
 
 // rawServer runs s on a loopback socket and returns its address.
@@ -352,5 +356,43 @@ func TestBusy(t *testing.T) {
 	p, _, ok := read(t, c, 5*time.Second)
 	if !ok || binary.BigEndian.Uint16(p) != opERROR {
 		t.Fatalf("second request got %q, want an ERROR (busy)", p)
+	}
+}
+
+func TestNetasciiConversion(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"a\nb", "a\r\nb"},
+		{"a\r\nb", "a\r\x00\r\nb"},
+		{"\r", "\r\x00"},
+		{"x\x00y", "x\x00y"},
+	} {
+		got, err := netascii(bytes.NewReader([]byte(tc.in)), int64(len(tc.in)))
+		if err != nil || string(got) != tc.want {
+			t.Errorf("netascii(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := netascii(bytes.NewReader(nil), maxNetascii+1); err == nil {
+		t.Error("a file past maxNetascii was converted")
+	}
+}
+
+// TestIntegrationNetascii: tftp-hpa's default (netascii) mode gets a text
+// file back exactly, line ends and bare CRs included.
+func TestIntegrationNetascii(t *testing.T) {
+	netlab.Require(t, "tftp")
+	root := t.TempDir()
+	var text []byte
+	for i := range 300 {
+		text = append(text, fmt.Sprintf("line %d\tcr\r mid\n", i)...)
+	}
+	text = append(text, "last line\r\nwith crlf\n"...)
+	os.WriteFile(filepath.Join(root, "t.txt"), text, 0o644)
+	port := strconv.Itoa(startServer(t, root))
+	out := filepath.Join(t.TempDir(), "out")
+	b, err := exec.Command("tftp", "127.0.0.1", port, "-m", "netascii", "-c", "get", "t.txt", out).CombinedOutput()
+	got, rerr := os.ReadFile(out)
+	if err != nil || rerr != nil || !bytes.Equal(got, text) {
+		t.Fatalf("netascii get: %v %v: got %d bytes, want %d: %s", err, rerr, len(got), len(text), b)
 	}
 }

@@ -1,6 +1,7 @@
 package tftp
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -149,6 +150,15 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 		return fmt.Errorf("open %q: %w", req.Filename, err)
 	}
 	defer f.Close()
+	var src io.ReaderAt = f
+	if req.Mode == "netascii" {
+		b, err := netascii(f, size)
+		if err != nil {
+			c.WriteToUDP(errorPacket(errUndefined, err.Error()), peer)
+			return fmt.Errorf("%q: %w", req.Filename, err)
+		}
+		src, size = bytes.NewReader(b), int64(len(b))
+	}
 	n := negotiate(req, size)
 	timeout := s.Timeout
 	if timeout <= 0 {
@@ -161,7 +171,7 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if retries <= 0 {
 		retries = 5
 	}
-	t := &xfer{c: c, peer: peer, f: f, size: size, n: n, timeout: timeout, retries: retries}
+	t := &xfer{c: c, peer: peer, f: src, size: size, n: n, timeout: timeout, retries: retries}
 	if len(n.oack) > 0 {
 		if err := t.sendOACK(); err != nil {
 			return err
@@ -290,4 +300,32 @@ func (t *xfer) run() error {
 		}
 	}
 	return nil
+}
+
+// maxNetascii bounds the files sent in netascii mode, which are converted
+// in memory (PXE firmware always reads octet).
+const maxNetascii = 16 << 20
+
+// netascii returns f's bytes with LF as CR LF and a bare CR as CR NUL
+// (RFC 764, as RFC 1350 asks).
+func netascii(f io.ReaderAt, size int64) ([]byte, error) {
+	if size > maxNetascii {
+		return nil, fmt.Errorf("file of %d bytes too large for netascii mode (max %d): use octet", size, maxNetascii)
+	}
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	out := make([]byte, 0, size+size/16)
+	for _, c := range b {
+		switch c {
+		case '\n':
+			out = append(out, '\r', '\n')
+		case '\r':
+			out = append(out, '\r', 0)
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
