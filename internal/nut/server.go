@@ -230,32 +230,14 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 		s.Log.Info("NUT client logged in", "user", c.user, "client", c.RemoteAddr().String())
 		return "OK\n", false
 	case "PRIMARY", "MASTER":
-		if len(args) != 1 {
-			return errLine("INVALID-ARGUMENT"), false
-		}
-		if e := s.auth(c); e != "" {
+		if e := s.primaryCheck(c, args); e != "" {
 			return e, false
-		}
-		if !s.Users[c.user].Primary {
-			return errLine("ACCESS-DENIED"), false
-		}
-		if !strings.EqualFold(args[0], s.UPS) {
-			return errLine("UNKNOWN-UPS"), false
 		}
 		c.primary = true
 		return "OK " + cmd + "-GRANTED\n", false
 	case "FSD":
-		if len(args) != 1 {
-			return errLine("INVALID-ARGUMENT"), false
-		}
-		if e := s.auth(c); e != "" {
+		if e := s.primaryCheck(c, args); e != "" {
 			return e, false
-		}
-		if !s.Users[c.user].Primary {
-			return errLine("ACCESS-DENIED"), false
-		}
-		if !strings.EqualFold(args[0], s.UPS) {
-			return errLine("UNKNOWN-UPS"), false
 		}
 		s.SetFSD()
 		s.Log.Warn("FSD set by a NUT client", "user", c.user, "client", c.RemoteAddr().String())
@@ -270,6 +252,21 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 		return s.instcmd(c, args), false
 	}
 	return errLine("UNKNOWN-COMMAND"), false
+}
+
+// primaryCheck checks a command that needs the primary right on this UPS
+// (PRIMARY, MASTER, FSD): one argument, valid credentials, the right.
+func (s *Server) primaryCheck(c *conn, args []string) string {
+	if len(args) != 1 {
+		return errLine("INVALID-ARGUMENT")
+	}
+	if e := s.auth(c); e != "" {
+		return e
+	}
+	if !s.Users[c.user].Primary {
+		return errLine("ACCESS-DENIED")
+	}
+	return s.checkUPS(args[0])
 }
 
 // auth checks the connection's credentials.
