@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gate/integration/netlab"
+	"gate/integration/site"
 	"gate/internal/initramfs"
 )
 
@@ -27,19 +28,11 @@ const (
 	marker   = "GATE-TEST-INIT-MARKER"
 )
 
-func moduleRoot(t testing.TB) string {
-	d, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // assets builds the assets directory: iPXE binaries from Debian's ipxe,
 // kernel.amd64's vmlinuz and an initramfs whose /init prints the marker.
 func assets(t *testing.T) string {
 	t.Helper()
-	root := moduleRoot(t)
+	root := site.RepoRoot()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "ipxe"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "imager"), 0o755)

@@ -1,78 +1,100 @@
-// Package reimage tests the re-imaging chain (issue 6) under QEMU (TCG):
-// the imager's initramfs on gokrazy's kernel.amd64 writing the golden
-// image to a virtio disk, the written Debian booting and applying its
-// cloud-init NoCloud data, and the failures that must leave a host
-// unbootable-but-flagged.
+// Package reimage tests the re-imaging chain (issue 6) under QEMU (TCG)
+// against the real bootstrapd (cmd/bootstrapd, proxyDHCP beside the ISP
+// box's dnsmasq) and the real operator CLI (`gate reimage`, `gate
+// hosts`): the imager's initramfs on gokrazy's kernel.amd64 writing the
+// golden image to a virtio disk, the written Debian booting and applying
+// its cloud-init NoCloud data from bootstrapd and phoning home, and the
+// failures that must leave a host unbootable-but-flagged.
 package reimage
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"gate/integration/netlab"
+	"gate/integration/site"
 	"gate/internal/initramfs"
-
-	"github.com/vishvananda/netns"
 )
 
 const (
-	bridgeAddr = "10.77.0.1"
-	vmAddr     = "10.77.0.10"
-	vmMAC      = "52:54:00:6a:00:10"
-	serverPort = "8080"
+	boxAddr  = "10.77.0.1" // the ISP box: dnsmasq, the LAN's DHCP server
+	gateAddr = "10.77.0.2" // the gate: bootstrapd
+	httpPort = "8080"
 )
 
-// moduleRoot is the gate checkout (tests run in integration/reimage).
-func moduleRoot(t testing.TB) string {
-	d, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+// base is bootstrapd's URL as the hosts reach it.
+func base() string { return "http://" + gateAddr + ":" + httpPort }
+
+// labHost is a host of the lab's site file: each scenario has its own
+// MAC, address (reserved on the box) and role.
+type labHost struct{ name, mac, ip, role string }
+
+// The roles: "zstd" and "raw" are the golden image in both formats;
+// "missing" points at an image bootstrapd does not have; "badsum" has a
+// wrong sha256.
+var labHosts = []labHost{
+	{"ceph-1", "52:54:00:6a:00:10", "10.77.0.10", "zstd"},
+	{"ceph-2", "52:54:00:6a:00:11", "10.77.0.11", "raw"},
+	{"nf-missing", "52:54:00:6a:00:21", "10.77.0.21", "missing"},
+	{"nf-small", "52:54:00:6a:00:22", "10.77.0.22", "raw"},
+	{"nf-badsum", "52:54:00:6a:00:23", "10.77.0.23", "badsum"},
+	{"nf-cut", "52:54:00:6a:00:24", "10.77.0.24", "raw"},
 }
 
-// golden builds (or takes from the cache) build/golden: make golden.
-func golden(t testing.TB) (raw, zst string, sums map[string]string) {
+func hostNamed(t testing.TB, name string) labHost {
+	for _, h := range labHosts {
+		if h.name == name {
+			return h
+		}
+	}
+	t.Fatalf("no lab host %s", name)
+	return labHost{}
+}
+
+// goldenImage is build/golden: make golden.
+type goldenImage struct {
+	dir, raw, zst string
+	sums          map[string]string // file name → sha256
+}
+
+// golden builds (or takes from the cache) build/golden.
+func golden(t testing.TB) goldenImage {
 	t.Helper()
-	root := moduleRoot(t)
+	root := site.RepoRoot()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts/golden.sh")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("make golden: %v: %s", err, out)
 	}
-	dir := filepath.Join(root, "build/golden")
-	b, err := os.ReadFile(filepath.Join(dir, "golden.sha256"))
+	g := goldenImage{dir: filepath.Join(root, "build/golden"), sums: map[string]string{}}
+	b, err := os.ReadFile(filepath.Join(g.dir, "golden.sha256"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sums = map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		f := strings.Fields(l)
-		sums[f[1]] = f[0]
+		if len(f) == 2 {
+			g.sums[f[1]] = f[0]
+		}
 	}
-	return filepath.Join(dir, "golden.raw"), filepath.Join(dir, "golden.raw.zst"), sums
+	g.raw, g.zst = filepath.Join(g.dir, "golden.raw"), filepath.Join(g.dir, "golden.raw.zst")
+	return g
 }
 
 // imagerBoot returns the kernel and the freshly built initramfs.
 func imagerBoot(t testing.TB) (kernel, initrd string) {
 	t.Helper()
 	ctx := context.Background()
-	root := moduleRoot(t)
+	root := site.RepoRoot()
 	k, err := initramfs.KernelPath(ctx, root)
 	if err != nil {
 		t.Fatal(err)
@@ -88,226 +110,230 @@ func imagerBoot(t testing.TB) (kernel, initrd string) {
 	return k, initrd
 }
 
-// lan is a namespace with a bridge, dnsmasq as the DHCP server (static
-// lease for the VM's MAC) and a tap for the VM.
-type lan struct {
-	lab *netlab.Lab
-	sw  *netlab.Host
-	tap string
+// siteFile is the lab's site file: every lab host, the four roles (each
+// with a user-data template giving an admin user the test's key), and
+// bootstrap in proxyDHCP mode.
+func siteFile(g goldenImage, pubKey string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `site: {name: lab, domain: lab.example}
+lan: {subnet: 10.77.0.0/24, gateway: %s}
+gate: {address: %s/24, password: "file:pw"}
+hosts:
+`, boxAddr, gateAddr)
+	for _, h := range labHosts {
+		fmt.Fprintf(&b, "  - {name: %s, macs: [%q], ip: %s, role: %s, boot_local: sanboot}\n", h.name, h.mac, h.ip, h.role)
+	}
+	userData := `#cloud-config
+users:
+  - name: admin
+    shell: /bin/bash
+    sudo: "ALL=(ALL) NOPASSWD:ALL"
+    ssh_authorized_keys: [%q]
+`
+	images := []struct{ role, file, format, sha string }{
+		{"zstd", "golden.raw.zst", "zstd", g.sums["golden.raw.zst"]},
+		{"raw", "golden.raw", "raw", g.sums["golden.raw"]},
+		{"missing", "missing.raw.zst", "zstd", g.sums["golden.raw.zst"]},
+		{"badsum", "golden.raw.zst", "zstd", strings.Repeat("0", 64)},
+	}
+	b.WriteString("roles:\n")
+	for _, r := range images {
+		fmt.Fprintf(&b, "  %s:\n    image: {url: %q, sha256: %s, format: %s}\n    cloud_init:\n      user_data: |\n",
+			r.role, base()+"/images/"+r.file, r.sha, r.format)
+		for _, l := range strings.Split(strings.TrimRight(fmt.Sprintf(userData, pubKey), "\n"), "\n") {
+			b.WriteString("        " + l + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "bootstrap: {dhcp: proxy, http_port: %s, api_token: \"file:token\"}\n", httpPort)
+	return b.String()
 }
 
-func newLAN(t *testing.T, dnsmasqArgs ...string) *lan {
-	l := &lan{lab: netlab.New(t)}
+// lan is the site's LAN: a bridge in "sw" where the ISP box's dnsmasq is
+// the DHCP server (reservations for every lab host), a tap for the QEMU
+// machine, and the gate's namespace running the real bootstrapd with
+// the lab's site file, its state in a temporary directory and the golden
+// images served from build/golden under /images/.
+type lan struct {
+	lab        *netlab.Lab
+	sw, gate   *netlab.Host
+	tap        string
+	box, boot  *netlab.Proc
+	site       string // the site file (secrets beside it)
+	key        string // the admin's private key (the roles' user-data)
+	gateCLI    string // the gate binary
+	imagerFile struct{ kernel, initrd string }
+}
+
+func newLAN(t *testing.T, g goldenImage, kernel, initrd string) *lan {
+	l := &lan{lab: netlab.New(t), tap: "tap0"}
+	l.imagerFile.kernel, l.imagerFile.initrd = kernel, initrd
 	l.sw = l.lab.Host("sw")
-	l.sw.Bridge("br0", bridgeAddr+"/24")
-	l.tap = "tap0"
+	l.sw.Bridge("br0", boxAddr+"/24")
+	l.gate = l.lab.Host("gate")
+	l.lab.Attach(l.sw, "br0", l.gate, "eth0", gateAddr+"/24")
 	l.sw.Tap(l.tap, "br0")
 	dir := t.TempDir()
 	args := []string{"dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
 		"--interface=br0", "--bind-interfaces", "--no-hosts", "--no-resolv",
 		"--dhcp-range=10.77.0.50,10.77.0.99,255.255.255.0,1h",
-		"--dhcp-host=" + vmMAC + "," + vmAddr, "--dhcp-leasefile=" + filepath.Join(dir, "leases"),
-		"--dhcp-option=option:router," + bridgeAddr, "--log-dhcp", "--pid-file="}
-	d := l.sw.Start("dnsmasq", nil, append(args, dnsmasqArgs...)...)
-	if err := d.WaitFor("DHCP, IP range", 20*time.Second); err != nil {
-		t.Fatalf("dnsmasq: %v\n%s", err, d.Output())
+		"--dhcp-leasefile=" + filepath.Join(dir, "leases"),
+		"--dhcp-option=option:router," + boxAddr, "--log-dhcp", "--pid-file="}
+	for _, h := range labHosts {
+		args = append(args, "--dhcp-host="+h.mac+","+h.ip)
+	}
+	l.box = l.sw.Start("dnsmasq", nil, args...)
+	if err := l.box.WaitFor("DHCP, IP range", 20*time.Second); err != nil {
+		t.Fatalf("dnsmasq: %v\n%s", err, l.box.Output())
+	}
+
+	l.key = filepath.Join(dir, "admin")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin@lab", "-f", l.key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(l.key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := filepath.Join(dir, "secrets")
+	os.MkdirAll(secrets, 0o700)
+	os.WriteFile(filepath.Join(secrets, "token"), []byte("lab-token\n"), 0o600)
+	os.WriteFile(filepath.Join(secrets, "pw"), []byte("lab-password\n"), 0o600)
+	l.site = filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(l.site, []byte(siteFile(g, strings.TrimSpace(string(pub)))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	bin := netlab.Build(t, "gate/cmd/bootstrapd")
+	l.gateCLI = netlab.Build(t, "gate/gate")
+	l.boot = l.gate.Start("bootstrapd", nil, bin, "-config", l.site, "-secrets", secrets,
+		"-state", filepath.Join(dir, "state"), "-metrics", "", "-assets", assets(t, kernel, initrd), "-images", g.dir)
+	if err := l.boot.WaitFor("msg=ready", 30*time.Second); err != nil {
+		t.Fatalf("bootstrapd: %v\n%s", err, l.boot.Output())
 	}
 	return l
 }
 
-// listen opens a TCP listener inside the namespace h (the socket stays in
-// that namespace; the test process keeps serving it).
-func listen(t testing.TB, h *netlab.Host, addr string) net.Listener {
+// assets is bootstrapd's assets directory: Debian's iPXE binaries (when
+// installed) and the imager's kernel and initramfs.
+func assets(t *testing.T, kernel, initrd string) string {
+	dir := t.TempDir()
+	for _, d := range []string{"ipxe", "imager"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	cp := func(src, dst string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"} {
+		if _, err := os.Stat("/usr/lib/ipxe/" + f); err == nil {
+			cp("/usr/lib/ipxe/"+f, "ipxe/"+f)
+		}
+	}
+	cp(kernel, "imager/vmlinuz")
+	cp(initrd, "imager/initramfs.gz")
+	return dir
+}
+
+// gateCmd runs the operator's `gate` with the lab's site file from the
+// LAN (the admin's machine) and returns its standard output.
+func (l *lan) gateCmd(t *testing.T, cmd string, args ...string) string {
 	t.Helper()
-	type res struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan res)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is left locked (and so dies with the goroutine)
-		// rather than reused in a foreign namespace if restoring fails.
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- res{err: err}
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.GetFromName(h.NS)
-		if err != nil {
-			ch <- res{err: err}
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			ch <- res{err: err}
-			return
-		}
-		ln, err := net.Listen("tcp", addr)
-		if rerr := netns.Set(orig); rerr == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- res{ln, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("listen on %s in %s: %v", addr, h.Name, r.err)
-	}
-	t.Cleanup(func() { r.ln.Close() })
-	return r.ln
-}
-
-// jobServer plays bootstrapd's side of the imager contract for tests
-// that run before (or without) cmd/bootstrapd: job, progress, done, the
-// images, NoCloud data and phone-home.
-type jobServer struct {
-	t        testing.TB
-	mu       sync.Mutex
-	job      map[string]any // served to vmMAC; nil: 404
-	progress []progressMsg
-	done     []doneMsg
-	phoned   []string
-	files    map[string]string // URL path → file
-	nocloud  map[string]string // name → content under /nocloud/<host>/
-	cut      func()            // called once when the image download passes half
-	cutOnce  *sync.Once
-	pxeBoots int
-}
-
-type progressMsg struct {
-	MAC            string
-	Written, Total int64
-}
-
-type doneMsg struct {
-	MAC   string
-	OK    bool
-	Error string
-}
-
-func base() string { return "http://" + bridgeAddr + ":" + serverPort }
-
-func startJobServer(t *testing.T, l *lan) *jobServer {
-	s := &jobServer{t: t, files: map[string]string{}, nocloud: map[string]string{}, cutOnce: &sync.Once{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /imager/job", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		job := s.job
-		s.mu.Unlock()
-		if job == nil || r.URL.Query().Get("mac") != vmMAC {
-			http.NotFound(w, r)
-			return
-		}
-		json.NewEncoder(w).Encode(job)
-	})
-	mux.HandleFunc("POST /imager/progress", func(w http.ResponseWriter, r *http.Request) {
-		var m progressMsg
-		json.NewDecoder(r.Body).Decode(&m)
-		s.mu.Lock()
-		s.progress = append(s.progress, m)
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("POST /imager/done", func(w http.ResponseWriter, r *http.Request) {
-		var m doneMsg
-		json.NewDecoder(r.Body).Decode(&m)
-		s.mu.Lock()
-		s.done = append(s.done, m)
-		s.mu.Unlock()
-		t.Logf("imager done: %+v", m)
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("GET /images/", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		p, ok := s.files[r.URL.Path]
-		cut, once := s.cut, s.cutOnce
-		s.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		defer f.Close()
-		st, _ := f.Stat()
-		w.Header().Set("Content-Length", fmt.Sprint(st.Size()))
-		w.WriteHeader(200)
-		if cut == nil {
-			io.Copy(w, f)
-			return
-		}
-		io.CopyN(w, f, st.Size()/2)
-		once.Do(cut)
-		io.Copy(w, f)
-	})
-	// The iPXE leg of the contract: imager while flagged, the disk after
-	// the imager reported success.
-	mux.HandleFunc("GET /boot.ipxe", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		d := len(s.done) > 0 && s.done[len(s.done)-1].OK
-		s.pxeBoots++
-		s.mu.Unlock()
-		if d {
-			io.WriteString(w, "#!ipxe\nsanboot --no-describe --drive 0x80\n")
-			return
-		}
-		fmt.Fprintf(w, "#!ipxe\nkernel %s/assets/imager/vmlinuz console=ttyS0,115200 console=tty0 gate.bootstrap=%s\ninitrd %s/assets/imager/initramfs.gz\nboot\n", base(), base(), base())
-	})
-	mux.HandleFunc("GET /assets/imager/", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		p, ok := s.files[r.URL.Path]
-		s.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeFile(w, r, p)
-	})
-	mux.HandleFunc("GET /nocloud/", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		c, ok := s.nocloud[filepath.Base(r.URL.Path)]
-		s.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		io.WriteString(w, c)
-	})
-	mux.HandleFunc("POST /phone-home/", func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		s.mu.Lock()
-		s.phoned = append(s.phoned, r.Form.Get("hostname"))
-		s.mu.Unlock()
-		t.Logf("phone home: %v", r.Form)
-	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(listen(t, l.sw, bridgeAddr+":"+serverPort))
-	t.Cleanup(func() { srv.Close() })
-	return s
-}
-
-func (s *jobServer) lastDone() (doneMsg, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.done) == 0 {
-		return doneMsg{}, false
-	}
-	return s.done[len(s.done)-1], true
-}
-
-func fileSHA256(t testing.TB, p string) string {
-	f, err := os.Open(p)
+	out, err := l.sw.Output(append([]string{l.gateCLI, cmd, "-c", l.site}, args...)...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("gate %s %s: %v\n%s", cmd, strings.Join(args, " "), err, out)
 	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
+	return out
+}
+
+// reimage flags host with `gate reimage` and returns the instance id it printed.
+func (l *lan) reimage(t *testing.T, host string) string {
+	t.Helper()
+	out := l.gateCmd(t, "reimage", host)
+	m := regexp.MustCompile(`flagged for re-imaging \(instance (\S+)\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("gate reimage %s: %q", host, out)
+	}
+	return m[1]
+}
+
+// hostsRow is one row of `gate hosts`, by column title.
+type hostsRow map[string]string
+
+// hosts runs `gate hosts` and returns its rows by host name.
+func (l *lan) hosts(t *testing.T) (map[string]hostsRow, string) {
+	t.Helper()
+	out := l.gateCmd(t, "hosts")
+	rows, err := parseHosts(out)
+	if err != nil {
+		t.Fatalf("gate hosts: %v\n%s", err, out)
+	}
+	return rows, out
+}
+
+// columnSep separates the columns tabwriter pads with at least two spaces.
+var columnSep = regexp.MustCompile(`\s{2,}`)
+
+func parseHosts(out string) (map[string]hostsRow, error) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "HOST") {
+		return nil, fmt.Errorf("no header line")
+	}
+	head := columnSep.Split(strings.TrimSpace(lines[0]), -1)
+	rows := map[string]hostsRow{}
+	for _, l := range lines[1:] {
+		f := columnSep.Split(strings.TrimSpace(l), -1)
+		if len(f) != len(head) {
+			return nil, fmt.Errorf("row %q has %d columns, the header %d", l, len(f), len(head))
+		}
+		r := hostsRow{}
+		for i, h := range head {
+			r[h] = f[i]
+		}
+		rows[r["HOST"]] = r
+	}
+	return rows, nil
+}
+
+// row returns host's row of `gate hosts` (and the whole output).
+func (l *lan) row(t *testing.T, host string) (hostsRow, string) {
+	t.Helper()
+	rows, out := l.hosts(t)
+	r, ok := rows[host]
+	if !ok {
+		t.Fatalf("gate hosts has no row for %s:\n%s", host, out)
+	}
+	return r, out
+}
+
+var installedRE = regexp.MustCompile(`^installed (\S+) ago$`)
+
+// waitInstalledRow waits until `gate hosts` shows host installed (its
+// phone-home received) no longer ago than since; it returns the row.
+func (l *lan) waitInstalledRow(t *testing.T, host string, since time.Time, d time.Duration) hostsRow {
+	t.Helper()
+	var r hostsRow
+	var out string
+	err := netlab.Eventually(d, 2*time.Second, func() error {
+		r, out = l.row(t, host)
+		m := installedRE.FindStringSubmatch(r["LAST RESULT"])
+		if r["STATE"] != "boots from disk" || m == nil {
+			return fmt.Errorf("%s: state %q, last result %q", host, r["STATE"], r["LAST RESULT"])
+		}
+		ago, err := time.ParseDuration(m[1])
+		if err != nil || ago > time.Since(since) {
+			return fmt.Errorf("%s: installed %s ago, but the test began %s ago", host, m[1], time.Since(since).Round(time.Second))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s\n--- bootstrapd:\n%s", err, out, tail(l.boot.Output(), 30))
+	}
+	return r
 }
 
 func tail(s string, n int) string {
@@ -330,14 +356,21 @@ func blankDisk(t testing.TB, size int64) string {
 	return p
 }
 
-// bootImager boots the imager's kernel + initramfs directly (no PXE) on
-// disk, in the LAN; QEMU exits when the imager reboots or powers off.
-func (l *lan) bootImager(kernel, initrd, disk string, extraArgs ...string) *netlab.Proc {
-	return l.sw.Start("qemu-imager", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd,
+// qemuNet is the NIC of a lab host's machine on the LAN's tap.
+func (l *lan) qemuNet(h labHost) []string {
+	return []string{"-netdev", "tap,id=n0,ifname=" + l.tap + ",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=n0,mac=" + h.mac, "-device", "virtio-rng-pci"}
+}
+
+// bootImager boots the imager's kernel + initramfs directly (no PXE) as
+// host h on disk, in the LAN, pointed at bootstrapd; QEMU exits when the
+// imager reboots or powers off.
+func (l *lan) bootImager(h labHost, disk string, extraArgs ...string) *netlab.Proc {
+	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
+		"-kernel", l.imagerFile.kernel, "-initrd", l.imagerFile.initrd,
 		"-append", strings.Join(append([]string{"console=ttyS0,115200 panic=-1 gate.bootstrap=" + base()}, extraArgs...), " "),
-		"-drive", "file="+disk+",format=raw,if=virtio",
-		"-netdev", "tap,id=n0,ifname="+l.tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac="+vmMAC, "-device", "virtio-rng-pci")
+		"-drive", "file=" + disk + ",format=raw,if=virtio"}
+	return l.sw.Start("qemu-imager-"+h.name, nil, append(args, l.qemuNet(h)...)...)
 }
 
 // waitExit waits for a QEMU to end by itself (reboot or power-off with -no-reboot).
@@ -349,4 +382,18 @@ func waitExit(t *testing.T, p *netlab.Proc, d time.Duration) {
 		p.Kill()
 		t.Fatalf("%s did not end within %s:\n%s", p.Name, d, tail(p.Output(), 60))
 	}
+}
+
+// head returns the first n bytes of a file.
+func head(t testing.TB, p string, n int) []byte {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(f, b); err != nil {
+		t.Fatalf("read %s: %v", p, err)
+	}
+	return b
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/cavaliergopher/cpio"
 
 	"gate/integration/netlab"
+	"gate/integration/site"
 )
 
 // TestIntegrationKernelBackendQEMU runs cmd/vpn with -backend kernel on
@@ -23,11 +23,7 @@ import (
 // so this is where the kernel backend runs.
 func TestIntegrationKernelBackendQEMU(t *testing.T) {
 	netlab.Require(t, "qemu-system-x86_64", "wireguard-go", "wg", "wg-quick", "nft", "ping", "sysctl")
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/gokrazy/kernel.amd64").Output()
-	if err != nil {
-		t.Fatalf("locating github.com/gokrazy/kernel.amd64: %v", err)
-	}
-	kernel := filepath.Join(strings.TrimSpace(string(out)), "vmlinuz")
+	kernel := site.KernelAMD64(t)
 	w := newWorld(t, 2, false)
 	vps1 := w.vps[0]
 	for _, h := range w.vps {

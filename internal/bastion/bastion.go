@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"gate/internal/tcpserve"
 )
 
 // Rule is one allow-list entry: a host (a site host's name, an IP, or "*"
@@ -181,27 +183,7 @@ func hostOf(a net.Addr) string {
 
 // Serve accepts connections on ln until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	go func() { <-ctx.Done(); ln.Close() }()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.handle(ctx, c)
-		}()
-	}
+	return tcpserve.Serve(ctx, ln, s.handle)
 }
 
 // activityConn records when bytes last moved.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"gate/internal/tcpserve"
 )
 
 // User is an account of the server.
@@ -108,41 +110,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.clients = map[*conn]bool{}
 	}
 	s.mu.Unlock()
-	go func() { <-ctx.Done(); ln.Close() }()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
+	return tcpserve.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {
 		c := &conn{Conn: nc}
 		s.mu.Lock()
 		s.clients[c] = true
 		s.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.clients, c)
-				s.mu.Unlock()
-				nc.Close()
-				if c.loggedIn {
-					s.Log.Info("NUT client gone", "user", c.user, "client", nc.RemoteAddr().String())
-				}
-			}()
-			go func() { <-ctx.Done(); nc.Close() }()
-			s.handle(c)
+		defer func() {
+			s.mu.Lock()
+			delete(s.clients, c)
+			s.mu.Unlock()
+			if c.loggedIn {
+				s.Log.Info("NUT client gone", "user", c.user, "client", nc.RemoteAddr().String())
+			}
 		}()
-	}
+		s.handle(c)
+	})
 }
 
 func (s *Server) handle(c *conn) {
