@@ -321,7 +321,6 @@ func (v *validator) dyndns() {
 			v.errf("dyndns.provider.password", "missing (e.g. file:dyndns-password)")
 		}
 	case "cloudflare", "desec", "gandi", "hetzner":
-		v.errf("dyndns.provider.type", "provider %q is not implemented in this build yet (rfc2136 or dyndns2)", pr.Type)
 		if !pr.Token.IsSet() {
 			v.errf("dyndns.provider.token", "missing (the provider's API token, e.g. file:%s-token)", pr.Type)
 		}
@@ -357,8 +356,25 @@ func (v *validator) dyndns() {
 		seen[key] = true
 		if r.TTL.D() < time.Second || r.TTL.D() > 24*time.Hour {
 			v.errf(p+".ttl", "TTL %s out of range (1s to 24h; 60s suits a dynamic address)", r.TTL.D())
+		} else if least := apiMinTTL(pr.Type); r.TTL.D() < least {
+			v.warnf(p+".ttl", "%s publishes no TTL below %s: this record is published with %s", pr.Type, least, least)
 		}
 	}
+}
+
+// apiMinTTL is the smallest TTL an HTTP-API DNS provider accepts
+// (deSEC's is the domain's minimum_ttl, 1h unless deSEC granted less);
+// internal/dyndns raises shorter ones to it. 0: no minimum.
+func apiMinTTL(provider string) time.Duration {
+	switch provider {
+	case "cloudflare":
+		return time.Minute
+	case "desec":
+		return time.Hour
+	case "gandi":
+		return 5 * time.Minute
+	}
+	return 0
 }
 
 // InZone reports whether name is zone or below it.

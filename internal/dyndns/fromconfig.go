@@ -52,8 +52,24 @@ func FromConfig(c *config.Config) (Provider, []Record, []publicip.Source, string
 			u = Presets[p.Preset]
 		}
 		prov = &DynDNS2{URL: u, User: p.Username, Password: pw, UserAgent: UserAgent, Client: &http.Client{Timeout: 15 * time.Second}}
+	case "cloudflare", "desec", "gandi", "hetzner":
+		tok, err := secret(p.Token)
+		if err != nil {
+			return nil, nil, nil, "", err
+		}
+		hc := &http.Client{Timeout: 15 * time.Second}
+		switch p.Type {
+		case "cloudflare":
+			prov = &Cloudflare{BaseURL: p.Server, Zone: p.Zone, Token: tok, Client: hc}
+		case "desec":
+			prov = &DeSEC{BaseURL: p.Server, Domain: p.Zone, Token: tok, Client: hc}
+		case "gandi":
+			prov = &Gandi{BaseURL: p.Server, Zone: p.Zone, Token: tok, Client: hc}
+		case "hetzner":
+			prov = &Hetzner{BaseURL: p.Server, Zone: p.Zone, Token: tok, Client: hc}
+		}
 	default:
-		return nil, nil, nil, "", fmt.Errorf("dyndns provider %q is not implemented in this build (rfc2136 and dyndns2 are)", p.Type)
+		return nil, nil, nil, "", fmt.Errorf("unknown dyndns provider %q (rfc2136, dyndns2, cloudflare, desec, gandi or hetzner)", p.Type)
 	}
 	var recs []Record
 	for _, r := range d.Records {

@@ -1,0 +1,293 @@
+package dyndns
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+// maxAPIBody bounds what is read of an API answer: a DNS API never needs
+// more for one zone lookup or one record listing page.
+const maxAPIBody = 4 << 20
+
+// apiClient is the HTTP plumbing the JSON-API providers share: one base URL,
+// one authorization header, the package's User-Agent, bounded answers.
+type apiClient struct {
+	provider string // "cloudflare", ... : named in every error
+	base     string // base URL without a trailing slash
+	header   string // the authorization header's name
+	value    string // and value (holds the token: never logged)
+	secret   string // the token, redacted from any message the API echoes
+	client   *http.Client
+}
+
+// apiReply is one HTTP answer.
+type apiReply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// do sends one request. path is appended to the base URL as is (callers
+// escape its elements); body, when not nil, is sent as JSON. Only transport
+// failures are errors here: the status is the caller's to judge.
+func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body any) (*apiReply, error) {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: encoding the request: %v", c.provider, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, &PermanentError{Reason: fmt.Sprintf("%s: base URL %q: %v", c.provider, c.base, err)}
+	}
+	req.Header.Set(c.header, c.value)
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.client
+	if hc == nil {
+		hc = &http.Client{Timeout: 15 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		// url.Error repeats the URL: it holds no secret (tokens travel
+		// in headers only).
+		return nil, fmt.Errorf("%s: %s %s: %w", c.provider, method, redactURL(u), err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIBody))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: reading the answer (HTTP %d): %w", c.provider, method, redactURL(u), resp.StatusCode, err)
+	}
+	return &apiReply{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		p.User = nil
+		return p.String()
+	}
+	return u
+}
+
+// decode parses a successful answer into v, with an error that says which
+// provider answered what to which request.
+func (c *apiClient) decode(what string, rep *apiReply, v any) error {
+	if err := json.Unmarshal(rep.Body, v); err != nil {
+		return fmt.Errorf("%s: %s: malformed JSON answer (HTTP %d): %v: %s", c.provider, what, rep.Status, err, c.snippet(rep.Body))
+	}
+	return nil
+}
+
+// redact removes the token from a message an API wrote.
+func (c *apiClient) redact(s string) string {
+	if c.secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.secret, "[token]")
+}
+
+// clean makes an API's text fit for a log line: token-free, printable,
+// one line, at most 200 characters.
+func (c *apiClient) clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, c.redact(s))
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return s
+}
+
+// snippet is a short, quoted excerpt of an answer body.
+func (c *apiClient) snippet(b []byte) string {
+	if s := c.clean(string(b)); s != "" {
+		return strconv.Quote(s)
+	}
+	return "(empty body)"
+}
+
+// failure turns a non-2xx answer into the error that drives the updater:
+//   - 401 and 403 (and auth says so): the token is wrong or lacks a right;
+//     a *PermanentError (only a new token in the site's secrets fixes it);
+//   - 429: a *WaitError honouring Retry-After (else defWait);
+//   - other 4xx but 408 and 409: the request built from the site file is
+//     refused (a name outside the zone, a TTL below the minimum...): a
+//     *PermanentError;
+//   - 5xx and the rest: a plain error (exponential backoff).
+//
+// msg is the API's own message, what the operation ("update home.example.org
+// A"). The token is never part of the message.
+func (c *apiClient) failure(what string, rep *apiReply, msg string, defWait time.Duration) error {
+	msg = c.clean(msg)
+	if msg == "" {
+		msg = c.snippet(rep.Body)
+	}
+	text := fmt.Sprintf("%s: %s: HTTP %d: %s", c.provider, what, rep.Status, msg)
+	switch s := rep.Status; {
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		return &PermanentError{Reason: text + " (check the token and its rights)"}
+	case s == http.StatusTooManyRequests:
+		return &WaitError{Reason: text + " (rate limited)", After: retryAfter(rep.Header, time.Now(), defWait)}
+	case s == http.StatusRequestTimeout || s == http.StatusConflict:
+		return errors.New(text)
+	case s >= 400 && s < 500:
+		return &PermanentError{Reason: text}
+	}
+	return errors.New(text)
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date), else
+// def; never less than a second nor more than a day.
+func retryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
+	d := def
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			d = time.Duration(min(n, 86400)) * time.Second
+		} else if t, err := http.ParseTime(v); err == nil {
+			d = t.Sub(now)
+		}
+	}
+	return min(max(d, time.Second), 24*time.Hour)
+}
+
+// relName is fqdn relative to zone: "" for the apex, "home" for
+// home.example.org in example.org. Case and final dots are ignored.
+func relName(fqdn, zone string) (string, error) {
+	n := strings.ToLower(strings.TrimSuffix(fqdn, "."))
+	z := strings.ToLower(strings.TrimSuffix(zone, "."))
+	switch {
+	case z == "":
+		return "", fmt.Errorf("no zone for %s", fqdn)
+	case n == z:
+		return "", nil
+	case strings.HasSuffix(n, "."+z):
+		return strings.TrimSuffix(n, "."+z), nil
+	}
+	return "", fmt.Errorf("%s is outside the zone %s", fqdn, zone)
+}
+
+// ttlSeconds is the TTL to send: r's, raised to the provider's minimum.
+func ttlSeconds(ttl, least time.Duration) int {
+	return int(max(ttl, least).Round(time.Second) / time.Second)
+}
+
+// checkType refuses record types other than A and AAAA, and an address of
+// the other family.
+func checkType(provider string, r Record, addr netip.Addr) error {
+	switch {
+	case r.Type == "A" && addr.Is4():
+	case r.Type == "AAAA" && addr.Is6() && !addr.Is4In6():
+	case r.Type != "A" && r.Type != "AAAA":
+		return &PermanentError{Reason: fmt.Sprintf("%s: record %s: type %q (A or AAAA)", provider, r.Name, r.Type)}
+	default:
+		return fmt.Errorf("%s: record %s %s: %s is not of that family", provider, r.Name, r.Type, addr)
+	}
+	return nil
+}
+
+// parseHeld reads an address a provider holds for r.
+func parseHeld(provider string, r Record, s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s: record %s %s holds %.60q, not an address", provider, r.Name, r.Type, s)
+	}
+	return a, nil
+}
+
+// idCache remembers the ids a provider looked up (zone ids, domains), so
+// that an address change costs one or two requests, not three.
+type idCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (c *idCache) get(k string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *idCache) put(k, v string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]string{}
+	}
+	c.m[k] = v
+}
+
+// jsonMessage flattens an error body of any JSON shape into its strings,
+// "field: text; ...", e.g. deSEC's {"ttl": ["Ensure this value is greater
+// than or equal to 3600."]}. It returns "" for a body that is not JSON.
+func jsonMessage(b []byte) string {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	var parts []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if len(parts) >= 8 {
+			return
+		}
+		switch t := v.(type) {
+		case string:
+			if prefix != "" {
+				t = prefix + ": " + t
+			}
+			parts = append(parts, t)
+		case []any:
+			for _, e := range t {
+				walk(prefix, e)
+			}
+		case map[string]any:
+			keys := make([]string, 0, len(t))
+			for k := range t {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := k
+				switch k {
+				case "detail", "message", "non_field_errors", "description":
+					p = prefix // the text itself, not a field name
+				}
+				walk(p, t[k])
+			}
+		}
+	}
+	walk("", v)
+	s := strings.Join(parts, "; ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
