@@ -150,8 +150,10 @@ func (f *cloudflareFake) valid(w http.ResponseWriter, typ, content string, ttl i
 
 func cloudflareSetup() apiSetup {
 	return apiSetup{
-		name:   "cloudflare",
-		fake:   func(z *fakeZone) http.Handler { return &cloudflareFake{fakeZone: z, zoneID: "023e105f4ecef8ad9ca31a8372d0c353"} },
+		name: "cloudflare",
+		fake: func(z *fakeZone) http.Handler {
+			return &cloudflareFake{fakeZone: z, zoneID: "023e105f4ecef8ad9ca31a8372d0c353"}
+		},
 		prefix: "/client/v4",
 		provider: func(base, token string, c *http.Client) Provider {
 			return &Cloudflare{BaseURL: base, Zone: testZone, Token: token, Client: c}

@@ -166,6 +166,8 @@ type apiSetup struct {
 	minTTL int
 	// unauthorized is the status the API answers a wrong token with.
 	unauthorized int
+	// noZone leaves provider.zone out of the site file.
+	noZone bool
 }
 
 var (
@@ -376,13 +378,17 @@ func testAPIProvider(t *testing.T, s apiSetup) {
 			dir := t.TempDir()
 			os.MkdirAll(filepath.Join(dir, "secrets"), 0o700)
 			os.WriteFile(filepath.Join(dir, "secrets", s.name+"-token"), []byte(token+"\n"), 0o600)
+			zone := "zone: example.org, "
+			if s.noZone {
+				zone = ""
+			}
 			site := fmt.Sprintf(`site: {name: lab}
 lan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}
 dyndns:
-  provider: {type: %s, server: "%s", zone: example.org, token: "file:%s-token"}
+  provider: {type: %s, server: "%s", %stoken: "file:%s-token"}
   records:
     - {name: home.example.org, type: A, ttl: 1h}
-`, s.name, ts.URL+s.prefix, s.name)
+`, s.name, ts.URL+s.prefix, zone, s.name)
 			c, err := config.Parse(filepath.Join(dir, "site.yaml"), []byte(site), "")
 			if err != nil {
 				t.Fatal(err)
