@@ -103,7 +103,12 @@ func (p *Gandi) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	if rep.Status != http.StatusOK && rep.Status != http.StatusCreated {
 		return gandiFail(c, what, rep)
 	}
-	return nil
+	// {"message": "DNS Record Created"}; anything else (a proxy's page)
+	// did not come from LiveDNS.
+	var ok struct {
+		Message string `json:"message"`
+	}
+	return c.decode(what, rep, &ok)
 }
 
 // Current implements Provider: the record as LiveDNS holds it (the zero
