@@ -387,10 +387,9 @@ func statusString(st, seen int, charge string) string {
 		s = append(s, "DISCHRG")
 	}
 	if st&stCharging != 0 && st&stFullyCharged == 0 {
-		// As NUT: without a fully-charged flag, a full battery is not
-		// shown as charging.
-		c, err := strconv.Atoi(charge)
-		if err != nil || c < 100 {
+		// As NUT: without a fully-charged flag, CHRG needs a known
+		// battery.charge below 100.
+		if c, err := strconv.Atoi(charge); err == nil && c > 0 && c < 100 {
 			s = append(s, "CHRG")
 		}
 	}
