@@ -18,13 +18,19 @@
 //	err = u.Close()
 //
 // Vars reads the feature reports that hold mapped fields (one GET_REPORT
-// per report ID and call) and returns battery.charge, battery.charge.low,
-// battery.runtime, battery.runtime.low, battery.voltage, input.voltage,
-// output.voltage, ups.load, ups.status, ups.delay.shutdown,
-// ups.delay.start, ups.timer.shutdown, ups.timer.start, device.type,
-// driver.name ("gate-hidups") and, where the device has them, the
-// manufacturer/model/serial string indexes are not resolved (hidraw gives
-// no access to USB string descriptors; see Hidraw for the sysfs names).
+// per report ID and call; fields only found in input reports come from
+// the latest interrupt report) and returns, where the device has them:
+// battery.charge, battery.charge.low, battery.runtime,
+// battery.runtime.low, battery.voltage, input.voltage, output.voltage,
+// ups.load, ups.timer.shutdown, ups.timer.start and ups.status (OL/OB,
+// DISCHRG, CHRG, LB, OVER, RB, TRIM, BOOST, OFF; FSD is the daemon's
+// business), plus ups.delay.shutdown, ups.delay.start, device.type and
+// driver.name ("gate-hidups"). When the device implements Informer
+// (*Hidraw does, from the USB device's sysfs attributes), also
+// device.mfr/model/serial and ups.mfr/model/serial.
+//
+// Errors wrap ErrVarNotSupported, ErrCmdNotSupported, ErrInvalidValue or
+// ErrReadOnly where the NUT protocol has a word for them.
 //
 // As in NUT, ups.delay.shutdown (default 20 s) and ups.delay.start (default
 // 30 s) are the driver's settings: SetVar stores them, and the commands

@@ -118,6 +118,17 @@ func (l layout) build() []byte {
 
 const volt = 0x00f0d121
 
+// usageByName is the reverse of usageNames (Eaton names lose to the standard ones).
+var usageByName = func() map[string]uint32 {
+	m := make(map[string]uint32, len(usageNames))
+	for u, n := range usageNames {
+		if _, dup := m[n]; !dup || u>>16 != pageEaton {
+			m[n] = u
+		}
+	}
+	return m
+}()
+
 // layout3S follows NUT's Path lines for the Eaton 3S 700 (issue #2887):
 // PresentStatus in report 0x01 as 1-bit flags at offsets 2 (Charging), 3
 // (CommunicationLost), 4 (Discharging), 5 (Good), 7 (NeedReplacement) and

@@ -162,14 +162,3 @@ var usageNames = map[uint32]string{
 	0xffff00f0: "iModel",
 	0xffff00f1: "iVersion",
 }
-
-// usageByName is the reverse of usageNames.
-var usageByName = func() map[string]uint32 {
-	m := make(map[string]uint32, len(usageNames))
-	for u, n := range usageNames {
-		if _, dup := m[n]; !dup || u>>16 != pageEaton {
-			m[n] = u
-		}
-	}
-	return m
-}()
