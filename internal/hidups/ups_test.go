@@ -157,7 +157,8 @@ var layout3S = layout{
 // layout5SC follows NUT's Path lines for the Eaton 5SC 750 (issue
 // #2380): PresentStatus 8-bit flags in report 0x02 (ShutdownImminent at
 // 24), PowerSummary.Voltage at offset 8 of report 0x07 (unit volt,
-// exponent 6), Timer 32 bits in 0x18. Assumed: report 0x01 and
+// exponent 6), Timer 32 bits in 0x18, Input.[1] Boost and Buck 8 bits at
+// 0 and 8 of report 0x32. Assumed: report 0x01 and
 // PercentLoad at offset 0 of 0x07.
 var layout5SC = layout{
 	{"PowerSummary.PresentStatus.ACPresent", 0x01, 8, 0, 255, 0, 0, true},
@@ -171,6 +172,8 @@ var layout5SC = layout{
 	{"PowerSummary.PercentLoad", 0x07, 8, 0, 255, 0, 0, false},
 	{"PowerSummary.Voltage", 0x07, 16, 0, 65535, volt, 6, false},
 	{"PowerSummary.Timer", 0x18, 32, 0, 0x7fffffff, 0x1001, 0, false},
+	{"PowerConverter.Input.[1].PresentStatus.Boost", 0x32, 8, 0, 255, 0, 0, true},
+	{"PowerConverter.Input.[1].PresentStatus.Buck", 0x32, 8, 0, 255, 0, 0, true},
 }
 
 // TestReplayNUTValues checks every field NUT decoded in the issues
@@ -379,5 +382,29 @@ func TestVarsInputOnly(t *testing.T) {
 	vars, err := u.Vars(context.Background())
 	if err != nil || vars["ups.status"] != "OB" {
 		t.Errorf("got %v, %v", vars, err)
+	}
+}
+
+func TestStatusTrimBoost(t *testing.T) {
+	dm := readDump(t, "eaton-5sc-750-nut-2380.txt")
+	dev := newFake(layout5SC.build(), dm.reports)
+	dev.set(0x01, []byte{0x01, 1, 0, 0, 1})
+	u, err := New(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		report []byte // 0x32, published: 32 00 00 00 00 01 00
+		want   string
+	}{
+		{dm.reports[0x32], "OL"},
+		{[]byte{0x32, 1, 0, 0, 0, 1, 0}, "OL BOOST"},
+		{[]byte{0x32, 0, 1, 0, 0, 1, 0}, "OL TRIM"},
+	} {
+		dev.set(0x32, tt.report)
+		vars, err := u.Vars(context.Background())
+		if err != nil || vars["ups.status"] != tt.want {
+			t.Errorf("report % x: ups.status %q (%v), want %q", tt.report, vars["ups.status"], err, tt.want)
+		}
 	}
 }
