@@ -107,6 +107,8 @@ type Descriptor struct {
 	ReportBits map[ReportKey]int
 	// Application is the usage of the first application collection.
 	Application uint32
+
+	byPath map[ReportKey]map[string]*Field // first field by kind and path
 }
 
 // ReportKey names one report.
@@ -128,6 +130,9 @@ func (d *Descriptor) ReportLen(kind ReportKind, id uint8) int {
 // Find returns the first field of the given kind whose path formats as
 // path (see PathString), or nil.
 func (d *Descriptor) Find(kind ReportKind, path string) *Field {
+	if d.byPath != nil {
+		return d.byPath[ReportKey{Kind: kind}][path]
+	}
 	for _, f := range d.Fields {
 		if f.Kind == kind && f.PathString() == path {
 			return f
@@ -403,5 +408,16 @@ func ParseDescriptor(b []byte) (*Descriptor, error) {
 		return nil, errAt(len(b), "descriptor ends with %d collection(s) open", len(colNodes))
 	}
 	d.UsesReportIDs = sawID
+	d.byPath = map[ReportKey]map[string]*Field{}
+	for _, f := range d.Fields {
+		k := ReportKey{Kind: f.Kind}
+		if d.byPath[k] == nil {
+			d.byPath[k] = map[string]*Field{}
+		}
+		p := f.PathString()
+		if _, dup := d.byPath[k][p]; !dup {
+			d.byPath[k][p] = f
+		}
+	}
 	return d, nil
 }
