@@ -262,3 +262,55 @@ func TestAliasBombs(t *testing.T) {
 		}
 	}
 }
+
+func TestDynDNSAPIProviders(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		provider string
+		ttl      string
+		errs     []string // substrings of the fatal problems; none: it loads
+		warnings []string
+	}{
+		{"cloudflare", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN"}`, "60s", nil, nil},
+		{"desec derives its domain", `{type: desec, token: "env:CF_TOKEN"}`, "1h", nil, nil},
+		{"desec raises a short TTL", `{type: desec, zone: example.org, token: "env:CF_TOKEN"}`, "60s", nil,
+			[]string{"6:37: warning: dyndns.records[0].ttl: desec publishes no TTL below 1h: this record is published with a TTL of 1h"}},
+		{"gandi raises a short TTL", `{type: gandi, zone: example.org, token: "env:CF_TOKEN", server: "http://127.0.0.1:8080/v5/livedns"}`, "1m", nil,
+			[]string{"dyndns.records[0].ttl: gandi publishes no TTL below 5m:"}},
+		{"hetzner needs a zone and a token", `{type: hetzner}`, "60s",
+			[]string{"dyndns.provider.token: missing", "dyndns.provider.zone: missing"}, nil},
+		{"a server that is no URL", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN", server: "api.example"}`, "60s",
+			[]string{"dyndns.provider.server: malformed URL"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CF_TOKEN", "t0ken")
+			y := minimal + "dyndns:\n  provider: " + tc.provider + "\n  records:\n    - {name: home.example.org, ttl: " + tc.ttl + "}\n"
+			c, err := Parse("site.yaml", []byte(y), t.TempDir())
+			for _, w := range tc.errs {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("missing %q in: %v", w, err)
+				}
+			}
+			if len(tc.errs) > 0 {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ws string
+			for _, w := range c.Warnings() {
+				if strings.HasPrefix(w.Path, "dyndns") {
+					ws += w.String() + "\n"
+				}
+			}
+			if len(tc.warnings) == 0 && ws != "" {
+				t.Errorf("unexpected warnings: %s", ws)
+			}
+			for _, w := range tc.warnings {
+				if !strings.Contains(ws, w) {
+					t.Errorf("missing warning %q in: %s", w, ws)
+				}
+			}
+		})
+	}
+}

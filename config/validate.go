@@ -357,7 +357,8 @@ func (v *validator) dyndns() {
 		if r.TTL.D() < time.Second || r.TTL.D() > 24*time.Hour {
 			v.errf(p+".ttl", "TTL %s out of range (1s to 24h; 60s suits a dynamic address)", r.TTL.D())
 		} else if least := apiMinTTL(pr.Type); r.TTL.D() < least {
-			v.warnf(p+".ttl", "%s publishes no TTL below %s: this record is published with %s", pr.Type, least, least)
+			short := strings.TrimSuffix(strings.TrimSuffix(least.String(), "0s"), "0m") // 1h, 5m
+			v.warnf(p+".ttl", "%s publishes no TTL below %s: this record is published with a TTL of %s", pr.Type, short, short)
 		}
 	}
 }
