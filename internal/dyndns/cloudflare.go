@@ -91,6 +91,9 @@ func cfCall[T any](ctx context.Context, c *apiClient, what, method, path string,
 			// malformed token), only a new token helps.
 			return zero, &PermanentError{Reason: fmt.Sprintf("cloudflare: %s: HTTP %d: %s (check the token and its rights: Zone:Read, DNS:Edit)", what, rep.Status, c.clean(msg))}
 		}
+		if rep.Status == http.StatusNotFound {
+			return zero, c.gone(what, rep, msg)
+		}
 		// Cloudflare blocks a client over its rate for five minutes.
 		return zero, c.failure(what, rep, msg, 5*time.Minute)
 	}
@@ -158,6 +161,14 @@ func (p *Cloudflare) Update(ctx context.Context, r Record, addr netip.Addr) erro
 	if err != nil {
 		return err
 	}
+	if err := p.update(ctx, c, zid, r, addr); err != nil {
+		p.zones.drop(strings.ToLower(strings.TrimSuffix(p.Zone, ".")))
+		return err
+	}
+	return nil
+}
+
+func (p *Cloudflare) update(ctx context.Context, c *apiClient, zid string, r Record, addr netip.Addr) error {
 	what := fmt.Sprintf("update %s %s", r.Name, r.Type)
 	rec, err := p.find(ctx, c, zid, r, what)
 	if err != nil {

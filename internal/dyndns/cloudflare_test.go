@@ -206,6 +206,22 @@ func TestCloudflareSpecifics(t *testing.T) {
 		}
 	})
 
+	t.Run("a record gone meanwhile: retried, the zone looked up again", func(t *testing.T) {
+		f, p := start(t)
+		f.set("home.example.org", "A", v4a.String(), 60)
+		f.addFault(fault{at: 3, status: 404, body: `{"success": false, "errors": [{"code": 81044, "message": "Record does not exist."}], "result": null}`})
+		err := p.Update(ctx, home, v4b)
+		if err == nil || isPermanent(err) || isWait(err) || !strings.Contains(err.Error(), "Record does not exist. (code 81044)") {
+			t.Fatalf("got %v, want a plain error", err)
+		}
+		if err := p.Update(ctx, home, v4b); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(strings.Join(f.reqs, "\n"), "GET /client/v4/zones?"); n != 2 {
+			t.Errorf("%d zone lookups, want 2: %v", n, f.reqs)
+		}
+	})
+
 	t.Run("unknown zone", func(t *testing.T) {
 		_, p := start(t)
 		p.Zone = "example.com"

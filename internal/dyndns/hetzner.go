@@ -54,20 +54,23 @@ func (p *Hetzner) api() *apiClient {
 // hetznerFail maps an error answer: {"message": ...} (authentication) or
 // {"error": {"message", "code"}}.
 func hetznerFail(c *apiClient, what string, rep *apiReply) error {
+	return c.failure(what, rep, hetznerMessage(rep.Body), time.Minute)
+}
+
+func hetznerMessage(b []byte) string {
 	var e struct {
 		Message string `json:"message"`
 		Error   struct {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	msg := ""
-	if json.Unmarshal(rep.Body, &e) == nil {
-		msg = e.Error.Message
-		if msg == "" {
-			msg = e.Message
-		}
+	if json.Unmarshal(b, &e) != nil {
+		return ""
 	}
-	return c.failure(what, rep, msg, time.Minute)
+	if e.Error.Message != "" {
+		return e.Error.Message
+	}
+	return e.Message
 }
 
 // zoneID finds (once) the id of the configured zone.
@@ -113,6 +116,9 @@ func (p *Hetzner) find(ctx context.Context, c *apiClient, zid, name string, r Re
 		rep, err := c.do(ctx, http.MethodGet, "/records", q, nil)
 		if err != nil {
 			return nil, err
+		}
+		if rep.Status == http.StatusNotFound {
+			return nil, c.gone(what, rep, hetznerMessage(rep.Body))
 		}
 		if rep.Status != http.StatusOK {
 			return nil, hetznerFail(c, what, rep)
@@ -165,6 +171,14 @@ func (p *Hetzner) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	if err := p.update(ctx, c, zid, name, r, addr); err != nil {
+		p.zones.drop(strings.ToLower(strings.TrimSuffix(p.Zone, ".")))
+		return err
+	}
+	return nil
+}
+
+func (p *Hetzner) update(ctx context.Context, c *apiClient, zid, name string, r Record, addr netip.Addr) error {
 	what := fmt.Sprintf("update %s %s", r.Name, r.Type)
 	rec, err := p.find(ctx, c, zid, name, r, what)
 	if err != nil {
@@ -180,6 +194,9 @@ func (p *Hetzner) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	rep, err := c.do(ctx, method, path, nil, body)
 	if err != nil {
 		return err
+	}
+	if rep.Status == http.StatusNotFound && rec != nil {
+		return c.gone(what, rep, hetznerMessage(rep.Body))
 	}
 	if rep.Status != http.StatusOK && rep.Status != http.StatusCreated {
 		return hetznerFail(c, what, rep)

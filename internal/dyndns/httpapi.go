@@ -163,6 +163,16 @@ func (c *apiClient) failure(what string, rep *apiReply, msg string, defWait time
 	return errors.New(text)
 }
 
+// gone is the error for a 404 on a record or zone id the provider looked
+// up itself: it changed meanwhile, so the next attempt looks again.
+func (c *apiClient) gone(what string, rep *apiReply, msg string) error {
+	msg = c.clean(msg)
+	if msg == "" {
+		msg = c.snippet(rep.Body)
+	}
+	return fmt.Errorf("%s: %s: HTTP %d: %s (changed meanwhile: looked up again next time)", c.provider, what, rep.Status, msg)
+}
+
 // retryAfter reads a Retry-After header (seconds or an HTTP date), else
 // def; never less than a second nor more than a day.
 func retryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
@@ -233,6 +243,14 @@ func (c *idCache) get(k string) (string, bool) {
 	defer c.mu.Unlock()
 	v, ok := c.m[k]
 	return v, ok
+}
+
+// drop forgets k: after a failure, the next attempt looks it up again
+// (a zone deleted and added again has a new id).
+func (c *idCache) drop(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
 }
 
 func (c *idCache) put(k, v string) {
