@@ -1,12 +1,12 @@
 package reimage
 
 import (
+	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +17,7 @@ var requirements = []string{"qemu-system-x86_64", "dnsmasq", "debootstrap", "ext
 
 // seedFile reads the cloud-init seed the imager wrote, with debugfs (an
 // independent ext4 reader) on the disk's first partition.
-func seedFile(t *testing.T, disk string) (string, error) {
+func seedFile(disk string) (string, error) {
 	out, err := exec.Command("debugfs", "-R", "cat /etc/cloud/cloud.cfg.d/99-gate.cfg", disk+"?offset=1048576").CombinedOutput()
 	s := string(out)
 	if i := strings.Index(s, "\n"); strings.HasPrefix(s, "debugfs ") && i >= 0 {
@@ -29,112 +29,77 @@ func seedFile(t *testing.T, disk string) (string, error) {
 	return s, nil
 }
 
-func sameHead(t *testing.T, disk, raw string, n int) bool {
-	a := make([]byte, n)
-	b := make([]byte, n)
-	fa, _ := os.Open(disk)
-	fb, _ := os.Open(raw)
-	defer fa.Close()
-	defer fb.Close()
-	fa.ReadAt(a, 0)
-	fb.ReadAt(b, 0)
-	return string(a) == string(b)
-}
-
-// TestIntegrationImagerWritesDisk boots the imager (kernel.amd64 + our
-// initramfs) on a blank disk against a server speaking bootstrapd's side
-// of the contract, then boots the written disk: Debian comes up, applies
-// its NoCloud data (hostname, admin key: SSH works) and phones home.
+// TestIntegrationImagerWritesDisk: `gate reimage ceph-1`, then the
+// imager (kernel.amd64 + our initramfs, booted directly) takes its job
+// from bootstrapd and writes the blank disk; the written disk boots,
+// Debian applies bootstrapd's NoCloud data (hostname, the role's admin
+// user: SSH works) and phones home; `gate hosts` shows it installed.
 func TestIntegrationImagerWritesDisk(t *testing.T) {
 	netlab.Require(t, requirements...)
-	_, zst, sums := golden(t)
+	g := golden(t)
 	kernel, initrd := imagerBoot(t)
-	l := newLAN(t)
-	s := startJobServer(t, l)
-	key := s.cloudConfig(t, "ceph-1")
-	s.files["/images/golden.raw.zst"] = zst
-	s.job = s.jobFor("ceph-1", "/images/golden.raw.zst", "zstd", sums["golden.raw.zst"])
+	l := newLAN(t, g, kernel, initrd)
+	h := hostNamed(t, "ceph-1")
 
+	start := time.Now()
+	instance := l.reimage(t, h.name)
 	disk := blankDisk(t, 2<<30)
+	imaged := l.image(t, h, disk, g.raw, instance)
+	t.Logf("imaged in %s", imaged.Round(time.Second))
+	booted := l.bootDisk(t, h, disk, start)
+	t.Logf("disk boot → ssh + phone-home in %s; flag → phone-home %s", booted.Round(time.Second), time.Since(start).Round(time.Second))
+}
+
+// image boots the imager as h on disk (h flagged) and checks the result:
+// it reported success and rebooted, `gate hosts` shows the disk written,
+// the disk holds the raw golden image's head and the seed pointing at
+// bootstrapd. It returns QEMU start → the imager's reboot.
+func (l *lan) image(t *testing.T, h labHost, disk, raw, instance string) time.Duration {
+	t.Helper()
 	start := time.Now()
-	imaged := s.image(t, l, kernel, initrd, disk, strings.TrimSuffix(zst, ".zst"))
-	t.Logf("imaged in %s", imaged)
-	booted := s.bootDisk(t, l, disk, key, "ceph-1")
-	t.Logf("disk boot → ssh + phone-home in %s; power-on → phone-home %s", booted, time.Since(start))
-}
-
-// cloudConfig sets NoCloud data for host (admin user with a fresh key,
-// phone_home to the server) and returns the private key's path.
-func (s *jobServer) cloudConfig(t *testing.T, host string) string {
-	key := filepath.Join(t.TempDir(), "admin")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, _ := os.ReadFile(key + ".pub")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nocloud["meta-data"] = "instance-id: " + host + "-1\nlocal-hostname: " + host + "\n"
-	s.nocloud["user-data"] = "#cloud-config\nhostname: " + host + "\npreserve_hostname: false\nusers:\n  - name: admin\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [\"" + strings.TrimSpace(string(pub)) + "\"]\n" +
-		"phone_home:\n  url: " + base() + "/phone-home/" + host + "\n  post: [hostname, instance_id]\n  tries: 10\n"
-	return key
-}
-
-func (s *jobServer) jobFor(host, path, format, sha string) map[string]any {
-	return map[string]any{"host": host, "disk": "", "url": base() + path, "format": format,
-		"sha256": sha, "seed_url": base() + "/nocloud/" + host + "/", "instance_id": host + "-1"}
-}
-
-// image boots the imager on disk and checks the result against the raw
-// golden image; it returns QEMU start → imager's reboot.
-func (s *jobServer) image(t *testing.T, l *lan, kernel, initrd, disk, raw string) time.Duration {
-	start := time.Now()
-	q := l.bootImager(kernel, initrd, disk)
+	q := l.bootImager(h, disk)
 	waitExit(t, q, 15*time.Minute)
 	imaged := time.Since(start)
-	d, ok := s.lastDone()
-	if !ok || !d.OK {
-		t.Fatalf("imager did not report success (%+v):\n%s", d, tail(q.Output(), 60))
-	}
 	if !strings.Contains(q.Output(), "imager done; rebooting") {
-		t.Fatalf("imager did not reboot:\n%s", tail(q.Output(), 40))
+		t.Fatalf("imager did not finish:\n%s\n--- bootstrapd:\n%s", tail(q.Output(), 60), tail(l.boot.Output(), 20))
 	}
-	s.mu.Lock()
-	np := len(s.progress)
-	s.mu.Unlock()
-	if np == 0 {
-		t.Errorf("no progress reported")
+	r, out := l.row(t, h.name)
+	if r["STATE"] != "written" || r["LAST RESULT"] != "written" || !strings.HasPrefix(r["PROGRESS"], "100% of ") {
+		t.Fatalf("after the imager, gate hosts shows:\n%s", out)
 	}
-	seed, err := seedFile(t, disk)
+	seed, err := seedFile(disk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seedURL := s.job["seed_url"].(string)
-	if !strings.Contains(seed, "seedfrom: \""+seedURL+"\"") || !strings.Contains(seed, "datasource_list: [NoCloud]") {
+	if !strings.Contains(seed, "seedfrom: \""+base()+"/nocloud/\"") || !strings.Contains(seed, "datasource_list: [NoCloud]") ||
+		!strings.Contains(seed, "(instance "+instance+")") {
 		t.Fatalf("seed:\n%s", seed)
 	}
-	if !sameHead(t, disk, raw, 1<<20) {
+	if !bytes.Equal(head(t, disk, 1<<20), head(t, raw, 1<<20)) {
 		t.Fatalf("the disk's first MiB differs from the golden image")
 	}
 	return imaged
 }
 
-// bootDisk boots the written disk (BIOS, disk first) until SSH with the
-// admin key works, the hostname is right and the host phoned home.
-func (s *jobServer) bootDisk(t *testing.T, l *lan, disk, key, host string) time.Duration {
+// bootDisk boots the written disk (BIOS, disk first) until the installed
+// system is up and phoned home (waitInstalled).
+func (l *lan) bootDisk(t *testing.T, h labHost, disk string, since time.Time) time.Duration {
+	t.Helper()
 	bootStart := time.Now()
-	vm := l.sw.Start("qemu-disk", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot",
-		"-drive", "file="+disk+",format=raw,if=virtio", "-boot", "c",
-		"-netdev", "tap,id=n0,ifname="+l.tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac="+vmMAC, "-device", "virtio-rng-pci")
+	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot",
+		"-drive", "file=" + disk + ",format=raw,if=virtio", "-boot", "c"}
+	vm := l.sw.Start("qemu-disk-"+h.name, nil, append(args, l.qemuNet(h)...)...)
 	defer vm.Kill()
-	s.waitInstalled(t, l, vm, key, host)
+	l.waitInstalled(t, vm, h, since)
 	return time.Since(bootStart)
 }
 
 // waitInstalled waits until the installed system in vm answers SSH with
-// the admin key, has the right hostname and phoned home; it returns how
-// long that took.
-func (s *jobServer) waitInstalled(t *testing.T, l *lan, vm *netlab.Proc, key, host string) time.Duration {
-	start := time.Now()
+// the role's admin key, has its host name from bootstrapd's NoCloud
+// data, and `gate hosts` shows its phone-home (installed, no longer ago
+// than since).
+func (l *lan) waitInstalled(t *testing.T, vm *netlab.Proc, h labHost, since time.Time) {
+	t.Helper()
 	var hostname string
 	err := netlab.Eventually(10*time.Minute, 5*time.Second, func() error {
 		select {
@@ -142,87 +107,99 @@ func (s *jobServer) waitInstalled(t *testing.T, l *lan, vm *netlab.Proc, key, ho
 			return fmt.Errorf("VM ended")
 		default:
 		}
-		out, err := l.sw.Output("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-			"-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "admin@"+vmAddr, "hostname")
+		out, err := l.sw.Output("ssh", "-i", l.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			"-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "admin@"+h.ip, "hostname")
 		hostname = strings.TrimSpace(out)
 		return err
 	})
 	if err != nil {
-		t.Fatalf("ssh admin@%s: %v\n%s", vmAddr, err, tail(vm.Output(), 60))
+		t.Fatalf("ssh admin@%s: %v\n%s\n--- bootstrapd:\n%s", h.ip, err, tail(vm.Output(), 60), tail(l.boot.Output(), 20))
 	}
-	if hostname != host {
-		t.Fatalf("hostname %q, want %s", hostname, host)
+	if hostname != h.name {
+		t.Fatalf("hostname %q, want %s", hostname, h.name)
 	}
-	err = netlab.Eventually(5*time.Minute, 2*time.Second, func() error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, h := range s.phoned {
-			if h == host {
-				return nil
-			}
-		}
-		return fmt.Errorf("no phone-home from %s", host)
-	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, tail(vm.Output(), 40))
-	}
-	return time.Since(start)
+	r := l.waitInstalledRow(t, h.name, since, 5*time.Minute)
+	t.Logf("gate hosts: %s %s, %s", h.name, r["STATE"], r["LAST RESULT"])
 }
 
-// TestIntegrationImagerFailures: each failure is reported with its reason,
-// the disk is not made bootable, and the imager powers off instead of
-// rebooting into it.
+var reportedFailure = regexp.MustCompile(`msg=reported .*ok=false`)
+
+var progressRE = regexp.MustCompile(`^(\d+)% of \d+ MiB$`)
+
+// TestIntegrationImagerFailures: each failure is reported to bootstrapd
+// with its reason, the disk is not made bootable, the imager powers off
+// instead of rebooting into it, and `gate hosts` shows the host still
+// flagged with the reason.
 func TestIntegrationImagerFailures(t *testing.T) {
 	netlab.Require(t, requirements...)
-	raw, zst, sums := golden(t)
+	g := golden(t)
 	kernel, initrd := imagerBoot(t)
-	l := newLAN(t)
-	s := startJobServer(t, l)
-	s.files["/images/golden.raw"] = raw
-	s.files["/images/golden.raw.zst"] = zst
+	l := newLAN(t, g, kernel, initrd)
 
-	job := func(path, format, sha string) map[string]any {
-		return map[string]any{"host": "ceph-1", "url": base() + path, "format": format, "sha256": sha,
-			"seed_url": base() + "/nocloud/ceph-1/", "instance_id": "ceph-1-2"}
-	}
 	tests := []struct {
-		name     string
-		job      map[string]any
+		host     string
 		diskSize int64
 		cut      bool
 		want     string
 	}{
-		{"image URL 404", job("/images/missing.raw", "raw", sums["golden.raw"]), 2 << 30, false, "404 Not Found"},
-		{"disk smaller than the image", job("/images/golden.raw", "raw", sums["golden.raw"]), 1 << 30, false, "larger than the disk"},
-		{"wrong sha256", job("/images/golden.raw.zst", "zstd", strings.Repeat("0", 64)), 2 << 30, false, "sha256 mismatch"},
-		{"network cut mid-way", job("/images/golden.raw.zst", "zstd", sums["golden.raw.zst"]), 2 << 30, true, "no data for"},
+		{"nf-missing", 2 << 30, false, "404 Not Found"},
+		{"nf-small", 1 << 30, false, "larger than the disk"},
+		{"nf-badsum", 2 << 30, false, "sha256 mismatch"},
+		{"nf-cut", 2 << 30, true, "no data for"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s.mu.Lock()
-			s.job, s.done, s.cut, s.cutOnce = tt.job, nil, nil, &sync.Once{}
-			if tt.cut {
-				s.cut = func() {
-					l.sw.Run("ip", "link", "set", l.tap, "down")
-					t.Logf("link cut")
-					time.AfterFunc(45*time.Second, func() { l.sw.Run("ip", "link", "set", l.tap, "up"); t.Logf("link back") })
-				}
-			}
-			s.mu.Unlock()
+		t.Run(tt.host, func(t *testing.T) {
+			h := hostNamed(t, tt.host)
+			l.reimage(t, h.name)
 			disk := blankDisk(t, tt.diskSize)
-			q := l.bootImager(kernel, initrd, disk)
+			q := l.bootImager(h, disk)
+			if tt.cut {
+				l.cutMidway(t, h, q)
+			}
 			waitExit(t, q, 10*time.Minute)
 			l.sw.Run("ip", "link", "set", l.tap, "up")
-			d, ok := s.lastDone()
-			if !ok || d.OK || !strings.Contains(d.Error, tt.want) {
-				t.Fatalf("done = %+v (reported: %v), want a failure with %q:\n%s", d, ok, tt.want, tail(q.Output(), 40))
-			}
 			if strings.Contains(q.Output(), "rebooting") || !strings.Contains(q.Output(), "powering off") {
 				t.Fatalf("imager did not power off after the failure:\n%s", tail(q.Output(), 20))
 			}
-			if !sameHead(t, disk, blankDisk(t, 1<<20), 512) {
+			if !reportedFailure.MatchString(q.Output()) {
+				t.Fatalf("imager did not report the failure:\n%s", tail(q.Output(), 20))
+			}
+			if !bytes.Equal(head(t, disk, 512), make([]byte, 512)) {
 				t.Fatalf("the failed disk has a boot sector")
 			}
+			r, out := l.row(t, h.name)
+			if r["STATE"] != "flagged" || !strings.HasPrefix(r["LAST RESULT"], "failed: ") || !strings.Contains(r["LAST RESULT"], tt.want) {
+				t.Fatalf("gate hosts after the failure (want %s flagged, failed: ...%s...):\n%s", h.name, tt.want, out)
+			}
+			t.Logf("gate hosts: %s %s, %s", h.name, r["STATE"], r["LAST RESULT"])
 		})
 	}
+}
+
+// cutMidway waits until `gate hosts` shows the imager past a tenth of
+// the image, then cuts the machine's link for 45 s (longer than the
+// imager's 30 s without data).
+func (l *lan) cutMidway(t *testing.T, h labHost, q *netlab.Proc) {
+	t.Helper()
+	var r hostsRow
+	err := netlab.Eventually(10*time.Minute, time.Second, func() error {
+		select {
+		case <-q.Done():
+			return fmt.Errorf("imager ended")
+		default:
+		}
+		r, _ = l.row(t, h.name)
+		if m := progressRE.FindStringSubmatch(r["PROGRESS"]); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n >= 10 && n < 90 {
+				return nil
+			}
+		}
+		return fmt.Errorf("progress %q", r["PROGRESS"])
+	})
+	if err != nil {
+		t.Fatalf("waiting for the download to be under way: %v\n%s", err, tail(q.Output(), 30))
+	}
+	l.sw.MustRun("ip", "link", "set", l.tap, "down")
+	t.Logf("link cut at %s", r["PROGRESS"])
+	time.AfterFunc(45*time.Second, func() { l.sw.Run("ip", "link", "set", l.tap, "up") })
 }
