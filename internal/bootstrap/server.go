@@ -292,6 +292,11 @@ func (s *Server) imagerDone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err := s.Store.Update(h.Name, func(st *HostState, now time.Time) (bool, error) {
+		if st.Phase == PhaseWritten && p.OK {
+			// The imager sends its report again when our answer was
+			// lost: the same success, already recorded.
+			return false, nil
+		}
 		if st.Phase != PhaseFlagged {
 			return false, fmt.Errorf("%s is not being re-imaged (phase %q)", h.Name, st.Phase)
 		}

@@ -132,6 +132,13 @@ func TestReimageFlow(t *testing.T) {
 	}
 	f.want(f.do("GET", "/api/hosts", "10.9.0.50", "", auth...), 200, "disk too small")
 	f.want(f.do("POST", "/imager/done", ceph, `{"mac":"52:54:00:00:01:01","ok":true}`), 204, "")
+	// The imager sends its success again when our answer was lost: taken
+	// as the same; a failure after it is refused (409: not retried).
+	f.want(f.do("POST", "/imager/done", ceph, `{"mac":"52:54:00:00:01:01","ok":true}`), 204, "")
+	f.want(f.do("POST", "/imager/done", ceph, `{"mac":"52:54:00:00:01:01","ok":false,"error":"late"}`), 409, "not being re-imaged")
+	if st := f.s.Store.Get("ceph-1"); st.Phase != PhaseWritten || st.LastResult != "written" || st.LastError != "" {
+		t.Fatalf("after a repeated report: %+v", st)
+	}
 	// Written: the next PXE boot goes to the disk (no loop), and the job is gone.
 	f.want(f.do("GET", "/ipxe/52-54-00-00-01-01", ceph, ""), 200, "sanboot")
 	f.want(f.do("GET", "/imager/job?mac=52:54:00:00:01:01", ceph, ""), 404, "not flagged")

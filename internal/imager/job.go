@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Job is what bootstrapd answers to GET /imager/job.
@@ -91,6 +92,11 @@ type Client struct {
 // ErrNoJob means bootstrapd has no job for this machine (404/403).
 var ErrNoJob = errors.New("imager: bootstrapd has no job for this machine")
 
+// ErrRefused means bootstrapd answered a report with a client error
+// (4xx other than 408 and 429): sending the same report again cannot
+// succeed, so it is not retried.
+var ErrRefused = errors.New("imager: bootstrapd refused the report")
+
 func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
@@ -154,9 +160,27 @@ func (c *Client) post(ctx context.Context, p string, v any) error {
 		return fmt.Errorf("imager: POST %s: %w", u, err)
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("imager: POST %s: %s", u, resp.Status)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	switch {
+	case resp.StatusCode/100 == 2:
+		return nil
+	case resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+		return fmt.Errorf("%w: POST %s: %s: %s", ErrRefused, u, resp.Status, printable(body, 200))
 	}
-	return nil
+	return fmt.Errorf("imager: POST %s: %s", u, resp.Status)
+}
+
+// printable is b's first n bytes as one line of printable text (a
+// server's message, for a log line).
+func printable(b []byte, n int) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > n {
+		b = b[:n]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, string(b))
 }

@@ -148,7 +148,7 @@ func Main() {
 	if err := Image(ctx, log, c, job, "/sys/block", "/mnt"); err != nil {
 		fail(log, cfg, c, err)
 	}
-	if err := report(ctx, log, c, nil); err != nil {
+	if err := report(ctx, log, c, nil, reportRetry, reportFirstWait); err != nil {
 		log.Error("reporting done failed; rebooting anyway", "err", err)
 	}
 	log.Info("imager done; rebooting")
@@ -158,11 +158,18 @@ func Main() {
 	select {}
 }
 
-// report tells bootstrapd the outcome, retrying for up to 10 minutes (the
-// network may come back after a cut).
-func report(ctx context.Context, log *slog.Logger, c *Client, jobErr error) error {
-	end := time.Now().Add(10 * time.Minute)
-	wait := 2 * time.Second
+// reportRetry is how long report keeps trying, and its first pause.
+const (
+	reportRetry     = 10 * time.Minute
+	reportFirstWait = 2 * time.Second
+)
+
+// report tells bootstrapd the outcome, retrying for up to retryFor (the
+// network may come back after a cut), pausing wait, then twice as long
+// each time up to 30 s. A refusal (ErrRefused: bootstrapd says the report
+// cannot be taken) is not retried, nor is anything after ctx ends.
+func report(ctx context.Context, log *slog.Logger, c *Client, jobErr error, retryFor, wait time.Duration) error {
+	end := time.Now().Add(retryFor)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.Done(rctx, jobErr)
@@ -171,11 +178,15 @@ func report(ctx context.Context, log *slog.Logger, c *Client, jobErr error) erro
 			log.Info("reported", "ok", jobErr == nil)
 			return nil
 		}
-		if time.Now().After(end) {
+		if errors.Is(err, ErrRefused) || time.Now().After(end) {
 			return err
 		}
 		log.Warn("report", "err", err, "retry_in", wait)
-		time.Sleep(wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
 		wait = min(2*wait, 30*time.Second)
 	}
 }
@@ -183,7 +194,7 @@ func report(ctx context.Context, log *slog.Logger, c *Client, jobErr error) erro
 func fail(log *slog.Logger, cfg BootConfig, c *Client, jobErr error) {
 	log.Error("imager failed", "err", jobErr)
 	if c != nil {
-		if err := report(context.Background(), log, c, jobErr); err != nil {
+		if err := report(context.Background(), log, c, jobErr, reportRetry, reportFirstWait); err != nil {
 			log.Error("could not report the failure", "err", err)
 		}
 	}
