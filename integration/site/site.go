@@ -278,7 +278,7 @@ func (s *Site) StartNUTSource(user, password string) *NUTSource {
 
 // Set rewrites the dummy UPS's state; dummy-ups picks the change up by itself.
 func (n *NUTSource) Set(status string, charge, runtime int) {
-	content := fmt.Sprintf("ups.status: %s\nbattery.charge: %d\nbattery.runtime: %d\nups.mfr: EATON\nups.model: Ellipse PRO 1600\ndevice.type: ups\n", status, charge, runtime)
+	content := fmt.Sprintf("ups.status: %s\nbattery.charge: %d\nbattery.runtime: %d\nups.mfr: EATON\nups.model: Ellipse PRO 1600\ndevice.type: ups\nups.delay.shutdown: 20\nups.delay.start: 30\n", status, charge, runtime)
 	os.WriteFile(n.devFile, []byte(content), 0o644)
 	now := time.Now()
 	os.Chtimes(n.devFile, now, now)

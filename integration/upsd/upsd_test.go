@@ -29,7 +29,15 @@ type lab struct {
 	marker  string // the gate's power-off marker
 }
 
-func newLab(t *testing.T, extraHosts string) *lab {
+// labOptions change the lab's site file.
+type labOptions struct {
+	// groups replaces the shutdown_groups lines.
+	groups string
+	// shutdown gives a host's shutdown: line ("{method: ssh, ...}").
+	shutdown map[string]string
+}
+
+func newLab(t *testing.T, o labOptions) *lab {
 	netlab.Require(t, "upsc", "/lib/nut/upsmon", "/lib/nut/upsd", "/lib/nut/dummy-ups")
 	s := site.New(t, site.Options{})
 	l := &lab{t: t, s: s, dir: s.Dir}
@@ -42,7 +50,15 @@ func newLab(t *testing.T, extraHosts string) *lab {
 	var users, hosts strings.Builder
 	for _, sv := range s.Servers {
 		fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", sv.Name, sv.Name)
-		fmt.Fprintf(&hosts, "  - {name: %s, macs: [%q], ip: %s, role: %s}\n", sv.Name, sv.MAC, sv.IP, sv.Role)
+		sh := ""
+		if o.shutdown[sv.Name] != "" {
+			sh = ", shutdown: " + o.shutdown[sv.Name]
+		}
+		fmt.Fprintf(&hosts, "  - {name: %s, macs: [%q], ip: %s, role: %s%s}\n", sv.Name, sv.MAC, sv.IP, sv.Role, sh)
+	}
+	groups := o.groups
+	if groups == "" {
+		groups = "    - {name: compute, timeout: 20s}\n    - {name: ceph, timeout: 15s}"
 	}
 	l.site = filepath.Join(l.dir, "site.yaml")
 	os.WriteFile(l.site, []byte(fmt.Sprintf(`site: {name: lab}
@@ -58,11 +74,10 @@ ups:
   users:
 %s    - {name: admin, password: file:nut-admin, role: admin}
   shutdown_groups:
-    - {name: compute, timeout: 20s}
-    - {name: ceph, timeout: 15s}
+%s
 roles: {ceph: {installer: {kernel: "http://192.168.1.2/k"}}, compute: {installer: {kernel: "http://192.168.1.2/k"}}}
 hosts:
-%s`, site.UPSSourceLAN, users.String(), hosts.String()+extraHosts)), 0o644)
+%s`, site.UPSSourceLAN, users.String(), groups, hosts.String())), 0o644)
 	if out, err := l.gate.Run(netlab.Build(t, "gate/gate"), "secrets", "init", "-c", l.site); err != nil {
 		t.Fatal(out, err)
 	}
@@ -112,7 +127,7 @@ func downAt(path string) (float64, bool) {
 }
 
 func TestIntegrationUPSOrderedShutdown(t *testing.T) {
-	l := newLab(t, "")
+	l := newLab(t, labOptions{})
 	l.startUpsd()
 	markers := l.secondaries()
 
@@ -192,7 +207,7 @@ func TestIntegrationUPSOrderedShutdown(t *testing.T) {
 // happens); a secondary that never logs out (its group's timeout, then the
 // plan goes on); the source lost while on battery (critical after DEADTIME).
 func TestIntegrationUPSFaults(t *testing.T) {
-	l := newLab(t, "")
+	l := newLab(t, labOptions{})
 	l.startUpsd()
 	// A stuck secondary: logs in as ceph-3 and never goes away.
 	stuck := l.s.Server("ceph-3").Host.Start("stuck", nil, "bash", "-c",
@@ -252,7 +267,7 @@ func TestSideBySideUPS(t *testing.T) {
 	}
 
 	// Ours.
-	l := newLab(t, "")
+	l := newLab(t, labOptions{})
 	l.startUpsd()
 	markers := l.secondaries()
 	start := time.Now()
@@ -260,7 +275,7 @@ func TestSideBySideUPS(t *testing.T) {
 	ours := last(markers, start)
 
 	// Debian's upsmon as primary, the secondaries on the source's upsd.
-	d := newLab(t, "")
+	d := newLab(t, labOptions{})
 	dm := map[string]string{}
 	for _, sv := range d.s.Servers {
 		dm[sv.Name] = filepath.Join(d.dir, sv.Name+".down")

@@ -74,27 +74,61 @@ func (c *Client) Login(user, password, ups string) error {
 
 // Vars lists every variable of ups.
 func (c *Client) Vars(ups string) (map[string]string, error) {
-	if _, err := c.line("LIST VAR " + ups); err != nil {
-		return nil, err
-	}
 	vars := map[string]string{}
-	for {
+	err := c.list("VAR", ups, 4, func(w []string) { vars[w[2]] = w[3] })
+	return vars, err
+}
+
+// RW lists the writable variables of ups and their values.
+func (c *Client) RW(ups string) (map[string]string, error) {
+	vars := map[string]string{}
+	err := c.list("RW", ups, 4, func(w []string) { vars[w[2]] = w[3] })
+	return vars, err
+}
+
+// Commands lists the instant commands of ups.
+func (c *Client) Commands(ups string) ([]string, error) {
+	var cmds []string
+	err := c.list("CMD", ups, 3, func(w []string) { cmds = append(cmds, w[2]) })
+	return cmds, err
+}
+
+// CmdDesc reads an instant command's description.
+func (c *Client) CmdDesc(ups, cmd string) (string, error) {
+	l, err := c.line("GET CMDDESC " + ups + " " + cmd)
+	if err != nil {
+		return "", err
+	}
+	w, err := Split(l)
+	if err != nil || len(w) != 4 {
+		return "", fmt.Errorf("malformed GET CMDDESC answer %q", l)
+	}
+	return w[3], nil
+}
+
+// list sends LIST what ups and hands each line of n words that starts
+// with what to item, up to END LIST.
+func (c *Client) list(what, ups string, n int, item func(w []string)) error {
+	if _, err := c.line("LIST " + what + " " + ups); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
 		l, err := c.r.ReadString('\n')
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("LIST %s %s: %w", what, ups, err)
 		}
 		w, err := Split(strings.TrimRight(l, "\r\n"))
 		if err != nil {
-			return nil, fmt.Errorf("malformed LIST VAR line %q", l)
+			return fmt.Errorf("LIST %s %s: malformed line %q", what, ups, l)
 		}
 		if len(w) >= 2 && w[0] == "END" {
-			return vars, nil
+			return nil
 		}
-		if len(w) == 4 && w[0] == "VAR" {
-			vars[w[2]] = w[3]
+		if len(w) == n && w[0] == what {
+			item(w)
 		}
-		if len(vars) > 10000 {
-			return nil, fmt.Errorf("LIST VAR %s: too many variables", ups)
+		if i > 10000 {
+			return fmt.Errorf("LIST %s %s: too many lines", what, ups)
 		}
 	}
 }

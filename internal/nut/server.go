@@ -29,6 +29,10 @@ type User struct {
 type Snapshot struct {
 	Vars  map[string]string
 	Stale bool // no fresh data from the driver: ERR DATA-STALE
+	// Writable and Commands, when set, replace the Server's own: what
+	// the UPS behind the snapshot lets one change and run.
+	Writable map[string]bool
+	Commands map[string]string
 }
 
 // Server serves one UPS.
@@ -321,7 +325,8 @@ func (s *Server) get(c *conn, a []string) string {
 		if len(a) != 3 {
 			return errLine("INVALID-ARGUMENT")
 		}
-		d, ok := s.Commands[a[2]]
+		_, cmds := s.caps()
+		d, ok := cmds[a[2]]
 		if !ok {
 			return errLine("CMD-NOT-SUPPORTED")
 		}
@@ -346,7 +351,7 @@ func (s *Server) get(c *conn, a []string) string {
 			if _, err := strconv.ParseFloat(v, 64); err != nil {
 				t = fmt.Sprintf("STRING:%d", max(len(v), 32))
 			}
-			if s.Writable[a[2]] {
+			if rw, _ := s.caps(); rw[a[2]] {
 				t = "RW " + t
 			}
 			return fmt.Sprintf("TYPE %s %s %s\n", ups, a[2], t)
@@ -381,9 +386,10 @@ func (s *Server) list(c *conn, a []string) string {
 		if e != "" {
 			return errLine(e)
 		}
+		rw, _ := s.caps()
 		var names []string
 		for k := range vars {
-			if what == "VAR" || s.Writable[k] {
+			if what == "VAR" || rw[k] {
 				names = append(names, k)
 			}
 		}
@@ -394,7 +400,8 @@ func (s *Server) list(c *conn, a []string) string {
 		}
 	case "CMD":
 		var names []string
-		for k := range s.Commands {
+		_, cmds := s.caps()
+		for k := range cmds {
 			names = append(names, k)
 		}
 		sort.Strings(names)
@@ -443,7 +450,7 @@ func (s *Server) set(c *conn, a []string) string {
 	if e := s.checkUPS(a[1]); e != "" {
 		return e
 	}
-	if !s.Writable[a[2]] || s.Set == nil {
+	if rw, _ := s.caps(); !rw[a[2]] || s.Set == nil {
 		vars, _ := s.vars(c)
 		if _, ok := vars[a[2]]; !ok {
 			return errLine("VAR-NOT-SUPPORTED")
@@ -471,7 +478,8 @@ func (s *Server) instcmd(c *conn, a []string) string {
 	if e := s.checkUPS(a[0]); e != "" {
 		return e
 	}
-	if _, ok := s.Commands[a[1]]; !ok || s.Exec == nil {
+	_, cmds := s.caps()
+	if _, ok := cmds[a[1]]; !ok || s.Exec == nil {
 		return errLine("CMD-NOT-SUPPORTED")
 	}
 	param := ""
@@ -486,14 +494,68 @@ func (s *Server) instcmd(c *conn, a []string) string {
 	return "OK\n"
 }
 
+// caps returns what may be set and run: the snapshot's, else the
+// Server's own.
+func (s *Server) caps() (map[string]bool, map[string]string) {
+	rw, cmds := s.Writable, s.Commands
+	if s.Data != nil {
+		snap := s.Data()
+		if snap.Writable != nil {
+			rw = snap.Writable
+		}
+		if snap.Commands != nil {
+			cmds = snap.Commands
+		}
+	}
+	return rw, cmds
+}
+
+// describe is GET DESC's answer: the descriptions NUT's upsd gives the
+// common variables (docs/nut-names.txt, data/cmdvartab).
 func describe(v string) string {
 	switch v {
 	case "ups.status":
 		return "UPS status"
+	case "ups.alarm":
+		return "UPS alarms"
+	case "ups.mfr":
+		return "UPS manufacturer"
+	case "ups.model":
+		return "UPS model"
+	case "ups.serial":
+		return "UPS serial number"
+	case "ups.load":
+		return "Load on UPS (percent of full)"
+	case "ups.delay.shutdown":
+		return "Interval to wait after shutdown with delay command (seconds)"
+	case "ups.delay.start":
+		return "Interval to wait before (re)starting the load (seconds)"
+	case "ups.timer.shutdown":
+		return "Time before the load will be shutdown (seconds)"
+	case "ups.timer.start":
+		return "Time before the load will be started (seconds)"
 	case "battery.charge":
 		return "Battery charge (percent of full)"
+	case "battery.charge.low":
+		return "Remaining battery level when UPS switches to LB (percent)"
 	case "battery.runtime":
 		return "Battery runtime (seconds)"
+	case "battery.runtime.low":
+		return "Remaining battery runtime when UPS switches to LB (seconds)"
+	case "battery.voltage":
+		return "Battery voltage (V)"
+	case "input.voltage":
+		return "Input voltage (V)"
+	case "output.voltage":
+		return "Output voltage (V)"
+	case "device.type":
+		return "Device type"
+	case "device.mfr":
+		return "Device manufacturer"
+	case "device.model":
+		return "Device model"
+	case "driver.name":
+		return "Driver name"
 	}
 	return "Description unavailable"
 }

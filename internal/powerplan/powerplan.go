@@ -233,7 +233,16 @@ func (p *Plan) Run(ctx context.Context, reason string) error {
 		}
 		p.phase("group " + g.Name)
 		p.runGroup(ctx, g)
+		if err := ctx.Err(); err != nil {
+			// Stopped (SIGTERM, an update): the group is not done; the
+			// next start resumes here.
+			p.Log.Warn("shutdown plan interrupted; the next start resumes it", "group", g.Name)
+			return fmt.Errorf("shutdown plan interrupted in group %s: %w", g.Name, err)
+		}
 		p.record(entry{Step: "group", Group: g.Name})
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("shutdown plan interrupted: %w", err)
 	}
 	if !done["ups-off/"] {
 		p.phase("ups-off")
@@ -243,6 +252,9 @@ func (p *Plan) Run(ctx context.Context, reason string) error {
 			p.Log.Warn("UPS told to cut its output and return when mains is back (shutdown.return)")
 		}
 		p.record(entry{Step: "ups-off"})
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("shutdown plan interrupted before the power-off: %w", err)
 	}
 	p.phase("poweroff")
 	p.record(entry{Step: "poweroff"})

@@ -118,3 +118,35 @@ func TestPlanOrderTimeoutsAndJournal(t *testing.T) {
 		t.Fatalf("resumed plan:\n got %s\nwant %s", got, want)
 	}
 }
+
+// A plan stopped mid-group (SIGTERM) records nothing false: the group is
+// not marked done and the gate is not powered off; the next start resumes
+// the group.
+func TestPlanInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	groups := []Group{
+		{Name: "compute", Timeout: time.Minute, Hosts: []Host{{Name: "compute-1", NUTUser: "compute-1"}}},
+		{Name: "ceph", Timeout: time.Minute, Hosts: []Host{{Name: "ceph-1", NUTUser: "ceph-1"}}},
+	}
+	f := &fake{logged: map[string]bool{"compute-1": true}, slow: "compute-1"}
+	p := &Plan{Groups: groups, Journal: filepath.Join(dir, "journal"), Do: f, Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.Run(ctx, "test"); err == nil {
+		t.Fatal("an interrupted plan returned no error")
+	}
+	if got, want := strings.Join(f.events, ", "), "fsd compute"; got != want {
+		t.Fatalf("interrupted plan:\n got %s\nwant %s", got, want)
+	}
+	if st, _, _ := p.Check(); st != Unfinished {
+		t.Fatalf("journal after the interruption: %v, want unfinished", st)
+	}
+	f2 := &fake{logged: map[string]bool{}}
+	p.Do = f2
+	if err := p.Run(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(f2.events, ", "), "fsd compute, fsd ceph, ups-off, poweroff"; got != want {
+		t.Fatalf("resumed plan:\n got %s\nwant %s", got, want)
+	}
+}

@@ -1,5 +1,5 @@
-// Package upsd is the UPS daemon's wiring: it reads the UPS (another upsd
-// over NUT; the USB HID driver is not in this build), serves it over NUT to
+// Package upsd is the UPS daemon's wiring: it reads the UPS (a Source:
+// another upsd over NUT, or the UPS on the gate's USB), serves it over NUT to
 // the site's secondaries, decides with powerplan when the UPS is critical
 // and runs the ordered plan.
 //
@@ -36,11 +36,16 @@ type Daemon struct {
 	Watch  *powerplan.Watch
 	// Off powers the gate off (SystemPowerOff on the gate).
 	Off func() error
+	// Source is the UPS; nil when it cannot be read at all.
+	Source Source
 
 	mu        sync.Mutex
 	snap      nut.Snapshot
 	lastData  time.Time
 	started   map[string]bool // groups shown FSD
+	born      time.Time       // when New ran: secondaries reconnect after it
+	seen      map[string]bool // users logged in at some time since born
+	plans     sync.WaitGroup
 	running   bool
 	userGroup map[string]string
 
@@ -56,7 +61,7 @@ type metrics struct {
 // New wires a daemon from the site file.
 func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal string) (*Daemon, error) {
 	u := c.UPS
-	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}}
+	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}}
 	users := map[string]nut.User{}
 	for _, nu := range u.Users {
 		pw, err := c.ReadSecret(nu.Password)
@@ -79,7 +84,24 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		}
 		groups = append(groups, pg)
 	}
-	d.Server = &nut.Server{UPS: u.Name, Desc: u.Description, Users: users, Data: d.data, Status: d.status, Log: log}
+	if u.Source != "usb" {
+		src, err := NewNUTSource(c)
+		if err != nil {
+			return nil, err
+		}
+		d.Source = src
+	}
+	d.Server = &nut.Server{UPS: u.Name, Desc: u.Description, Users: users, Data: d.data, Status: d.status, Log: log,
+		Set: func(name, value string) error {
+			return d.act(func(ctx context.Context) error { return d.Source.SetVar(ctx, name, value) })
+		},
+		Exec: func(cmd, param string) error {
+			if param != "" {
+				return fmt.Errorf("instant command %s: parameters are not passed on", cmd)
+			}
+			return d.act(func(ctx context.Context) error { return d.Source.InstCmd(ctx, cmd) })
+		},
+	}
 	d.Watch = &powerplan.Watch{P: powerplan.Policy{TrustLB: *u.TrustLowBatt, Charge: u.Thresholds.Charge, Runtime: u.Thresholds.Runtime.D(), OnBattery: u.Thresholds.OnBattery.D(), Deadtime: u.Deadtime.D()}}
 	d.metrics = &metrics{
 		charge:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
@@ -139,8 +161,35 @@ func (d *Daemon) StartGroup(g string) {
 	d.Log.Warn("FSD shown to the group's secondaries", "group", g)
 }
 
+// ReconnectGrace is how long after upsd starts a secondary that has not
+// logged in yet counts as not yet reconnected rather than down: upsmon
+// retries at every POLLFREQ (default 5 s). It matters when a plan resumes
+// at start.
+const ReconnectGrace = 15 * time.Second
+
 // LoggedIn implements powerplan.Actions.
-func (d *Daemon) LoggedIn(user string) bool { return d.Server.Logins()[user] > 0 }
+func (d *Daemon) LoggedIn(user string) bool {
+	n := d.Server.Logins()[user]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n > 0 {
+		d.seen[user] = true
+		return true
+	}
+	return !d.seen[user] && time.Since(d.born) < ReconnectGrace
+}
+
+// noteLogins remembers who has logged in since start.
+func (d *Daemon) noteLogins() {
+	logins := d.Server.Logins()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for u, n := range logins {
+		if n > 0 {
+			d.seen[u] = true
+		}
+	}
+}
 
 // PreStep implements powerplan.Actions: k3s-drain and ceph-noout run on
 // the group's first host over SSH.
@@ -220,44 +269,30 @@ func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
 	return nil
 }
 
-// UPSOff implements powerplan.Actions: set the delays, then shutdown.return
-// on the source upsd.
+// UPSOff implements powerplan.Actions: set the delays, then
+// shutdown.return.
 func (d *Daemon) UPSOff(ctx context.Context) error {
+	if d.Source == nil {
+		return fmt.Errorf("no UPS source: cannot tell the UPS to power off")
+	}
 	u := d.Cfg.UPS
-	if u.Source == "usb" {
-		return fmt.Errorf("the USB HID driver is not in this build: cannot tell the UPS to power off")
-	}
-	src, err := config.ParseNUTURL(u.Source)
-	if err != nil {
-		return err
-	}
-	c, err := nut.Dial(ctx, src.Addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	pw := ""
-	if u.SourcePassword.IsSet() {
-		b, err := d.Cfg.ReadSecret(u.SourcePassword)
-		if err != nil {
-			return err
-		}
-		pw = string(b)
-	}
-	user := u.SourceUser
-	if user == "" {
-		user = src.User
-	}
-	if err := c.Login(user, pw, ""); err != nil {
-		return err
-	}
-	if err := c.SetVar(src.UPS, "ups.delay.shutdown", strconv.Itoa(int(u.Delays.Shutdown.D().Seconds()))); err != nil {
+	if err := d.Source.SetVar(ctx, "ups.delay.shutdown", strconv.Itoa(int(u.Delays.Shutdown.D().Seconds()))); err != nil {
 		d.Log.Warn("setting ups.delay.shutdown", "err", err)
 	}
-	if err := c.SetVar(src.UPS, "ups.delay.start", strconv.Itoa(int(u.Delays.Start.D().Seconds()))); err != nil {
+	if err := d.Source.SetVar(ctx, "ups.delay.start", strconv.Itoa(int(u.Delays.Start.D().Seconds()))); err != nil {
 		d.Log.Warn("setting ups.delay.start", "err", err)
 	}
-	return c.InstCmd(src.UPS, "shutdown.return")
+	return d.Source.InstCmd(ctx, "shutdown.return")
+}
+
+// act runs a SET or INSTCMD a NUT client asked for on the source.
+func (d *Daemon) act(f func(ctx context.Context) error) error {
+	if d.Source == nil {
+		return fmt.Errorf("no UPS source")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return f(ctx)
 }
 
 // PowerOff implements powerplan.Actions.
@@ -267,43 +302,56 @@ func (d *Daemon) PowerOff() error { return d.Off() }
 // is done (or after the plan, which ends in the gate's power-off).
 func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 	u := d.Cfg.UPS
-	var c *nut.Client
-	var src config.NUTSource
-	if u.Source != "usb" {
-		src, _ = config.ParseNUTURL(u.Source)
+	if d.Source == nil {
+		d.Log.Error("no UPS source: no UPS data (serving DRIVER-NOT-CONNECTED)", "source", u.Source)
 	} else {
-		d.Log.Error("the USB HID driver is not in this build: no UPS data (serving DRIVER-NOT-CONNECTED)")
+		defer d.Source.Close()
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var lastErr string
+	powerBack := false
 	for {
 		var vars map[string]string
-		if src.Addr != "" {
-			if c == nil {
-				if nc, err := nut.Dial(ctx, src.Addr); err == nil {
-					c = nc
-				}
-			}
-			if c != nil {
-				v, err := c.Vars(src.UPS)
-				if err != nil {
+		if d.Source != nil {
+			r, err := d.Source.Read(ctx)
+			switch {
+			case err != nil:
+				// Once per kind of failure, not at every poll.
+				if err.Error() != lastErr {
 					d.Log.Warn("reading the UPS source", "source", u.Source, "err", err)
-					c.Close()
-					c = nil
-				} else {
-					vars = v
+					lastErr = err.Error()
 				}
+			default:
+				if lastErr != "" {
+					d.Log.Info("the UPS source answers again", "source", u.Source)
+					lastErr = ""
+				}
+				vars = r.Vars
+				d.mu.Lock()
+				d.snap = nut.Snapshot{Vars: vars, Writable: r.Writable, Commands: r.Commands}
+				d.mu.Unlock()
 			}
 		}
+		d.noteLogins()
 		now := time.Now()
 		var crit bool
 		var why string
 		if vars != nil {
 			d.mu.Lock()
-			d.snap, d.lastData = nut.Snapshot{Vars: vars}, now
+			d.lastData = now
 			d.mu.Unlock()
 			d.observe(vars)
 			crit, why = d.Watch.Observe(now, vars)
+			d.mu.Lock()
+			running := d.running
+			d.mu.Unlock()
+			if ol := powerplan.Flags(vars["ups.status"])["OL"]; running && ol && !powerBack {
+				// Documented: a plan once begun completes; the UPS's
+				// shutdown.return brings the site back.
+				d.Log.Warn("mains power is back during the shutdown plan: the plan completes, then the UPS cuts and restores its output and the site boots again")
+				powerBack = true
+			}
 		} else {
 			crit, why = d.Watch.Lost(now)
 		}
@@ -314,6 +362,7 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 		}
 		if crit && d.startPlan() {
 			go func() {
+				defer d.plans.Done()
 				if err := d.Plan.Run(ctx, why); err != nil {
 					d.Log.Error("shutdown plan", "err", err)
 				}
@@ -321,9 +370,6 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 		}
 		select {
 		case <-ctx.Done():
-			if c != nil {
-				c.Close()
-			}
 			return
 		case <-t.C:
 		}
@@ -333,7 +379,12 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 // Resume runs an unfinished plan found in the journal.
 func (d *Daemon) Resume(ctx context.Context, reason string) {
 	if d.startPlan() {
-		go d.Plan.Run(ctx, reason)
+		go func() {
+			defer d.plans.Done()
+			if err := d.Plan.Run(ctx, reason); err != nil {
+				d.Log.Error("shutdown plan", "err", err)
+			}
+		}()
 	}
 }
 
@@ -344,7 +395,20 @@ func (d *Daemon) startPlan() bool {
 		return false
 	}
 	d.running = true
+	d.plans.Add(1)
 	return true
+}
+
+// Wait waits for a running plan to return after its context ended (it
+// journals where it stopped), at most timeout.
+func (d *Daemon) Wait(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { d.plans.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		d.Log.Warn("the shutdown plan did not stop in time", "waited", timeout)
+	}
 }
 
 func (d *Daemon) observe(vars map[string]string) {
