@@ -36,7 +36,7 @@ type Daemon struct {
 	Watch  *powerplan.Watch
 	// Off powers the gate off (SystemPowerOff on the gate).
 	Off func() error
-	// Source is the UPS; nil when it cannot be read at all.
+	// Source is the UPS.
 	Source Source
 
 	mu        sync.Mutex
@@ -84,7 +84,9 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		}
 		groups = append(groups, pg)
 	}
-	if u.Source != "usb" {
+	if u.Source == "usb" {
+		d.Source = &USBSource{}
+	} else {
 		src, err := NewNUTSource(c)
 		if err != nil {
 			return nil, err
