@@ -20,6 +20,9 @@ type program struct {
 	Args []string // flags compiled into the init
 	// Daemon is the name of a gate daemon ("" for system programs).
 	Daemon string
+	// Link, when set, is the root path where Pkg is built; Path is then a
+	// symbolic link to it (the gate daemons share cmd/gated this way).
+	Link string
 }
 
 // module describes a Go module as `go list -m -json` does.
@@ -105,12 +108,13 @@ func main() {
 `))
 
 // compile builds every program, then the init, for arch into dir, and
-// returns each binary's path by root path. The init's build timestamp is
+// returns each binary's path by root path and each link's target by its
+// root path. The init's build timestamp is
 // buildTimestamp, or when empty stamp(hash of the programs' binaries).
-func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(programsHash []byte) string, progs []program, dir string) (map[string]string, string, error) {
+func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(programsHash []byte) string, progs []program, dir string) (bins, links map[string]string, ts string, err error) {
 	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + arch, "GOFLAGS=-buildvcs=false"}
 	flags := []string{"build", "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-ldflags", "-s -w -buildid="}
-	bins := map[string]string{}
+	bins, links = map[string]string{}, map[string]string{}
 	h := sha256.New()
 	build := func(p program, extra ...string) error {
 		out := filepath.Join(dir, "bin", strings.TrimPrefix(p.Path, "/"))
@@ -125,12 +129,20 @@ func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(
 		return nil
 	}
 	for _, p := range progs {
+		if p.Link != "" {
+			links[p.Path] = p.Link
+			fmt.Fprintf(h, "%s -> %s\n", p.Path, p.Link)
+			if _, done := bins[p.Link]; done {
+				continue
+			}
+			p = program{Pkg: p.Pkg, Path: p.Link}
+		}
 		if err := build(p); err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		b, err := os.ReadFile(bins[p.Path])
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		fmt.Fprintf(h, "%s %x\n", p.Path, sha256.Sum256(b))
 	}
@@ -145,20 +157,20 @@ func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(
 		BuildTimestamp string
 		Programs       []program
 	}{buildTimestamp, progs}); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	genDir := filepath.Join(root, "internal", "generatedinit")
 	srcFile := filepath.Join(dir, "init.go")
 	if err := os.WriteFile(srcFile, src.Bytes(), 0o644); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	overlay, _ := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(genDir, "main.go"): srcFile}})
 	overlayFile := filepath.Join(dir, "overlay.json")
 	if err := os.WriteFile(overlayFile, overlay, 0o644); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if err := build(program{Pkg: "gate/internal/generatedinit", Path: "/gokrazy/init"}, "-overlay", overlayFile); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	return bins, buildTimestamp, nil
+	return bins, links, buildTimestamp, nil
 }

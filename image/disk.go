@@ -12,6 +12,7 @@ import (
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/filesystem/squashfs"
 	"github.com/diskfs/go-diskfs/partition/mbr"
 	"golang.org/x/sys/unix"
@@ -68,7 +69,8 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 		return fmt.Errorf("root partition: %w", err)
 	}
 	res.RootSize = size
-	if err := writeExt4(d, perm); err != nil {
+	permBytes := [2]int64{int64(permStart) * sector, int64(total-permStart) * sector}
+	if err := writeExt4(d, perm, permBytes[0], permBytes[1], o.Config.Gate.Hostname); err != nil {
 		return fmt.Errorf("perm partition: %w", err)
 	}
 
@@ -82,6 +84,14 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 	binary.LittleEndian.PutUint32(b[:4], sig)
 	if _, err := f.WriteAt(b[:], 440); err != nil {
 		return err
+	}
+	stamp := fixedTime
+	var sec int64
+	if _, err := fmt.Sscan(os.Getenv("SOURCE_DATE_EPOCH"), &sec); err == nil {
+		stamp = time.Unix(sec, 0)
+	}
+	if err := normalizeExt4(f, f, permBytes[0], stamp); err != nil {
+		return fmt.Errorf("perm partition: %w", err)
 	}
 	return f.Sync()
 }
@@ -210,8 +220,8 @@ func writeSquashfs(d *disk.Disk, t *tree, start int64) (int64, error) {
 	return int64(binary.LittleEndian.Uint64(sb[40:48])), nil // bytes_used
 }
 
-func writeExt4(d *disk.Disk, t *tree) error {
-	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 4, FSType: filesystem.TypeExt4, VolumeLabel: "perm"})
+func writeExt4(d *disk.Disk, t *tree, start, size int64, seed string, features ...ext4.FeatureOpt) error {
+	fsys, err := createExt4(d, start, size, seed, features...)
 	if err != nil {
 		return err
 	}

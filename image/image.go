@@ -9,11 +9,10 @@
 //	4  perm   ext4   the rest: the site's secrets (0600) and state directories
 //
 // The site file goes into the read-only root; secrets go only to /perm.
-// MBR, boot and root are reproducible: the same inputs give the same bytes
-// (fixed timestamps, sorted entries, a build timestamp derived from the
-// inputs). /perm is not: go-diskfs's ext4 writer stamps the wall clock and
-// random UUIDs into it, which is why the summary prints the sha256 of the
-// system part (MBR, boot, root) beside the whole image's.
+// The image is reproducible: the same inputs give the same bytes (fixed
+// timestamps, sorted entries, a build timestamp derived from the inputs,
+// /perm's UUIDs derived from the host name and its times rewritten, see
+// ext4.go).
 package image
 
 import (
@@ -75,13 +74,13 @@ type Result struct {
 	Output         string
 	Arch           string
 	SHA256         string // the whole image
-	SystemSHA256   string // MBR, boot and root A: reproducible
 	Partitions     []Partition
-	Services       []string         // root paths of the supervised programs
-	Binaries       map[string]int64 // root path → size
-	RootSize       int64            // the squashfs, bytes
-	Kernel         string           // module@version
-	Firmware       string           // module@version (arm64)
+	Services       []string          // root paths of the supervised programs
+	Binaries       map[string]int64  // root path → size
+	Links          map[string]string // root path → the binary it links to
+	RootSize       int64             // the squashfs, bytes
+	Kernel         string            // module@version
+	Firmware       string            // module@version (arm64)
 	BuildTimestamp string
 	DiskSignature  uint32
 	PARTUUIDRoot   string // of root A
@@ -155,7 +154,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	defer os.RemoveAll(work)
 
 	progs := programs(o.Config)
-	bins, ts, err := compile(ctx, root, o.Arch, o.BuildTimestamp, func(h []byte) string {
+	bins, links, ts, err := compile(ctx, root, o.Arch, o.BuildTimestamp, func(h []byte) string {
 		return inputTimestamp(root, o, kernel, firmware, h)
 	}, progs, work)
 	if err != nil {
@@ -182,7 +181,8 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		res.Binaries[path] = st.Size()
 	}
 
-	rootFiles, err := rootTree(o, bins, kernel, root)
+	res.Links = links
+	rootFiles, err := rootTree(o, bins, links, kernel, root)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func programs(c *config.Config) []program {
 		{"bastion", c.Bastion != nil},
 	} {
 		if d.on {
-			ps = append(ps, program{Pkg: "gate/cmd/" + d.name, Path: "/user/" + d.name, Args: []string{"-console"}, Daemon: d.name})
+			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: []string{"-console"}, Daemon: d.name})
 		}
 	}
 	return ps
@@ -267,28 +267,18 @@ func sourceDate(root string) time.Time {
 	return fixedTime
 }
 
-// hashImage computes the whole image's sha256 and the system part's.
+// hashImage computes the image's sha256.
 func hashImage(res *Result) error {
 	f, err := os.Open(res.Output)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var rootEnd int64
-	for _, p := range res.Partitions {
-		if p.Number == 2 {
-			rootEnd = p.Start + p.Size
-		}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("hashing %s: %w", res.Output, err)
 	}
-	sys, all := sha256.New(), sha256.New()
-	if _, err := io.Copy(io.MultiWriter(sys, all), io.NewSectionReader(f, 0, rootEnd)); err != nil {
-		return err
-	}
-	if _, err := io.Copy(all, io.NewSectionReader(f, rootEnd, 1<<62)); err != nil {
-		return err
-	}
-	res.SystemSHA256 = hex.EncodeToString(sys.Sum(nil))
-	res.SHA256 = hex.EncodeToString(all.Sum(nil))
+	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return nil
 }
 
@@ -309,14 +299,21 @@ func (r *Result) Summary(w io.Writer) {
 	for _, p := range paths {
 		fmt.Fprintf(w, "  %-22s %6.1f MiB\n", p, float64(r.Binaries[p])/(1<<20))
 	}
+	paths = paths[:0]
+	for p := range r.Links {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(w, "  %-22s -> %s\n", p, r.Links[p])
+	}
 	fmt.Fprintf(w, "\nservices supervised by /gokrazy/init: %s\n", strings.Join(r.Services, " "))
 	fmt.Fprintf(w, "kernel:   %s\n", r.Kernel)
 	if r.Firmware != "" {
 		fmt.Fprintf(w, "firmware: %s\n", r.Firmware)
 	}
 	fmt.Fprintf(w, "build:    %s\n\n", r.BuildTimestamp)
-	fmt.Fprintf(w, "sha256 %s  %s\n", r.SHA256, r.Output)
-	fmt.Fprintf(w, "sha256 %s  (MBR, boot and root: reproducible)\n\n", r.SystemSHA256)
+	fmt.Fprintf(w, "sha256 %s  %s  (reproducible: the same inputs give the same bytes)\n\n", r.SHA256, r.Output)
 	if r.Arch == "arm64" {
 		fmt.Fprintf(w, "to flash: gate flash %s /dev/sdX   (the SD card's whole device; gate refuses mounted disks)\n", r.Output)
 		fmt.Fprintf(w, "then put the card in the Pi and power it on; later updates: gate update\n")

@@ -112,7 +112,7 @@ const (
 
 // rootTree is the read-only root: the programs, the site file, gokrazy's
 // configuration files and the kernel's modules. Never a secret.
-func rootTree(o Options, bins map[string]string, kernel module, root string) (*tree, error) {
+func rootTree(o Options, bins, links map[string]string, kernel module, root string) (*tree, error) {
 	c := o.Config
 	t := newTree()
 	for _, d := range []string{"/bin", "/dev", "/etc", "/proc", "/sys", "/tmp", "/perm", "/lib", "/run", "/mnt", "/gokrazy", "/user"} {
@@ -152,6 +152,14 @@ func rootTree(o Options, bins map[string]string, kernel module, root string) (*t
 	}
 	for p, bin := range bins {
 		t.copy(p, 0o755, bin)
+	}
+	for p, target := range links {
+		// Relative, and to a file of the root (see /var above).
+		rel, err := filepath.Rel(path.Dir(p), target)
+		if err != nil {
+			return nil, err
+		}
+		t.symlink(p, rel)
 	}
 	assets, err := bootAssets(o)
 	if err != nil {

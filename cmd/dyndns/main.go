@@ -2,34 +2,6 @@
 // (see internal/dyndns and internal/publicip).
 package main
 
-import (
-	"context"
-	"path/filepath"
+import "gate/internal/mains"
 
-	"gate/internal/daemon"
-	"gate/internal/dyndns"
-)
-
-func main() {
-	daemon.Main("dyndns", daemon.MetricsDynDNS, run)
-}
-
-func run(ctx context.Context, d *daemon.Daemon) error {
-	c := d.Config
-	if c.DynDNS == nil {
-		return daemon.ErrDisabled
-	}
-	prov, recs, srcs, hash, err := dyndns.FromConfig(c)
-	if err != nil {
-		return err
-	}
-	u := &dyndns.Updater{
-		Provider: prov, Records: recs, Sources: srcs, Agree: c.DynDNS.Agree, Timeout: c.DynDNS.Timeout.D(),
-		Interval: c.DynDNS.Interval.D(), StatePath: filepath.Join(d.StateDir, "state.json"), ConfigHash: hash,
-		Log: d.Log, Metrics: dyndns.NewMetrics(d.Registry),
-	}
-	u.Load()
-	d.Ready("provider", prov.Name(), "records", len(recs), "sources", len(srcs), "interval", c.DynDNS.Interval.D())
-	u.Run(ctx)
-	return nil
-}
+func main() { mains.DynDNS() }

@@ -4,44 +4,6 @@
 // status on /metrics. See internal/wgtunnel.
 package main
 
-import (
-	"context"
-	"flag"
-	"fmt"
+import "gate/internal/mains"
 
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
-	"gate/internal/daemon"
-	"gate/internal/wgtunnel"
-)
-
-func main() {
-	backend := flag.String("backend", wgtunnel.BackendAuto, "WireGuard implementation: auto (kernel when available), kernel or userspace")
-	daemon.Main("vpn", daemon.MetricsVPN, func(ctx context.Context, d *daemon.Daemon) error {
-		v := d.Config.VPN
-		if v == nil {
-			return daemon.ErrDisabled
-		}
-		raw, err := d.Config.ReadSecret(v.PrivateKey)
-		if err != nil {
-			return fmt.Errorf("vpn.private_key: %w", err)
-		}
-		key, err := wgtypes.ParseKey(string(raw))
-		if err != nil {
-			return fmt.Errorf("vpn.private_key %s: malformed WireGuard private key (44 base64 characters, as `wg genkey` prints)", v.PrivateKey)
-		}
-		t, err := wgtunnel.New(ctx, wgtunnel.Options{
-			VPN:        v,
-			PrivateKey: key,
-			Backend:    *backend,
-			Log:        d.Log,
-			Metrics:    wgtunnel.NewMetrics(d.Registry),
-		})
-		if err != nil {
-			return err
-		}
-		defer t.Close()
-		d.Ready("backend", t.Backend(), "interface", v.Interface, "hub", t.Active())
-		return t.Run(ctx)
-	})
-}
+func main() { mains.VPN() }

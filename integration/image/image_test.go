@@ -99,7 +99,7 @@ func TestIntegrationImageReaders(t *testing.T) {
 			run(t, "e2fsck", "-fn", perm)
 
 			list := run(t, "unsquashfs", "-l", root)
-			for _, want := range []string{"/gokrazy/init", "/gokrazy/ntp", "/gokrazy/randomd", "/user/vpn", "/user/dyndns", "/user/upsd", "/user/bootstrapd", "/user/bastion", "/etc/gate/site.yaml", "/usr/share/gate/ipxe/undionly.kpxe"} {
+			for _, want := range []string{"/gokrazy/init", "/gokrazy/ntp", "/gokrazy/randomd", "/user/gated", "/user/vpn", "/user/dyndns", "/user/upsd", "/user/bootstrapd", "/user/bastion", "/etc/gate/site.yaml", "/usr/share/gate/ipxe/undionly.kpxe"} {
 				if !strings.Contains(list, "squashfs-root"+want+"\n") {
 					t.Errorf("root lacks %s", want)
 				}
@@ -126,7 +126,13 @@ func TestIntegrationImageReaders(t *testing.T) {
 				})
 			}
 			want := map[string]string{"arm64": "ARM aarch64", "amd64": "x86-64"}[arch]
-			for _, bin := range []string{"gokrazy/init", "user/upsd", "gokrazy/ntp"} {
+			// The daemons are links to one multi-call binary.
+			for _, d := range []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} {
+				if target, err := os.Readlink(filepath.Join(x, "user", d)); err != nil || target != "gated" {
+					t.Errorf("/user/%s: link to %q (%v), want gated", d, target, err)
+				}
+			}
+			for _, bin := range []string{"gokrazy/init", "user/gated", "gokrazy/ntp"} {
 				if out := run(t, "file", filepath.Join(x, bin)); !strings.Contains(out, want) || !strings.Contains(out, "statically linked") {
 					t.Errorf("%s: %s", bin, out)
 				}
@@ -138,13 +144,13 @@ func TestIntegrationImageReaders(t *testing.T) {
 			}
 		})
 	}
-	// Reproducible: the same inputs give the same system bytes. (The
+	// Reproducible: the same inputs give the same bytes. (The
 	// source date is pinned: the checkout's commit time is an input too.)
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	a := build(t, c, data, "amd64", filepath.Join(dir, "a.img"))
 	b := build(t, c, data, "amd64", filepath.Join(dir, "b.img"))
-	if a.SystemSHA256 != b.SystemSHA256 || a.BuildTimestamp != b.BuildTimestamp {
-		t.Errorf("two builds differ: %s %s / %s %s", a.SystemSHA256, a.BuildTimestamp, b.SystemSHA256, b.BuildTimestamp)
+	if a.SHA256 != b.SHA256 || a.BuildTimestamp != b.BuildTimestamp {
+		t.Errorf("two builds differ: %s %s / %s %s", a.SHA256, a.BuildTimestamp, b.SHA256, b.BuildTimestamp)
 	}
 }
 

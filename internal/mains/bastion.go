@@ -1,0 +1,92 @@
+package mains
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"gate/internal/bastion"
+	"gate/internal/daemon"
+)
+
+// Bastion runs the bastion daemon, the gate's SSH jump host: admins reach the site's
+// servers with `ssh -J admin@<vps>:2222 ceph-1`. It listens on the gate's
+// tunnel addresses (and on the LAN if bastion.listen_lan), see
+// internal/bastion.
+func Bastion() {
+	daemon.Main("bastion", daemon.MetricsBastion, runBastion)
+}
+
+func runBastion(ctx context.Context, d *daemon.Daemon) error {
+	c := d.Config
+	if c.Bastion == nil {
+		return daemon.ErrDisabled
+	}
+	key, created, err := bastion.HostKey(c)
+	if err != nil {
+		return err
+	}
+	if created {
+		d.Log.Warn("host key generated (none was provisioned)", "fingerprint", ssh.FingerprintSHA256(key.PublicKey()))
+	}
+	users, err := bastion.FromConfig(c)
+	if err != nil {
+		return err
+	}
+	hosts := map[string]netip.Addr{}
+	for _, h := range c.Hosts {
+		hosts[h.Name] = h.IP
+	}
+	// The audit trail on /perm: one JSON line per channel, at most 2×16 MiB.
+	audit, err := bastion.OpenAuditLog(filepath.Join(d.StateDir, "audit.log"), 16<<20)
+	if err != nil {
+		return err
+	}
+	defer audit.Close()
+	m := bastion.NewMetrics()
+	m.Register(d.Registry)
+	srv, err := bastion.New(bastion.Config{
+		HostKey: key, Users: users, Hosts: hosts, IdleTimeout: c.Bastion.IdleTimeout.D(),
+		BanAfter: c.Bastion.BanAfter, BanFor: c.Bastion.BanFor.D(),
+		Log: d.Log, Audit: audit, Metrics: m,
+	})
+	if err != nil {
+		return err
+	}
+
+	addrs := bastion.ListenAddrs(c)
+	// The tunnel addresses may not exist yet (the tunnel is down, or vpn
+	// has not started): IP_FREEBIND binds them anyway.
+	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	errc := make(chan error, len(addrs))
+	for _, a := range addrs {
+		ln, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", a, err)
+		}
+		go func() { errc <- srv.Serve(ctx, ln) }()
+	}
+	d.Ready("listen", strings.Join(addrs, ","), "users", len(users), "host_key", ssh.FingerprintSHA256(key.PublicKey()))
+	for range addrs {
+		if err := <-errc; err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+package mains
+
+import (
+	"context"
+	"path/filepath"
+
+	"gate/internal/daemon"
+	"gate/internal/dyndns"
+)
+
+// DynDNS runs the dyndns daemon, which keeps the site's DNS records on the box's public address
+// (see internal/dyndns and internal/publicip).
+func DynDNS() {
+	daemon.Main("dyndns", daemon.MetricsDynDNS, runDynDNS)
+}
+
+func runDynDNS(ctx context.Context, d *daemon.Daemon) error {
+	c := d.Config
+	if c.DynDNS == nil {
+		return daemon.ErrDisabled
+	}
+	prov, recs, srcs, hash, err := dyndns.FromConfig(c)
+	if err != nil {
+		return err
+	}
+	u := &dyndns.Updater{
+		Provider: prov, Records: recs, Sources: srcs, Agree: c.DynDNS.Agree, Timeout: c.DynDNS.Timeout.D(),
+		Interval: c.DynDNS.Interval.D(), StatePath: filepath.Join(d.StateDir, "state.json"), ConfigHash: hash,
+		Log: d.Log, Metrics: dyndns.NewMetrics(d.Registry),
+	}
+	u.Load()
+	d.Ready("provider", prov.Name(), "records", len(recs), "sources", len(srcs), "interval", c.DynDNS.Interval.D())
+	u.Run(ctx)
+	return nil
+}

@@ -1,0 +1,47 @@
+package mains
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"gate/internal/daemon"
+	"gate/internal/wgtunnel"
+)
+
+// VPN runs the vpn daemon, which keeps the gate's WireGuard tunnel to the site's VPS hubs up:
+// kernel WireGuard when the kernel has it, WireGuard in this process on a
+// TUN otherwise (-backend forces one), failover between the hubs and the
+// status on /metrics. See internal/wgtunnel.
+func VPN() {
+	backend := flag.String("backend", wgtunnel.BackendAuto, "WireGuard implementation: auto (kernel when available), kernel or userspace")
+	daemon.Main("vpn", daemon.MetricsVPN, func(ctx context.Context, d *daemon.Daemon) error {
+		v := d.Config.VPN
+		if v == nil {
+			return daemon.ErrDisabled
+		}
+		raw, err := d.Config.ReadSecret(v.PrivateKey)
+		if err != nil {
+			return fmt.Errorf("vpn.private_key: %w", err)
+		}
+		key, err := wgtypes.ParseKey(string(raw))
+		if err != nil {
+			return fmt.Errorf("vpn.private_key %s: malformed WireGuard private key (44 base64 characters, as `wg genkey` prints)", v.PrivateKey)
+		}
+		t, err := wgtunnel.New(ctx, wgtunnel.Options{
+			VPN:        v,
+			PrivateKey: key,
+			Backend:    *backend,
+			Log:        d.Log,
+			Metrics:    wgtunnel.NewMetrics(d.Registry),
+		})
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		d.Ready("backend", t.Backend(), "interface", v.Interface, "hub", t.Active())
+		return t.Run(ctx)
+	})
+}
