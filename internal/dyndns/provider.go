@@ -1,6 +1,7 @@
 // Package dyndns keeps DNS records on the site's public address: it
-// publishes through a provider (RFC 2136 with TSIG, or the dyndns2
-// protocol with presets for OVH DynHost, No-IP, Dynu, Infomaniak), only
+// publishes through a provider (RFC 2136 with TSIG; the dyndns2 protocol
+// with presets for OVH DynHost, No-IP, Dynu, Infomaniak; the Cloudflare,
+// deSEC, Gandi LiveDNS and Hetzner DNS APIs), only
 // when the address changed, remembering what it published on /perm so that
 // a reboot does not re-send, and obeying the providers' rules: after a
 // refusal that only a configuration change can fix, it stops updating that
