@@ -215,7 +215,7 @@ func programs(c *config.Config) []program {
 		for _, d := range c.LAN.DNS {
 			args = append(args, "-dns", d.String())
 		}
-		ps = append(ps, program{Pkg: "gate/cmd/staticip", Path: "/gokrazy/staticip", Args: args})
+		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args})
 	}
 	ps = append(ps,
 		program{Pkg: "github.com/gokrazy/gokrazy/cmd/ntp", Path: "/gokrazy/ntp"},

@@ -180,3 +180,22 @@ func TestPermTree(t *testing.T) {
 		t.Errorf("permTree without %s: error %v, want one naming it", removed, err)
 	}
 }
+
+func TestUnusedModules(t *testing.T) {
+	for rel, want := range map[string]bool{
+		"6.12.47-v8":                              false,
+		"6.12.47-v8/kernel":                       false,
+		"6.12.47-v8/kernel/drivers":               false,
+		"6.12.47-v8/kernel/drivers/media":         true,
+		"6.12.47-v8/kernel/net/bluetooth":         true,
+		"6.12.47-v8/kernel/drivers/bluetooth":     true,
+		"6.12.47-v8/kernel/drivers/xen":           true,
+		"6.12.47-v8/kernel/drivers/net":           false,
+		"6.12.47-v8/kernel/drivers/hid":           false,
+		"6.12.47-v8/kernel/drivers/media/usb/uvc": false, // not reached: its parent is skipped
+	} {
+		if got := unusedModules(rel); got != want {
+			t.Errorf("unusedModules(%q) = %v, want %v", rel, got, want)
+		}
+	}
+}

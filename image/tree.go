@@ -65,13 +65,18 @@ func (t *tree) parents(p string) {
 	}
 }
 
-// copyDir adds every regular file below the host directory src at p.
-func (t *tree) copyDir(p, src string) error {
+// copyDir adds every regular file below the host directory src at p,
+// but for the directories skip says to leave out (by their slash path
+// relative to src).
+func (t *tree) copyDir(p, src string, skip func(rel string) bool) error {
 	return filepath.WalkDir(src, func(host string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, host)
+		if d.IsDir() && skip != nil && skip(filepath.ToSlash(rel)) {
+			return filepath.SkipDir
+		}
 		dst := path.Join(p, filepath.ToSlash(rel))
 		switch {
 		case d.IsDir():
@@ -146,7 +151,7 @@ func rootTree(o Options, bins, links map[string]string, kernel module, root stri
 		t.copy("/etc/ssl/ca-bundle.pem", 0o644, "/etc/ssl/certs/ca-certificates.crt")
 	}
 	if mods := filepath.Join(kernel.Dir, "lib", "modules"); dirExists(mods) {
-		if err := t.copyDir("/lib/modules", mods); err != nil {
+		if err := t.copyDir("/lib/modules", mods, unusedModules); err != nil {
 			return nil, err
 		}
 	}
@@ -181,6 +186,22 @@ func rootTree(o Options, bins, links map[string]string, kernel module, root stri
 		t.file(p, 0o644, data)
 	}
 	return t, nil
+}
+
+// unusedModules are the kernel's module directories the gate has no use
+// for: TV tuners and cameras, Bluetooth, Xen. Leaving them out keeps the
+// root small (they are 6 MB of the kernel's 7.6).
+func unusedModules(rel string) bool {
+	// rel is "<version>/kernel/<dir>/..."
+	parts := strings.SplitN(rel, "/", 3)
+	if len(parts) < 3 || parts[1] != "kernel" {
+		return false
+	}
+	switch parts[2] {
+	case "drivers/media", "drivers/bluetooth", "net/bluetooth", "drivers/xen", "sound":
+		return true
+	}
+	return false
 }
 
 // bootAssets lists the host files bootstrapd serves, by their root path
@@ -236,7 +257,7 @@ func bootTree(o Options, kernel, firmware module, partuuid string) (*tree, error
 			t.copy("/"+e.Name(), 0o644, filepath.Join(kernel.Dir, e.Name()))
 		}
 	}
-	if err := t.copyDir("/overlays", filepath.Join(kernel.Dir, "overlays")); err != nil {
+	if err := t.copyDir("/overlays", filepath.Join(kernel.Dir, "overlays"), nil); err != nil {
 		return nil, fmt.Errorf("kernel overlays: %w", err)
 	}
 	ents, err = os.ReadDir(firmware.Dir)

@@ -9,7 +9,8 @@ package mains
 // Names lists the daemons in the order the image starts them.
 func Names() []string { return []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} }
 
-// Lookup returns the main of the daemon called name.
+// Lookup returns the main of the daemon called name, or of staticip (the
+// gate's static address, a gokrazy system program).
 func Lookup(name string) (main func(), ok bool) {
 	switch name {
 	case "vpn":
@@ -22,6 +23,8 @@ func Lookup(name string) (main func(), ok bool) {
 		return Bootstrapd, true
 	case "bastion":
 		return Bastion, true
+	case "staticip":
+		return StaticIP, true
 	}
 	return nil, false
 }
