@@ -98,7 +98,7 @@ func parseIGD(s string) (netip.Addr, error) {
 
 func parse(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
+	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, fmt.Errorf("malformed address %.64q", s)
 	}
 	return a.Unmap(), nil
@@ -148,7 +148,14 @@ func (h HTTP) Lookup(ctx context.Context) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	return parse(string(b))
+	a, err := parse(string(b))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s: %w", h.URL, err)
+	}
+	if want6 := h.Family == "ipv6"; a.Is6() != want6 {
+		return netip.Addr{}, fmt.Errorf("%s answered %s, not an %s address", h.URL, a, map[bool]string{true: "IPv6", false: "IPv4"}[want6])
+	}
+	return a, nil
 }
 
 // Interface reads the gate's own global IPv6 address on an interface; with
