@@ -61,6 +61,12 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 		u.Resume(ctx, info)
 	}
 	go u.Poll(ctx, c.UPS.PollInterval.D())
+	select { // ready once the UPS has been read (or tried)
+	case <-u.Polled():
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return nil
+	}
 	d.Ready("ups", c.UPS.Name, "source", c.UPS.Source, "listen", strings.Join(c.UPS.Listen, ","), "groups", len(u.Plan.Groups))
 	select {
 	case <-ctx.Done():

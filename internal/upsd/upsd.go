@@ -45,6 +45,7 @@ type Daemon struct {
 	started   map[string]bool // groups shown FSD
 	born      time.Time       // when New ran: secondaries reconnect after it
 	seen      map[string]bool // users logged in at some time since born
+	polled    chan struct{}   // closed after the first read of the source
 	plans     sync.WaitGroup
 	running   bool
 	userGroup map[string]string
@@ -61,7 +62,7 @@ type metrics struct {
 // New wires a daemon from the site file.
 func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal string) (*Daemon, error) {
 	u := c.UPS
-	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}}
+	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}, polled: make(chan struct{})}
 	users := map[string]nut.User{}
 	for _, nu := range u.Users {
 		pw, err := c.ReadSecret(nu.Password)
@@ -312,7 +313,7 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastErr string
-	powerBack := false
+	powerBack, first := false, true
 	for {
 		var vars map[string]string
 		if d.Source != nil {
@@ -362,6 +363,10 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 		} else {
 			d.metrics.onBattery.Set(0)
 		}
+		if first {
+			close(d.polled)
+			first = false
+		}
 		if crit && d.startPlan() {
 			go func() {
 				defer d.plans.Done()
@@ -377,6 +382,10 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// Polled is closed once Poll has read the source the first time (whether
+// it answered or not): clients connecting after it get data at once.
+func (d *Daemon) Polled() <-chan struct{} { return d.polled }
 
 // Resume runs an unfinished plan found in the journal.
 func (d *Daemon) Resume(ctx context.Context, reason string) {
