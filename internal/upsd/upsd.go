@@ -367,13 +367,8 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 			close(d.polled)
 			first = false
 		}
-		if crit && d.startPlan() {
-			go func() {
-				defer d.plans.Done()
-				if err := d.Plan.Run(ctx, why); err != nil {
-					d.Log.Error("shutdown plan", "err", err)
-				}
-			}()
+		if crit {
+			d.runPlan(ctx, why)
 		}
 		select {
 		case <-ctx.Done():
@@ -388,26 +383,23 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 func (d *Daemon) Polled() <-chan struct{} { return d.polled }
 
 // Resume runs an unfinished plan found in the journal.
-func (d *Daemon) Resume(ctx context.Context, reason string) {
-	if d.startPlan() {
-		go func() {
-			defer d.plans.Done()
-			if err := d.Plan.Run(ctx, reason); err != nil {
-				d.Log.Error("shutdown plan", "err", err)
-			}
-		}()
-	}
-}
+func (d *Daemon) Resume(ctx context.Context, reason string) { d.runPlan(ctx, reason) }
 
-func (d *Daemon) startPlan() bool {
+// runPlan starts the plan unless it runs already.
+func (d *Daemon) runPlan(ctx context.Context, reason string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.running {
-		return false
+		return
 	}
 	d.running = true
 	d.plans.Add(1)
-	return true
+	go func() {
+		defer d.plans.Done()
+		if err := d.Plan.Run(ctx, reason); err != nil {
+			d.Log.Error("shutdown plan", "err", err)
+		}
+	}()
 }
 
 // Wait waits for a running plan to return after its context ended (it
