@@ -68,26 +68,13 @@ type goldenImage struct {
 // golden builds (or takes from the cache) build/golden.
 func golden(t testing.TB) goldenImage {
 	t.Helper()
-	root := site.RepoRoot()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts/golden.sh")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("make golden: %v: %s", err, out)
-	}
-	g := goldenImage{dir: filepath.Join(root, "build/golden"), sums: map[string]string{}}
-	b, err := os.ReadFile(filepath.Join(g.dir, "golden.sha256"))
+	g, err := site.BuildGolden(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 2 {
-			g.sums[f[1]] = f[0]
-		}
-	}
-	g.raw, g.zst = filepath.Join(g.dir, "golden.raw"), filepath.Join(g.dir, "golden.raw.zst")
-	return g
+	return goldenImage{dir: g.Dir, raw: g.Raw, zst: g.Zstd, sums: g.Sums}
 }
 
 // imagerBoot returns the kernel and the freshly built initramfs.

@@ -32,6 +32,10 @@ type journey struct {
 	daemons  []string
 	bind     *BIND
 	nut      *NUTSource
+	partuuid string // the gate image's root, to boot it again
+
+	golden    *Golden // the golden image the spare host's role writes
+	goldenErr error
 }
 
 const (
@@ -39,29 +43,27 @@ const (
 	adminAddr  = "203.0.113.50"
 	tunnelGate = "10.99.0.2"
 	tunnelHub  = "10.99.0.1"
+
+	// The fifth host, a QEMU machine re-imaged over PXE in step 6; its
+	// role's golden image is served by a mirror on the LAN.
+	spareName  = "ceph-4"
+	spareMAC   = "52:54:00:00:01:04"
+	spareIP    = "192.168.1.14"
+	mirrorAddr = "192.168.1.40"
+	mirrorPort = 8000
 )
 
 // journeySteps are the six steps of issue "Site in a box". A step whose
 // daemon (or whose journey code) has not landed is reported MISSING.
 func journeySteps(t *testing.T) []Step {
 	j := &journey{t: t}
-	notWritten := func(needs ...string) func() string {
-		return func() string {
-			for _, n := range needs {
-				if m := Placeholder(n); m != "" {
-					return m
-				}
-			}
-			return "the journey code for this step is not written yet"
-		}
-	}
 	return []Step{
 		{Name: "1. boot: every service ready", Run: j.boot},
 		{Name: "2. tunnel up to the hub", Missing: landed("cmd/vpn"), Run: j.tunnel},
 		{Name: "3. ssh -J admin@hub:2222 ceph-1", Missing: landed("cmd/vpn", "cmd/bastion"), Run: j.jump},
 		{Name: "4. box address changes: DNS follows, tunnel back", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.newAddress},
 		{Name: "5. UPS critical: compute-1, then ceph-1..3 down; UPS off", Missing: landed("cmd/upsd"), Run: j.powerFailure},
-		{Name: "6. a host re-imaged over PXE, phoned home", Missing: notWritten("cmd/bootstrapd")},
+		{Name: "6. a host re-imaged over PXE, phoned home", Missing: landed("cmd/bootstrapd"), Run: j.reimage},
 	}
 }
 
@@ -80,7 +82,7 @@ func landed(pkgs ...string) func() string {
 // setup builds the site, the keys and the site file.
 func (j *journey) setup() error {
 	t := j.t
-	j.s = New(t, Options{DHCP: true})
+	j.s = New(t, Options{DHCP: true, ExtraLeases: map[string]netip.Addr{spareMAC: netipMust(spareIP)}})
 	j.dir = j.s.Dir
 	j.gateCLI = netlab.Build(t, "gate/gate")
 	j.hubIface = j.s.Lab.Name("wg")
@@ -105,6 +107,12 @@ func (j *journey) setup() error {
 		return fmt.Errorf("ssh-keygen: %v %s", err, out)
 	}
 	adminPub, _ := os.ReadFile(j.adminKey + ".pub")
+
+	// Step 6's golden image: its sha256 goes into the site file, so into
+	// the gate image. Without it only step 6 fails.
+	gctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	j.golden, j.goldenErr = BuildGolden(gctx)
+	cancel()
 
 	j.secrets = filepath.Join(j.dir, "secrets")
 	os.MkdirAll(j.secrets, 0o700)
@@ -147,6 +155,16 @@ func (j *journey) siteYAML(adminPub string) string {
 		fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", sv.Name, sv.Name)
 	}
 	zeros := strings.Repeat("0", 64)
+	// The spare host (step 6): in the ceph shutdown group, its NUT user
+	// never logged in (so counted down in step 5); its role writes the
+	// golden image from the LAN's mirror.
+	fmt.Fprintf(&hosts, "  - {name: %s, macs: [%q], ip: %s, role: spare, disk: /dev/vda, shutdown: {group: ceph}}\n", spareName, spareMAC, spareIP)
+	fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", spareName, spareName)
+	spareSum := zeros
+	if j.golden != nil {
+		spareSum = j.golden.Sums["golden.raw.zst"]
+	}
+	spareURL := fmt.Sprintf("http://%s:%d/golden.raw.zst", mirrorAddr, mirrorPort)
 	return fmt.Sprintf(`site: {name: e2e, domain: e2e.example.org, timezone: Europe/Paris}
 lan: {subnet: %s, gateway: %s}
 gate: {hostname: gate-1, address: %s/24}
@@ -172,6 +190,7 @@ hosts:
 %sroles:
   ceph: {image: {url: "http://%s:8080/images/ceph.raw", sha256: %s}}
   compute: {k3s: server, image: {url: "http://%s:8080/images/compute.raw", sha256: %s}}
+  spare: {image: {url: %q, sha256: %s, format: zstd}}
 bastion:
   users:
     - name: admin
@@ -179,7 +198,7 @@ bastion:
       allow: ["*:22"]
 bootstrap: {dhcp: proxy}
 `, LANPrefix, BoxLAN, GateLAN, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
-		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, adminPub)
+		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, spareURL, spareSum, adminPub)
 }
 
 // boot: the image built from the site file boots in QEMU and every
@@ -189,6 +208,7 @@ func (j *journey) boot() error {
 		return err
 	}
 	img, partuuid := j.s.BuildImage(j.gateCLI, j.siteFile)
+	j.partuuid = partuuid
 	j.gate = j.s.BootGate(img, partuuid, gateMAC)
 	return j.gate.WaitReady(j.daemons, 4*time.Minute)
 }
@@ -358,4 +378,102 @@ func (j *journey) powerFailure() error {
 		return fmt.Errorf("the UPS was not told to power off")
 	}
 	return nil
+}
+
+// reimage: mains are back and the gate, powered off by step 5, is powered
+// on again from its image; the admin flags the spare host with `gate
+// reimage` from the LAN; at power-on the QEMU machine boots over PXE
+// through the gate's bootstrapd (proxyDHCP beside the box's DHCP, TFTP,
+// its iPXE script), the imager writes the role's golden image from the
+// LAN's mirror and reboots; the next PXE boot goes to the disk, Debian
+// takes its NoCloud data from the gate and phones home: `gate hosts`
+// shows it installed.
+func (j *journey) reimage() error {
+	if j.goldenErr != nil {
+		return fmt.Errorf("the golden image: %w", j.goldenErr)
+	}
+	if j.gate == nil || j.partuuid == "" {
+		return fmt.Errorf("the gate did not boot")
+	}
+	j.nut.Set("OL", 100, 1800)
+	select {
+	case <-j.gate.Proc.Done():
+	case <-time.After(time.Minute):
+		return fmt.Errorf("the gate is still running after step 5's power-off")
+	}
+	start := time.Now()
+	j.gate = j.s.BootGateAgain(j.gate, j.partuuid, gateMAC)
+	if err := j.gate.WaitReady(j.daemons, 4*time.Minute); err != nil {
+		return fmt.Errorf("powered on again: %w", err)
+	}
+	back := time.Since(start)
+
+	lan := j.s.ServeFiles("mirror", netipMust(mirrorAddr), mirrorPort, j.golden.Dir)
+	gate := func(args ...string) (string, error) {
+		out, err := lan.Output(append([]string{j.gateCLI}, args...)...)
+		if err != nil {
+			return out, fmt.Errorf("gate %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out, nil
+	}
+	if _, err := gate("reimage", "-c", j.siteFile, spareName); err != nil {
+		return err
+	}
+	m, err := j.s.NewPXEMachine(spareName, spareMAC, 2<<30)
+	if err != nil {
+		return err
+	}
+	flagged := time.Now()
+	q := m.PowerOn("imager")
+	select {
+	case <-q.Done():
+	case <-time.After(15 * time.Minute):
+		q.Kill()
+		return fmt.Errorf("the imager did not end in 15 min:\n%s", Tail(q.Output(), 30))
+	}
+	if !strings.Contains(q.Output(), "imager done; rebooting") {
+		return fmt.Errorf("the imager did not write the disk:\n%s\n--- gate:\n%s", Tail(q.Output(), 30), Tail(j.gate.Proc.Output(), 20))
+	}
+	imaged := time.Since(flagged)
+	if out, err := gate("hosts", "-c", j.siteFile); err != nil || !strings.Contains(hostLine(out, spareName), "written") {
+		return fmt.Errorf("gate hosts after the imager (want %s written): %v\n%s", spareName, err, out)
+	}
+
+	booted := time.Now()
+	vm := m.PowerOn("disk")
+	defer vm.Kill()
+	var line string
+	err = netlab.Eventually(12*time.Minute, 3*time.Second, func() error {
+		select {
+		case <-vm.Done():
+			return fmt.Errorf("%s powered off", spareName)
+		default:
+		}
+		out, err := gate("hosts", "-c", j.siteFile)
+		if err != nil {
+			return err
+		}
+		line = hostLine(out, spareName)
+		if !strings.Contains(line, "boots from disk") || !strings.Contains(line, "installed ") {
+			return fmt.Errorf("gate hosts: %s", line)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("no phone-home: %v\n%s", err, Tail(vm.Output(), 30))
+	}
+	fmt.Printf("JOURNEY    gate on again in %.1fs; flag → PXE → imager → reboot %.1fs; PXE → disk → phone-home %.1fs\n",
+		back.Seconds(), imaged.Seconds(), time.Since(booted).Seconds())
+	fmt.Printf("JOURNEY    gate hosts: %s\n", strings.Join(strings.Fields(line), " "))
+	return nil
+}
+
+// hostLine is host's line of `gate hosts`.
+func hostLine(out, host string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == host {
+			return l
+		}
+	}
+	return ""
 }
