@@ -34,19 +34,23 @@ const (
 func base() string { return "http://" + gateAddr + ":" + httpPort }
 
 // labHost is a host of the lab's site file: each scenario has its own
-// MAC, address (reserved on the box) and role.
-type labHost struct{ name, mac, ip, role string }
+// MAC, address (reserved on the box unless noLease) and role.
+type labHost struct {
+	name, mac, ip, role string
+	noLease             bool // the box gives it a pool address instead of ip
+}
 
 // The roles: "zstd" and "raw" are the golden image in both formats;
 // "missing" points at an image bootstrapd does not have; "badsum" has a
 // wrong sha256.
 var labHosts = []labHost{
-	{"ceph-1", "52:54:00:6a:00:10", "10.77.0.10", "zstd"},
-	{"ceph-2", "52:54:00:6a:00:11", "10.77.0.11", "raw"},
-	{"nf-missing", "52:54:00:6a:00:21", "10.77.0.21", "missing"},
-	{"nf-small", "52:54:00:6a:00:22", "10.77.0.22", "raw"},
-	{"nf-badsum", "52:54:00:6a:00:23", "10.77.0.23", "badsum"},
-	{"nf-cut", "52:54:00:6a:00:24", "10.77.0.24", "raw"},
+	{"ceph-1", "52:54:00:6a:00:10", "10.77.0.10", "zstd", false},
+	{"ceph-2", "52:54:00:6a:00:11", "10.77.0.11", "raw", false},
+	{"nf-missing", "52:54:00:6a:00:21", "10.77.0.21", "missing", false},
+	{"nf-small", "52:54:00:6a:00:22", "10.77.0.22", "raw", false},
+	{"nf-badsum", "52:54:00:6a:00:23", "10.77.0.23", "badsum", false},
+	{"nf-cut", "52:54:00:6a:00:24", "10.77.0.24", "raw", false},
+	{"nf-nolease", "52:54:00:6a:00:25", "10.77.0.25", "zstd", true},
 }
 
 func hostNamed(t testing.TB, name string) labHost {
@@ -166,7 +170,9 @@ func newLAN(t *testing.T, g goldenImage, kernel, initrd string) *lan {
 		"--dhcp-leasefile=" + filepath.Join(dir, "leases"),
 		"--dhcp-option=option:router," + boxAddr, "--log-dhcp", "--pid-file="}
 	for _, h := range labHosts {
-		args = append(args, "--dhcp-host="+h.mac+","+h.ip)
+		if !h.noLease {
+			args = append(args, "--dhcp-host="+h.mac+","+h.ip)
+		}
 	}
 	l.box = l.sw.Start("dnsmasq", nil, args...)
 	if err := l.box.WaitFor("DHCP, IP range", 20*time.Second); err != nil {

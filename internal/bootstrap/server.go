@@ -218,10 +218,34 @@ func (s *Server) hostFor(w http.ResponseWriter, r *http.Request, macStr string) 
 	}
 	if src := sourceIP(r); h.IP.IsValid() && src != h.IP {
 		s.log().Warn("imager request from the wrong address", "host", h.Name, "from", src, "want", h.IP)
+		s.noteWrongAddress(h, mac, src)
 		http.Error(w, fmt.Sprintf("MAC %s is %s's, whose address is %s, not %s", mac, h.Name, h.IP, src), http.StatusForbidden)
 		return nil
 	}
 	return h
+}
+
+// noteWrongAddress records, for a flagged host whose own imager (its MAC
+// is the neighbour table's for src) asks from another address than the
+// site file's, why it cannot be re-imaged: the imager is refused and
+// cannot report, so `gate hosts` would otherwise show nothing. Anyone
+// else's request changes nothing.
+func (s *Server) noteWrongAddress(h *config.Host, mac net.HardwareAddr, src netip.Addr) {
+	nb := s.Neighbour
+	if nb == nil {
+		nb = procARP
+	}
+	if got, ok := nb(src); !ok || !strings.EqualFold(got.String(), mac.String()) {
+		return
+	}
+	msg := fmt.Sprintf("the imager got the address %s, not %s's %s: reserve %s for %s on the LAN's DHCP server", src, h.Name, h.IP, h.IP, mac)
+	s.Store.Update(h.Name, func(st *HostState, now time.Time) (bool, error) {
+		if st.Phase != PhaseFlagged || st.LastError == msg {
+			return false, nil // one flash write per new reason
+		}
+		st.LastError, st.ErrorAt, st.LastResult = msg, now, "failed: "+msg
+		return true, nil
+	})
 }
 
 func (s *Server) imagerJob(w http.ResponseWriter, r *http.Request) {

@@ -112,8 +112,21 @@ func TestReimageFlow(t *testing.T) {
 	f.want(f.do("GET", "/ipxe/52-54-00-00-01-01", ceph, ""), 200,
 		"kernel http://10.9.0.2:8080/assets/imager/vmlinuz initrd=initramfs.gz console=ttyS0,115200 console=tty0 gate.bootstrap=http://10.9.0.2:8080\ninitrd http://10.9.0.2:8080/assets/imager/initramfs.gz\nboot")
 
-	// The job: only the flagged MAC from its own address.
+	// The job: only the flagged MAC from its own address. A stranger
+	// claiming the MAC changes nothing; the host's own imager at an
+	// address the box gave instead of its reservation is refused, and
+	// the reason kept for `gate hosts` (once).
 	f.want(f.do("GET", "/imager/job?mac=52:54:00:00:01:01", "10.9.0.99", ""), 403, "not 10.9.0.99")
+	if st := f.s.Store.Get("ceph-1"); st.LastError != "" || st.Phase != PhaseFlagged {
+		t.Fatalf("a stranger's request changed the state: %+v", st)
+	}
+	f.neigh[netip.MustParseAddr("10.9.0.150")] = "52:54:00:00:01:01"
+	f.want(f.do("GET", "/imager/job?mac=52:54:00:00:01:01", "10.9.0.150", ""), 403, "not 10.9.0.150")
+	const wrongAddr = "the imager got the address 10.9.0.150, not ceph-1's 10.9.0.11: reserve 10.9.0.11 for 52:54:00:00:01:01 on the LAN's DHCP server"
+	if st := f.s.Store.Get("ceph-1"); st.LastError != wrongAddr || st.LastResult != "failed: "+wrongAddr || st.Phase != PhaseFlagged || st.ErrorAt.IsZero() {
+		t.Fatalf("the wrong address is not recorded: %+v", st)
+	}
+	f.want(f.do("GET", "/api/hosts", "10.9.0.50", "", auth...), 200, "reserve 10.9.0.11")
 	w := f.do("GET", "/imager/job?mac=52:54:00:00:01:01", ceph, "")
 	f.want(w, 200, "")
 	job, err := imager.ParseJob(w.Body.Bytes())
