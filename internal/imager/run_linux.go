@@ -30,17 +30,21 @@ func Image(ctx context.Context, log *slog.Logger, c *Client, job Job, sysBlock, 
 		return err
 	}
 	log.Info("writing image", "disk", dev, "disk_bytes", size, "url", job.URL, "format", job.Format)
+	rep := newReporter(func(written, total int64) {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := c.Progress(pctx, written, total); err != nil {
+			log.Warn("progress report", "err", err)
+		}
+	})
 	res, err := Write(ctx, job, f, size, WriteOptions{
 		HTTP: nil,
 		Progress: func(written, total int64) {
 			log.Info("progress", "written", written, "total", total)
-			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			defer cancel()
-			if err := c.Progress(pctx, written, total); err != nil {
-				log.Warn("progress report", "err", err)
-			}
+			rep.Report(written, total)
 		},
 	})
+	rep.Close()
 	if err != nil {
 		return fmt.Errorf("write %s to %s: %w", job.URL, dev, err)
 	}
