@@ -64,7 +64,6 @@ type conn struct {
 	net.Conn
 	user, pass string
 	loggedIn   bool
-	primary    bool
 }
 
 // SetFSD raises the forced-shutdown flag (a latch, as in upsd).
@@ -219,7 +218,6 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 		if e := s.primaryCheck(c, args); e != "" {
 			return e, false
 		}
-		c.primary = true
 		return "OK " + cmd + "-GRANTED\n", false
 	case "FSD":
 		if e := s.primaryCheck(c, args); e != "" {
