@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -273,5 +272,5 @@ func jitter(max time.Duration) time.Duration {
 // Status summarizes the state for logs and tests.
 func (u *Updater) Status() string {
 	b, _ := json.Marshal(u.state)
-	return fmt.Sprintf("%s", b)
+	return string(b)
 }
