@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gate/integration/netlab"
+	"gate/integration/site"
 )
 
 var mbpsRE = regexp.MustCompile(`MBps=([0-9.]+)`)
@@ -21,7 +22,7 @@ func mbps(t *testing.T, out, line string) float64 {
 			}
 		}
 	}
-	t.Fatalf("no %q line with MBps:\n%s", line, tail(out, 30))
+	t.Fatalf("no %q line with MBps:\n%s", line, site.Tail(out, 30))
 	return 0
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gate/integration/netlab"
+	"gate/integration/site"
 )
 
 var requirements = []string{"qemu-system-x86_64", "dnsmasq", "debootstrap", "extlinux", "sfdisk", "mkfs.ext4", "zstd", "debugfs", "ssh", "ssh-keygen"}
@@ -61,7 +62,7 @@ func (l *lan) image(t *testing.T, h labHost, disk, raw, instance string) time.Du
 	waitExit(t, q, 15*time.Minute)
 	imaged := time.Since(start)
 	if !strings.Contains(q.Output(), "imager done; rebooting") {
-		t.Fatalf("imager did not finish:\n%s\n--- bootstrapd:\n%s", tail(q.Output(), 60), tail(l.boot.Output(), 20))
+		t.Fatalf("imager did not finish:\n%s\n--- bootstrapd:\n%s", site.Tail(q.Output(), 60), site.Tail(l.boot.Output(), 20))
 	}
 	r, out := l.row(t, h.name)
 	if r["STATE"] != "written" || r["LAST RESULT"] != "written" || !strings.HasPrefix(r["PROGRESS"], "100% of ") {
@@ -113,7 +114,7 @@ func (l *lan) waitInstalled(t *testing.T, vm *netlab.Proc, h labHost, since time
 		return err
 	})
 	if err != nil {
-		t.Fatalf("ssh admin@%s: %v\n%s\n--- bootstrapd:\n%s", h.ip, err, tail(vm.Output(), 60), tail(l.boot.Output(), 20))
+		t.Fatalf("ssh admin@%s: %v\n%s\n--- bootstrapd:\n%s", h.ip, err, site.Tail(vm.Output(), 60), site.Tail(l.boot.Output(), 20))
 	}
 	if hostname != h.name {
 		t.Fatalf("hostname %q, want %s", hostname, h.name)
@@ -163,10 +164,10 @@ func TestIntegrationImagerFailures(t *testing.T) {
 			waitExit(t, q, 10*time.Minute)
 			l.sw.Run("ip", "link", "set", l.tap, "up")
 			if strings.Contains(q.Output(), "rebooting") || !strings.Contains(q.Output(), "powering off") {
-				t.Fatalf("imager did not power off after the failure:\n%s", tail(q.Output(), 20))
+				t.Fatalf("imager did not power off after the failure:\n%s", site.Tail(q.Output(), 20))
 			}
 			if reported := reportedFailure.MatchString(q.Output()); reported != tt.reports {
-				t.Fatalf("imager reported the failure: %v, want %v:\n%s", reported, tt.reports, tail(q.Output(), 20))
+				t.Fatalf("imager reported the failure: %v, want %v:\n%s", reported, tt.reports, site.Tail(q.Output(), 20))
 			}
 			if !bytes.Equal(head(t, disk, 512), make([]byte, 512)) {
 				t.Fatalf("the failed disk has a boot sector")
@@ -201,7 +202,7 @@ func (l *lan) cutMidway(t *testing.T, h labHost, q *netlab.Proc) {
 		return fmt.Errorf("progress %q", r["PROGRESS"])
 	})
 	if err != nil {
-		t.Fatalf("waiting for the download to be under way: %v\n%s", err, tail(q.Output(), 30))
+		t.Fatalf("waiting for the download to be under way: %v\n%s", err, site.Tail(q.Output(), 30))
 	}
 	l.sw.MustRun("ip", "link", "set", l.tap, "down")
 	t.Logf("link cut at %s", r["PROGRESS"])

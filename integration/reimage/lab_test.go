@@ -324,17 +324,9 @@ func (l *lan) waitInstalledRow(t *testing.T, host string, since time.Time, d tim
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s\n--- bootstrapd:\n%s", err, out, tail(l.boot.Output(), 30))
+		t.Fatalf("%v\n%s\n--- bootstrapd:\n%s", err, out, site.Tail(l.boot.Output(), 30))
 	}
 	return r
-}
-
-func tail(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }
 
 // blankDisk makes a sparse disk file of size bytes.
@@ -373,7 +365,7 @@ func waitExit(t *testing.T, p *netlab.Proc, d time.Duration) {
 	case <-p.Done():
 	case <-time.After(d):
 		p.Kill()
-		t.Fatalf("%s did not end within %s:\n%s", p.Name, d, tail(p.Output(), 60))
+		t.Fatalf("%s did not end within %s:\n%s", p.Name, d, site.Tail(p.Output(), 60))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gate/integration/netlab"
+	"gate/integration/site"
 )
 
 // TestIntegrationImagerPXE runs the whole chain from a blank disk through
@@ -34,7 +35,7 @@ func TestIntegrationImagerPXE(t *testing.T) {
 	q := qemu("qemu-pxe-imager")
 	waitExit(t, q, 15*time.Minute)
 	if !strings.Contains(q.Output(), "imager done; rebooting") {
-		t.Fatalf("imager over PXE did not succeed:\n%s\n--- bootstrapd:\n%s", tail(q.Output(), 60), tail(l.boot.Output(), 30))
+		t.Fatalf("imager over PXE did not succeed:\n%s\n--- bootstrapd:\n%s", site.Tail(q.Output(), 60), site.Tail(l.boot.Output(), 30))
 	}
 	imaged := time.Since(start)
 	r, out := l.row(t, h.name)
@@ -54,7 +55,7 @@ func TestIntegrationImagerPXE(t *testing.T) {
 	vm := qemu("qemu-pxe-disk")
 	defer vm.Kill()
 	if err := vm.WaitFor("booting "+h.name+" from its disk", 5*time.Minute); err != nil {
-		t.Fatalf("second PXE boot not sent to the disk: %v\n%s\n--- bootstrapd:\n%s", err, tail(vm.Output(), 40), tail(l.boot.Output(), 30))
+		t.Fatalf("second PXE boot not sent to the disk: %v\n%s\n--- bootstrapd:\n%s", err, site.Tail(vm.Output(), 40), site.Tail(l.boot.Output(), 30))
 	}
 	l.waitInstalled(t, vm, h, start)
 	r, out = l.row(t, h.name)
