@@ -2,6 +2,7 @@ package dyndns
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -27,28 +28,23 @@ type Cloudflare struct {
 	Token   string
 	Client  *http.Client // its Timeout bounds each request
 
-	zones idCache
+	zones idCache[string]
 }
 
 // Name implements Provider.
 func (p *Cloudflare) Name() string { return "cloudflare" }
 
 func (p *Cloudflare) api() *apiClient {
-	base := p.BaseURL
-	if base == "" {
-		base = CloudflareURL
-	}
-	return &apiClient{provider: "cloudflare", base: strings.TrimSuffix(base, "/"), header: "Authorization", value: "Bearer " + p.Token, secret: p.Token, client: p.Client}
+	c := newAPI("cloudflare", p.BaseURL, CloudflareURL, "Authorization", "Bearer "+p.Token, p.Token, p.Client, cfMessage)
+	c.wait = 5 * time.Minute // Cloudflare blocks a client over its rate for five minutes
+	return c
 }
 
 // cfEnvelope is the shape of every Cloudflare v4 answer.
 type cfEnvelope[T any] struct {
-	Success bool `json:"success"`
-	Errors  []struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"errors"`
-	Result T `json:"result"`
+	Success bool         `json:"success"`
+	Errors  []cfAPIError `json:"errors"`
+	Result  T            `json:"result"`
 }
 
 type cfRecord struct {
@@ -60,20 +56,15 @@ type cfRecord struct {
 	Proxied bool   `json:"proxied"`
 }
 
-// call sends one request and decodes the envelope's result into out,
-// mapping failures (HTTP status, success:false, error codes) to the
-// updater's errors.
-func cfCall[T any](ctx context.Context, c *apiClient, what, method, path string, q url.Values, body any) (T, error) {
-	var zero T
-	rep, err := c.do(ctx, method, path, q, body)
-	if err != nil {
-		return zero, err
-	}
-	var env cfEnvelope[T]
-	jsonErr := c.decode(what, rep, &env)
-	msg := ""
-	auth := false
-	for i, e := range env.Errors {
+type cfAPIError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// cfErrors joins an envelope's errors and says whether one of them is
+// about the credentials.
+func cfErrors(errs []cfAPIError) (msg string, auth bool) {
+	for i, e := range errs {
 		if i > 0 {
 			msg += "; "
 		}
@@ -85,6 +76,31 @@ func cfCall[T any](ctx context.Context, c *apiClient, what, method, path string,
 			auth = true
 		}
 	}
+	return msg, auth
+}
+
+// cfMessage is the errors of an answer's envelope.
+func cfMessage(b []byte) string {
+	var env cfEnvelope[json.RawMessage]
+	if json.Unmarshal(b, &env) != nil {
+		return ""
+	}
+	msg, _ := cfErrors(env.Errors)
+	return msg
+}
+
+// cfCall sends one request and decodes the envelope's result into out,
+// mapping failures (HTTP status, success:false, error codes) to the
+// updater's errors.
+func cfCall[T any](ctx context.Context, c *apiClient, what, method, path string, q url.Values, body any) (T, error) {
+	var zero T
+	rep, err := c.do(ctx, method, path, q, body)
+	if err != nil {
+		return zero, err
+	}
+	var env cfEnvelope[T]
+	jsonErr := c.decode(what, rep, &env)
+	msg, auth := cfErrors(env.Errors)
 	if rep.Status < 200 || rep.Status > 299 {
 		if auth && rep.Status >= 400 && rep.Status < 500 && rep.Status != http.StatusTooManyRequests {
 			// Whatever the status (Cloudflare answers 400 for a
@@ -92,10 +108,9 @@ func cfCall[T any](ctx context.Context, c *apiClient, what, method, path string,
 			return zero, &PermanentError{Reason: fmt.Sprintf("cloudflare: %s: HTTP %d: %s (check the token and its rights: Zone:Read, DNS:Edit)", what, rep.Status, c.clean(msg))}
 		}
 		if rep.Status == http.StatusNotFound {
-			return zero, c.gone(what, rep, msg)
+			return zero, c.gone(what, rep)
 		}
-		// Cloudflare blocks a client over its rate for five minutes.
-		return zero, c.failure(what, rep, msg, 5*time.Minute)
+		return zero, c.failure(what, rep, msg, c.wait)
 	}
 	if jsonErr != nil {
 		return zero, jsonErr
@@ -111,7 +126,7 @@ func cfCall[T any](ctx context.Context, c *apiClient, what, method, path string,
 
 // zoneID finds (once) the id of the configured zone.
 func (p *Cloudflare) zoneID(ctx context.Context, c *apiClient, r Record) (string, error) {
-	zone := strings.ToLower(strings.TrimSuffix(p.Zone, "."))
+	zone := zoneKey(p.Zone)
 	if id, ok := p.zones.get(zone); ok {
 		return id, nil
 	}
@@ -162,7 +177,7 @@ func (p *Cloudflare) Update(ctx context.Context, r Record, addr netip.Addr) erro
 		return err
 	}
 	if err := p.update(ctx, c, zid, r, addr); err != nil {
-		p.zones.drop(strings.ToLower(strings.TrimSuffix(p.Zone, ".")))
+		p.zones.drop(zoneKey(p.Zone))
 		return err
 	}
 	return nil

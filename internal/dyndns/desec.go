@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strings"
-	"sync"
 	"time"
 )
 
@@ -30,8 +28,7 @@ type DeSEC struct {
 	Token   string
 	Client  *http.Client
 
-	mu      sync.Mutex
-	domains map[string]desecDomain // by record name
+	domains idCache[desecDomain] // by record name
 }
 
 type desecDomain struct {
@@ -50,31 +47,20 @@ type desecRRset struct {
 func (p *DeSEC) Name() string { return "desec" }
 
 func (p *DeSEC) api() *apiClient {
-	base := p.BaseURL
-	if base == "" {
-		base = DeSECURL
-	}
-	return &apiClient{provider: "desec", base: strings.TrimSuffix(base, "/"), header: "Authorization", value: "Token " + p.Token, secret: p.Token, client: p.Client}
-}
-
-// fail maps a deSEC error answer; deSEC's throttling message and
-// Retry-After give the wait.
-func desecFail(c *apiClient, what string, rep *apiReply) error {
-	return c.failure(what, rep, jsonMessage(rep.Body), time.Minute)
+	// deSEC's throttling message and Retry-After give the wait.
+	return newAPI("desec", p.BaseURL, DeSECURL, "Authorization", "Token "+p.Token, p.Token, p.Client, jsonMessage)
 }
 
 // domain finds (once per record) the deSEC domain holding r and its
 // minimum TTL.
 func (p *DeSEC) domain(ctx context.Context, c *apiClient, r Record) (desecDomain, error) {
-	key := strings.ToLower(strings.TrimSuffix(r.Name, "."))
-	p.mu.Lock()
-	d, ok := p.domains[key]
-	p.mu.Unlock()
+	key := zoneKey(r.Name)
+	d, ok := p.domains.get(key)
 	if ok {
 		return d, nil
 	}
 	if p.Domain != "" {
-		zone := strings.ToLower(strings.TrimSuffix(p.Domain, "."))
+		zone := zoneKey(p.Domain)
 		if _, err := relName(r.Name, zone); err != nil {
 			return d, &PermanentError{Reason: "desec: " + err.Error()}
 		}
@@ -86,10 +72,7 @@ func (p *DeSEC) domain(ctx context.Context, c *apiClient, r Record) (desecDomain
 		if rep.Status == http.StatusNotFound {
 			return d, &PermanentError{Reason: fmt.Sprintf("desec: %s: HTTP 404: the account has no domain %s", what, zone)}
 		}
-		if rep.Status != http.StatusOK {
-			return d, desecFail(c, what, rep)
-		}
-		if err := c.decode(what, rep, &d); err != nil {
+		if err := c.expect(what, rep, &d, http.StatusOK); err != nil {
 			return d, err
 		}
 	} else {
@@ -98,11 +81,8 @@ func (p *DeSEC) domain(ctx context.Context, c *apiClient, r Record) (desecDomain
 		if err != nil {
 			return d, err
 		}
-		if rep.Status != http.StatusOK {
-			return d, desecFail(c, what, rep)
-		}
 		var ds []desecDomain
-		if err := c.decode(what, rep, &ds); err != nil {
+		if err := c.expect(what, rep, &ds, http.StatusOK); err != nil {
 			return d, err
 		}
 		if len(ds) == 0 {
@@ -113,12 +93,7 @@ func (p *DeSEC) domain(ctx context.Context, c *apiClient, r Record) (desecDomain
 	if _, err := relName(key, d.Name); err != nil {
 		return d, fmt.Errorf("desec: domain %q does not hold %s", d.Name, key)
 	}
-	p.mu.Lock()
-	if p.domains == nil {
-		p.domains = map[string]desecDomain{}
-	}
-	p.domains[key] = d
-	p.mu.Unlock()
+	p.domains.put(key, d)
 	return d, nil
 }
 
@@ -149,11 +124,8 @@ func (p *DeSEC) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	if rep.Status != http.StatusOK && rep.Status != http.StatusCreated {
-		return desecFail(c, what, rep)
-	}
 	var got []desecRRset
-	return c.decode(what, rep, &got)
+	return c.expect(what, rep, &got, http.StatusOK, http.StatusCreated)
 }
 
 // Current implements Provider: the RRset as deSEC holds it (the zero
@@ -176,15 +148,9 @@ func (p *DeSEC) Current(ctx context.Context, r Record) (netip.Addr, error) {
 	if rep.Status == http.StatusNotFound {
 		return netip.Addr{}, nil
 	}
-	if rep.Status != http.StatusOK {
-		return netip.Addr{}, desecFail(c, what, rep)
-	}
 	var rr desecRRset
-	if err := c.decode(what, rep, &rr); err != nil {
+	if err := c.expect(what, rep, &rr, http.StatusOK); err != nil {
 		return netip.Addr{}, err
 	}
-	if len(rr.Records) == 0 {
-		return netip.Addr{}, nil
-	}
-	return parseHeld("desec", r, rr.Records[0])
+	return firstHeld("desec", r, rr.Records)
 }

@@ -34,20 +34,16 @@ type Gandi struct {
 func (p *Gandi) Name() string { return "gandi" }
 
 func (p *Gandi) api() *apiClient {
-	base := p.BaseURL
-	if base == "" {
-		base = GandiURL
-	}
 	value, secret := "Bearer "+p.Token, p.Token
 	if k, ok := strings.CutPrefix(p.Token, "Apikey "); ok {
 		value, secret = "Apikey "+strings.TrimSpace(k), strings.TrimSpace(k)
 	}
-	return &apiClient{provider: "gandi", base: strings.TrimSuffix(base, "/"), header: "Authorization", value: value, secret: secret, client: p.Client}
+	return newAPI("gandi", p.BaseURL, GandiURL, "Authorization", value, secret, p.Client, gandiMessage)
 }
 
-// gandiFail maps a LiveDNS error answer: {"code", "message", "object",
+// gandiMessage reads a LiveDNS error answer: {"code", "message", "object",
 // "cause", "errors": [{"location", "name", "description"}]}.
-func gandiFail(c *apiClient, what string, rep *apiReply) error {
+func gandiMessage(b []byte) string {
 	var e struct {
 		Message string `json:"message"`
 		Cause   string `json:"cause"`
@@ -56,22 +52,21 @@ func gandiFail(c *apiClient, what string, rep *apiReply) error {
 			Description string `json:"description"`
 		} `json:"errors"`
 	}
-	msg := ""
-	if json.Unmarshal(rep.Body, &e) == nil {
-		msg = e.Message
-		if msg == "" {
-			msg = e.Cause
-		}
-		for _, f := range e.Errors {
-			msg += fmt.Sprintf("; %s: %s", f.Name, f.Description)
-		}
-		msg = strings.TrimPrefix(msg, "; ")
+	if json.Unmarshal(b, &e) != nil {
+		return ""
 	}
-	return c.failure(what, rep, msg, time.Minute)
+	msg := e.Message
+	if msg == "" {
+		msg = e.Cause
+	}
+	for _, f := range e.Errors {
+		msg += fmt.Sprintf("; %s: %s", f.Name, f.Description)
+	}
+	return strings.TrimPrefix(msg, "; ")
 }
 
 func (p *Gandi) path(r Record) (string, error) {
-	zone := strings.ToLower(strings.TrimSuffix(p.Zone, "."))
+	zone := zoneKey(p.Zone)
 	name, err := relName(r.Name, zone)
 	if err != nil {
 		return "", &PermanentError{Reason: "gandi: " + err.Error()}
@@ -100,15 +95,12 @@ func (p *Gandi) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	if rep.Status != http.StatusOK && rep.Status != http.StatusCreated {
-		return gandiFail(c, what, rep)
-	}
 	// {"message": "DNS Record Created"}; anything else (a proxy's page)
 	// did not come from LiveDNS.
 	var ok struct {
 		Message string `json:"message"`
 	}
-	return c.decode(what, rep, &ok)
+	return c.expect(what, rep, &ok, http.StatusOK, http.StatusCreated)
 }
 
 // Current implements Provider: the record as LiveDNS holds it (the zero
@@ -127,17 +119,11 @@ func (p *Gandi) Current(ctx context.Context, r Record) (netip.Addr, error) {
 	if rep.Status == http.StatusNotFound {
 		return netip.Addr{}, nil
 	}
-	if rep.Status != http.StatusOK {
-		return netip.Addr{}, gandiFail(c, what, rep)
-	}
 	var rr struct {
 		Values []string `json:"rrset_values"`
 	}
-	if err := c.decode(what, rep, &rr); err != nil {
+	if err := c.expect(what, rep, &rr, http.StatusOK); err != nil {
 		return netip.Addr{}, err
 	}
-	if len(rr.Values) == 0 {
-		return netip.Addr{}, nil
-	}
-	return parseHeld("gandi", r, rr.Values[0])
+	return firstHeld("gandi", r, rr.Values)
 }

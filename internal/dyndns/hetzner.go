@@ -28,7 +28,7 @@ type Hetzner struct {
 	Token   string
 	Client  *http.Client
 
-	zones idCache
+	zones idCache[string]
 }
 
 type hetznerRecord struct {
@@ -44,19 +44,11 @@ type hetznerRecord struct {
 func (p *Hetzner) Name() string { return "hetzner" }
 
 func (p *Hetzner) api() *apiClient {
-	base := p.BaseURL
-	if base == "" {
-		base = HetznerURL
-	}
-	return &apiClient{provider: "hetzner", base: strings.TrimSuffix(base, "/"), header: "Auth-API-Token", value: p.Token, secret: p.Token, client: p.Client}
+	return newAPI("hetzner", p.BaseURL, HetznerURL, "Auth-API-Token", p.Token, p.Token, p.Client, hetznerMessage)
 }
 
-// hetznerFail maps an error answer: {"message": ...} (authentication) or
-// {"error": {"message", "code"}}.
-func hetznerFail(c *apiClient, what string, rep *apiReply) error {
-	return c.failure(what, rep, hetznerMessage(rep.Body), time.Minute)
-}
-
+// hetznerMessage reads an error answer: {"message": ...} (authentication)
+// or {"error": {"message", "code"}}.
 func hetznerMessage(b []byte) string {
 	var e struct {
 		Message string `json:"message"`
@@ -75,7 +67,7 @@ func hetznerMessage(b []byte) string {
 
 // zoneID finds (once) the id of the configured zone.
 func (p *Hetzner) zoneID(ctx context.Context, c *apiClient, r Record) (string, error) {
-	zone := strings.ToLower(strings.TrimSuffix(p.Zone, "."))
+	zone := zoneKey(p.Zone)
 	if id, ok := p.zones.get(zone); ok {
 		return id, nil
 	}
@@ -87,16 +79,13 @@ func (p *Hetzner) zoneID(ctx context.Context, c *apiClient, r Record) (string, e
 	if rep.Status == http.StatusNotFound {
 		return "", &PermanentError{Reason: fmt.Sprintf("hetzner: %s: HTTP 404: the account has no zone %s in the DNS Console", what, zone)}
 	}
-	if rep.Status != http.StatusOK {
-		return "", hetznerFail(c, what, rep)
-	}
 	var zs struct {
 		Zones []struct {
 			ID   string `json:"id"`
 			Name string `json:"name"`
 		} `json:"zones"`
 	}
-	if err := c.decode(what, rep, &zs); err != nil {
+	if err := c.expect(what, rep, &zs, http.StatusOK); err != nil {
 		return "", err
 	}
 	for _, z := range zs.Zones {
@@ -118,10 +107,7 @@ func (p *Hetzner) find(ctx context.Context, c *apiClient, zid, name string, r Re
 			return nil, err
 		}
 		if rep.Status == http.StatusNotFound {
-			return nil, c.gone(what, rep, hetznerMessage(rep.Body))
-		}
-		if rep.Status != http.StatusOK {
-			return nil, hetznerFail(c, what, rep)
+			return nil, c.gone(what, rep)
 		}
 		var rs struct {
 			Records []hetznerRecord `json:"records"`
@@ -131,7 +117,7 @@ func (p *Hetzner) find(ctx context.Context, c *apiClient, zid, name string, r Re
 				} `json:"pagination"`
 			} `json:"meta"`
 		}
-		if err := c.decode(what, rep, &rs); err != nil {
+		if err := c.expect(what, rep, &rs, http.StatusOK); err != nil {
 			return nil, err
 		}
 		for i := range rs.Records {
@@ -172,7 +158,7 @@ func (p *Hetzner) Update(ctx context.Context, r Record, addr netip.Addr) error {
 		return err
 	}
 	if err := p.update(ctx, c, zid, name, r, addr); err != nil {
-		p.zones.drop(strings.ToLower(strings.TrimSuffix(p.Zone, ".")))
+		p.zones.drop(zoneKey(p.Zone))
 		return err
 	}
 	return nil
@@ -196,15 +182,12 @@ func (p *Hetzner) update(ctx context.Context, c *apiClient, zid, name string, r 
 		return err
 	}
 	if rep.Status == http.StatusNotFound && rec != nil {
-		return c.gone(what, rep, hetznerMessage(rep.Body))
-	}
-	if rep.Status != http.StatusOK && rep.Status != http.StatusCreated {
-		return hetznerFail(c, what, rep)
+		return c.gone(what, rep)
 	}
 	var got struct {
 		Record hetznerRecord `json:"record"`
 	}
-	return c.decode(what, rep, &got)
+	return c.expect(what, rep, &got, http.StatusOK, http.StatusCreated)
 }
 
 // Current implements Provider: the record as the API holds it (the zero

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,7 +32,27 @@ type apiClient struct {
 	value    string // and value (holds the token: never logged)
 	secret   string // the token, redacted from any message the API echoes
 	client   *http.Client
+	// message extracts the API's own words from an error answer ("" when
+	// it has none), and wait is the pause after a 429 without Retry-After.
+	message func([]byte) string
+	wait    time.Duration
 }
+
+// newAPI is the client of one provider: base ("" = def) without its
+// trailing slash, the given authorization header, message reading the
+// provider's error answers, and a minute's wait after a 429 without
+// Retry-After.
+func newAPI(provider, base, def, header, value, secret string, hc *http.Client, message func([]byte) string) *apiClient {
+	if base == "" {
+		base = def
+	}
+	return &apiClient{provider: provider, base: strings.TrimSuffix(base, "/"), header: header, value: value, secret: secret,
+		client: hc, message: message, wait: time.Minute}
+}
+
+// zoneKey is a zone or name as the providers compare it: lower case,
+// without the final dot.
+func zoneKey(s string) string { return strings.ToLower(strings.TrimSuffix(s, ".")) }
 
 // apiReply is one HTTP answer.
 type apiReply struct {
@@ -101,6 +122,27 @@ func (c *apiClient) decode(what string, rep *apiReply, v any) error {
 	return nil
 }
 
+// expect decodes rep into v when its status is one of ok, else returns
+// c.fail's error.
+func (c *apiClient) expect(what string, rep *apiReply, v any, ok ...int) error {
+	if !slices.Contains(ok, rep.Status) {
+		return c.fail(what, rep)
+	}
+	return c.decode(what, rep, v)
+}
+
+// fail is failure with the API's own message and rate-limit wait.
+func (c *apiClient) fail(what string, rep *apiReply) error {
+	return c.failure(what, rep, c.apiMessage(rep.Body), c.wait)
+}
+
+func (c *apiClient) apiMessage(b []byte) string {
+	if c.message == nil {
+		return ""
+	}
+	return c.message(b)
+}
+
 // redact removes the token from a message an API wrote.
 func (c *apiClient) redact(s string) string {
 	if c.secret == "" {
@@ -165,8 +207,8 @@ func (c *apiClient) failure(what string, rep *apiReply, msg string, defWait time
 
 // gone is the error for a 404 on a record or zone id the provider looked
 // up itself: it changed meanwhile, so the next attempt looks again.
-func (c *apiClient) gone(what string, rep *apiReply, msg string) error {
-	msg = c.clean(msg)
+func (c *apiClient) gone(what string, rep *apiReply) error {
+	msg := c.clean(c.apiMessage(rep.Body))
 	if msg == "" {
 		msg = c.snippet(rep.Body)
 	}
@@ -222,6 +264,15 @@ func checkType(provider string, r Record, addr netip.Addr) error {
 	return nil
 }
 
+// firstHeld is the first of the values a provider holds for r, the zero
+// address when there is none.
+func firstHeld(provider string, r Record, values []string) (netip.Addr, error) {
+	if len(values) == 0 {
+		return netip.Addr{}, nil
+	}
+	return parseHeld(provider, r, values[0])
+}
+
 // parseHeld reads an address a provider holds for r.
 func parseHeld(provider string, r Record, s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
@@ -231,14 +282,14 @@ func parseHeld(provider string, r Record, s string) (netip.Addr, error) {
 	return a, nil
 }
 
-// idCache remembers the ids a provider looked up (zone ids, domains), so
+// idCache remembers what a provider looked up (zone ids, domains), so
 // that an address change costs one or two requests, not three.
-type idCache struct {
+type idCache[V any] struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string]V
 }
 
-func (c *idCache) get(k string) (string, bool) {
+func (c *idCache[V]) get(k string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v, ok := c.m[k]
@@ -247,17 +298,17 @@ func (c *idCache) get(k string) (string, bool) {
 
 // drop forgets k: after a failure, the next attempt looks it up again
 // (a zone deleted and added again has a new id).
-func (c *idCache) drop(k string) {
+func (c *idCache[V]) drop(k string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, k)
 }
 
-func (c *idCache) put(k, v string) {
+func (c *idCache[V]) put(k string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[string]string{}
+		c.m = map[string]V{}
 	}
 	c.m[k] = v
 }
