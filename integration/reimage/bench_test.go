@@ -34,8 +34,7 @@ func mbps(t *testing.T, out, line string) float64 {
 func TestSideBySideImager(t *testing.T) {
 	netlab.Bench(t, requirements...)
 	g := golden(t)
-	kernel, initrd := imagerBoot(t)
-	l := newLAN(t, g, kernel, initrd)
+	l := newLAN(t, g)
 
 	raw := hostNamed(t, "ceph-2") // role raw
 	l.reimage(t, raw.name)
@@ -51,7 +50,7 @@ func TestSideBySideImager(t *testing.T) {
 	start := time.Now()
 	instance := l.reimage(t, z.name)
 	disk := blankDisk(t, 2<<30)
-	imaged := l.image(t, z, disk, g.raw, instance)
+	imaged := l.image(t, z, disk, g.Raw, instance)
 	booted := l.bootDisk(t, z, disk, start)
 	total := time.Since(start)
 	netlab.Report(t, "reimage_imager_poweron_to_reboot_zstd", imaged.Seconds(), "s")

@@ -38,14 +38,13 @@ func seedFile(disk string) (string, error) {
 func TestIntegrationImagerWritesDisk(t *testing.T) {
 	netlab.Require(t, requirements...)
 	g := golden(t)
-	kernel, initrd := imagerBoot(t)
-	l := newLAN(t, g, kernel, initrd)
+	l := newLAN(t, g)
 	h := hostNamed(t, "ceph-1")
 
 	start := time.Now()
 	instance := l.reimage(t, h.name)
 	disk := blankDisk(t, 2<<30)
-	imaged := l.image(t, h, disk, g.raw, instance)
+	imaged := l.image(t, h, disk, g.Raw, instance)
 	t.Logf("imaged in %s", imaged.Round(time.Second))
 	booted := l.bootDisk(t, h, disk, start)
 	t.Logf("disk boot → ssh + phone-home in %s; flag → phone-home %s", booted.Round(time.Second), time.Since(start).Round(time.Second))
@@ -136,8 +135,7 @@ var progressRE = regexp.MustCompile(`^(\d+)% of \d+ MiB$`)
 func TestIntegrationImagerFailures(t *testing.T) {
 	netlab.Require(t, requirements...)
 	g := golden(t)
-	kernel, initrd := imagerBoot(t)
-	l := newLAN(t, g, kernel, initrd)
+	l := newLAN(t, g)
 
 	tests := []struct {
 		host     string

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,14 +64,8 @@ func hostNamed(t testing.TB, name string) labHost {
 	return labHost{}
 }
 
-// goldenImage is build/golden: make golden.
-type goldenImage struct {
-	dir, raw, zst string
-	sums          map[string]string // file name → sha256
-}
-
-// golden builds (or takes from the cache) build/golden.
-func golden(t testing.TB) goldenImage {
+// golden builds (or takes from the cache) build/golden: make golden.
+func golden(t testing.TB) *site.Golden {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -78,33 +73,26 @@ func golden(t testing.TB) goldenImage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return goldenImage{dir: g.Dir, raw: g.Raw, zst: g.Zstd, sums: g.Sums}
+	return g
 }
 
-// imagerBoot returns the kernel and the freshly built initramfs.
-func imagerBoot(t testing.TB) (kernel, initrd string) {
-	t.Helper()
-	ctx := context.Background()
-	root := site.RepoRoot()
-	k, err := initramfs.KernelPath(ctx, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := initramfs.Build(ctx, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initrd = filepath.Join(t.TempDir(), "initramfs.gz")
-	if err := os.WriteFile(initrd, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return k, initrd
+// imagerFiles is the imager's kernel (its path) and initramfs.
+type imagerFiles struct {
+	kernel string
+	initrd []byte
 }
+
+// imagerBuild builds the imager's initramfs from this checkout once per
+// test process (like netlab.Build), for every test's bootstrapd.
+var imagerBuild = sync.OnceValues(func() (imagerFiles, error) {
+	k, b, err := initramfs.Assets(context.Background(), site.RepoRoot())
+	return imagerFiles{k, b}, err
+})
 
 // siteFile is the lab's site file: every lab host, the four roles (each
 // with a user-data template giving an admin user the test's key), and
 // bootstrap in proxyDHCP mode.
-func siteFile(g goldenImage, pubKey string) string {
+func siteFile(g *site.Golden, pubKey string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `site: {name: lab, domain: lab.example}
 lan: {subnet: 10.77.0.0/24, gateway: %s}
@@ -122,9 +110,9 @@ users:
     ssh_authorized_keys: [%q]
 `
 	images := []struct{ role, file, format, sha string }{
-		{"zstd", "golden.raw.zst", "zstd", g.sums["golden.raw.zst"]},
-		{"raw", "golden.raw", "raw", g.sums["golden.raw"]},
-		{"missing", "missing.raw.zst", "zstd", g.sums["golden.raw.zst"]},
+		{"zstd", "golden.raw.zst", "zstd", g.Sums["golden.raw.zst"]},
+		{"raw", "golden.raw", "raw", g.Sums["golden.raw"]},
+		{"missing", "missing.raw.zst", "zstd", g.Sums["golden.raw.zst"]},
 		{"badsum", "golden.raw.zst", "zstd", strings.Repeat("0", 64)},
 	}
 	b.WriteString("roles:\n")
@@ -145,19 +133,18 @@ users:
 // the lab's site file, its state in a temporary directory and the golden
 // images served from build/golden under /images/.
 type lan struct {
-	lab        *netlab.Lab
-	sw, gate   *netlab.Host
-	tap        string
-	box, boot  *netlab.Proc
-	site       string // the site file (secrets beside it)
-	key        string // the admin's private key (the roles' user-data)
-	gateCLI    string // the gate binary
-	imagerFile struct{ kernel, initrd string }
+	lab       *netlab.Lab
+	sw, gate  *netlab.Host
+	tap       string
+	box, boot *netlab.Proc
+	site      string // the site file (secrets beside it)
+	key       string // the admin's private key (the roles' user-data)
+	gateCLI   string // the gate binary
+	assets    string // bootstrapd's assets: imager/vmlinuz, imager/initramfs.gz
 }
 
-func newLAN(t *testing.T, g goldenImage, kernel, initrd string) *lan {
-	l := &lan{lab: netlab.New(t), tap: "tap0"}
-	l.imagerFile.kernel, l.imagerFile.initrd = kernel, initrd
+func newLAN(t *testing.T, g *site.Golden) *lan {
+	l := &lan{lab: netlab.New(t), tap: "tap0", assets: assets(t)}
 	l.sw = l.lab.Host("sw")
 	l.sw.Bridge("br0", boxAddr+"/24")
 	l.gate = l.lab.Host("gate")
@@ -199,7 +186,7 @@ func newLAN(t *testing.T, g goldenImage, kernel, initrd string) *lan {
 	bin := netlab.Build(t, "gate/cmd/bootstrapd")
 	l.gateCLI = netlab.Build(t, "gate/gate")
 	l.boot = l.gate.Start("bootstrapd", nil, bin, "-config", l.site, "-secrets", secrets,
-		"-state", filepath.Join(dir, "state"), "-metrics", "", "-assets", assets(t, kernel, initrd), "-images", g.dir)
+		"-state", filepath.Join(dir, "state"), "-metrics", "", "-assets", l.assets, "-images", g.Dir)
 	if err := l.boot.WaitFor("msg=ready", 30*time.Second); err != nil {
 		t.Fatalf("bootstrapd: %v\n%s", err, l.boot.Output())
 	}
@@ -207,8 +194,12 @@ func newLAN(t *testing.T, g goldenImage, kernel, initrd string) *lan {
 }
 
 // assets is bootstrapd's assets directory: Debian's iPXE binaries (when
-// installed) and the imager's kernel and initramfs.
-func assets(t *testing.T, kernel, initrd string) string {
+// installed) and the imager's kernel and initramfs (imagerBuild).
+func assets(t *testing.T) string {
+	im, err := imagerBuild()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	for _, d := range []string{"ipxe", "imager"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
@@ -227,8 +218,10 @@ func assets(t *testing.T, kernel, initrd string) string {
 			cp("/usr/lib/ipxe/"+f, "ipxe/"+f)
 		}
 	}
-	cp(kernel, "imager/vmlinuz")
-	cp(initrd, "imager/initramfs.gz")
+	cp(im.kernel, "imager/vmlinuz")
+	if err := os.WriteFile(filepath.Join(dir, "imager/initramfs.gz"), im.initrd, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 
@@ -352,7 +345,7 @@ func (l *lan) qemuNet(h labHost) []string {
 // imager reboots or powers off.
 func (l *lan) bootImager(h labHost, disk string, extraArgs ...string) *netlab.Proc {
 	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
-		"-kernel", l.imagerFile.kernel, "-initrd", l.imagerFile.initrd,
+		"-kernel", filepath.Join(l.assets, "imager/vmlinuz"), "-initrd", filepath.Join(l.assets, "imager/initramfs.gz"),
 		"-append", strings.Join(append([]string{"console=ttyS0,115200 panic=-1 gate.bootstrap=" + base()}, extraArgs...), " "),
 		"-drive", "file=" + disk + ",format=raw,if=virtio"}
 	return l.sw.Start("qemu-imager-"+h.name, nil, append(args, l.qemuNet(h)...)...)

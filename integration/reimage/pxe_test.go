@@ -20,8 +20,7 @@ import (
 func TestIntegrationImagerPXE(t *testing.T) {
 	netlab.Require(t, append(requirements, "/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/qemu/efi-virtio.rom")...)
 	g := golden(t)
-	kernel, initrd := imagerBoot(t)
-	l := newLAN(t, g, kernel, initrd)
+	l := newLAN(t, g)
 	h := hostNamed(t, "ceph-1")
 
 	disk := blankDisk(t, 2<<30)
