@@ -149,12 +149,8 @@ func (s *Server) hostIPXE(w http.ResponseWriter, r *http.Request) {
 	// Fetching a script changes the host's state (last boot; an installer
 	// host moves to "installing"): only the host itself may, as the
 	// neighbour table shows it (any of its NICs).
-	nb := s.Neighbour
-	if nb == nil {
-		nb = procARP
-	}
 	src := sourceIP(r)
-	if got, ok := nb(src); !ok || s.hostByMAC(got) == nil || s.hostByMAC(got).Name != h.Name {
+	if got, ok := s.neighbour(src); !ok || s.hostByMAC(got) == nil || s.hostByMAC(got).Name != h.Name {
 		s.log().Warn("ipxe script refused: the requester is not the host", "host", h.Name, "from", src, "neighbour", got)
 		http.Error(w, fmt.Sprintf("%s (neighbour MAC %s) is not %s", src, got, h.Name), http.StatusForbidden)
 		return
@@ -231,11 +227,7 @@ func (s *Server) hostFor(w http.ResponseWriter, r *http.Request, macStr string) 
 // cannot report, so `gate hosts` would otherwise show nothing. Anyone
 // else's request changes nothing.
 func (s *Server) noteWrongAddress(h *config.Host, mac net.HardwareAddr, src netip.Addr) {
-	nb := s.Neighbour
-	if nb == nil {
-		nb = procARP
-	}
-	if got, ok := nb(src); !ok || !strings.EqualFold(got.String(), mac.String()) {
+	if got, ok := s.neighbour(src); !ok || !strings.EqualFold(got.String(), mac.String()) {
 		return
 	}
 	msg := fmt.Sprintf("the imager got the address %s, not %s's %s: reserve %s for %s on the LAN's DHCP server", src, h.Name, h.IP, h.IP, mac)
@@ -359,11 +351,7 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) *config.Host {
 		http.Error(w, src.String()+" is no host's address", http.StatusForbidden)
 		return nil
 	}
-	nb := s.Neighbour
-	if nb == nil {
-		nb = procARP
-	}
-	mac, ok := nb(src)
+	mac, ok := s.neighbour(src)
 	if !ok {
 		http.Error(w, "no neighbour entry for "+src.String(), http.StatusForbidden)
 		return nil
@@ -378,6 +366,15 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) *config.Host {
 		return nil
 	}
 	return h
+}
+
+// neighbour returns the MAC the neighbour table holds for ip (Neighbour,
+// or the kernel's when nil).
+func (s *Server) neighbour(ip netip.Addr) (net.HardwareAddr, bool) {
+	if s.Neighbour != nil {
+		return s.Neighbour(ip)
+	}
+	return procARP(ip)
 }
 
 // procARP reads the kernel's IPv4 neighbour table.
