@@ -28,7 +28,8 @@ type Hetzner struct {
 	Token   string
 	Client  *http.Client
 
-	zones idCache[string]
+	zones   idCache[string]
+	records idCache[string] // record ids by Record.Key: an address change is one PUT
 }
 
 type hetznerRecord struct {
@@ -159,6 +160,7 @@ func (p *Hetzner) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	}
 	if err := p.update(ctx, c, zid, name, r, addr); err != nil {
 		p.zones.drop(zoneKey(p.Zone))
+		p.records.drop(r.Key())
 		return err
 	}
 	return nil
@@ -166,14 +168,22 @@ func (p *Hetzner) Update(ctx context.Context, r Record, addr netip.Addr) error {
 
 func (p *Hetzner) update(ctx context.Context, c *apiClient, zid, name string, r Record, addr netip.Addr) error {
 	what := fmt.Sprintf("update %s %s", r.Name, r.Type)
-	rec, err := p.find(ctx, c, zid, name, r, what)
-	if err != nil {
-		return err
+	// The listing walks every page of the zone: it is done once, then the
+	// record's id is remembered (a stale one answers 404: looked up again).
+	id, ok := p.records.get(r.Key())
+	if !ok {
+		rec, err := p.find(ctx, c, zid, name, r, what)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			id = rec.ID
+		}
 	}
 	body := hetznerRecord{ZoneID: zid, Type: r.Type, Name: name, Value: addr.String(), TTL: ttlSeconds(r.TTL, time.Second)}
 	method, path := http.MethodPost, "/records"
-	if rec != nil {
-		method, path = http.MethodPut, "/records/"+url.PathEscape(rec.ID)
+	if id != "" {
+		method, path = http.MethodPut, "/records/"+url.PathEscape(id)
 	} else {
 		what = fmt.Sprintf("create %s %s", r.Name, r.Type)
 	}
@@ -181,13 +191,22 @@ func (p *Hetzner) update(ctx context.Context, c *apiClient, zid, name string, r 
 	if err != nil {
 		return err
 	}
-	if rep.Status == http.StatusNotFound && rec != nil {
+	if rep.Status == http.StatusNotFound && id != "" {
 		return c.gone(what, rep)
 	}
 	var got struct {
 		Record hetznerRecord `json:"record"`
 	}
-	return c.expect(what, rep, &got, http.StatusOK, http.StatusCreated)
+	if err := c.expect(what, rep, &got, http.StatusOK, http.StatusCreated); err != nil {
+		return err
+	}
+	if got.Record.ID != "" {
+		id = got.Record.ID
+	}
+	if id != "" {
+		p.records.put(r.Key(), id)
+	}
+	return nil
 }
 
 // Current implements Provider: the record as the API holds it (the zero

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,6 +179,43 @@ func TestHetznerSpecifics(t *testing.T) {
 		}
 		if a, err := p.Current(ctx, home); err != nil || a != v4b {
 			t.Errorf("Current = %v, %v", a, err)
+		}
+	})
+
+	t.Run("the record id is remembered, a stale one looked up again", func(t *testing.T) {
+		f, p := start(t)
+		if err := p.Update(ctx, home, v4a); err != nil { // zone, list, POST
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		f.reqs = nil
+		f.mu.Unlock()
+		if err := p.Update(ctx, home, v4b); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := f.get("home.example.org", "A"); r.value != v4b.String() {
+			t.Errorf("holds %+v", r)
+		}
+		if want := []string{"PUT /api/v1/records/" + f.recs["home.example.org/A"].id}; !slices.Equal(f.reqs, want) {
+			t.Errorf("requests %q, want %q", f.reqs, want)
+		}
+		// Deleted and made again by hand: a new id.
+		f.mu.Lock()
+		delete(f.recs, "home.example.org/A")
+		f.mu.Unlock()
+		f.set("home.example.org", "A", v4a.String(), 3600)
+		err := p.Update(ctx, home, v4b)
+		if err == nil || isPermanent(err) || isWait(err) || !strings.Contains(err.Error(), "HTTP 404") {
+			t.Fatalf("got %T %v, want a plain error on the stale id", err, err)
+		}
+		if err := p.Update(ctx, home, v4b); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := f.get("home.example.org", "A"); r.value != v4b.String() {
+			t.Errorf("holds %+v", r)
+		}
+		if f.size() != 1 {
+			t.Errorf("%d records, want 1", f.size())
 		}
 	})
 
