@@ -329,8 +329,12 @@ func blankDisk(t testing.TB, size int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Truncate(size)
-	f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
