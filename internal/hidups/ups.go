@@ -70,6 +70,9 @@ type UPS struct {
 	delayShutdown int
 	delayStart    int
 	inputs        map[uint8][]byte // latest input report by ID
+	// inputSize is the largest input report's length when a mapped
+	// usage is only in input reports (Vars then drains them), else 0.
+	inputSize int
 }
 
 // New reads and parses dev's report descriptor and checks that it is a
@@ -89,6 +92,14 @@ func New(dev Device) (*UPS, error) {
 	u := &UPS{dev: dev, desc: d, delayShutdown: DefaultShutdownDelay, delayStart: DefaultStartDelay, inputs: map[uint8][]byte{}}
 	if in, ok := dev.(Informer); ok {
 		u.info = in.Info()
+	}
+	if u.hasInputOnly() {
+		u.inputSize = 1
+		for k := range d.ReportBits {
+			if k.Kind == Input {
+				u.inputSize = max(u.inputSize, d.ReportLen(Input, k.ID))
+			}
+		}
 	}
 	return u, nil
 }
@@ -249,16 +260,10 @@ func (u *UPS) getFeature(id uint8) ([]byte, error) {
 // drainInput keeps the latest input report of each ID that arrives
 // within wait (the device's interrupt reports).
 func (u *UPS) drainInput(ctx context.Context, wait time.Duration) {
-	size := 1
-	for k := range u.desc.ReportBits {
-		if k.Kind == Input {
-			size = max(size, u.desc.ReportLen(Input, k.ID))
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
-		buf := make([]byte, size)
+		buf := make([]byte, u.inputSize)
 		n, err := u.dev.ReadInput(ctx, buf)
 		if err != nil || n == 0 {
 			return
@@ -295,7 +300,7 @@ func (u *UPS) Vars(ctx context.Context) (map[string]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if u.hasInputOnly() {
+	if u.inputSize > 0 {
 		u.drainInput(ctx, 50*time.Millisecond)
 	}
 	r := &reader{u: u, features: map[uint8][]byte{}, errs: map[uint8]error{}}
