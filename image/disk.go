@@ -69,8 +69,8 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 		return fmt.Errorf("root partition: %w", err)
 	}
 	res.RootSize = size
-	permBytes := [2]int64{int64(permStart) * sector, int64(total-permStart) * sector}
-	if err := writeExt4(d, perm, permBytes[0], permBytes[1], o.Config.Gate.Hostname); err != nil {
+	permOffset := int64(permStart) * sector
+	if err := writeExt4(d, perm, permOffset, int64(total-permStart)*sector, o.Config.Gate.Hostname); err != nil {
 		return fmt.Errorf("perm partition: %w", err)
 	}
 
@@ -85,12 +85,9 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 	if _, err := f.WriteAt(b[:], 440); err != nil {
 		return err
 	}
-	stamp := fixedTime
-	var sec int64
-	if _, err := fmt.Sscan(os.Getenv("SOURCE_DATE_EPOCH"), &sec); err == nil {
-		stamp = time.Unix(sec, 0)
-	}
-	if err := normalizeExt4(f, f, permBytes[0], stamp); err != nil {
+	// The same time as the FAT's (SOURCE_DATE_EPOCH, set above if unset).
+	stamp, _ := sourceDateEpoch()
+	if err := normalizeExt4(f, f, permOffset, stamp); err != nil {
 		return fmt.Errorf("perm partition: %w", err)
 	}
 	return f.Sync()

@@ -252,11 +252,8 @@ func inputTimestamp(root string, o Options, kernel, firmware module, programsHas
 // sourceDate is SOURCE_DATE_EPOCH, else the commit time of the checkout,
 // else a fixed date.
 func sourceDate(root string) time.Time {
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		var sec int64
-		if _, err := fmt.Sscan(s, &sec); err == nil {
-			return time.Unix(sec, 0)
-		}
+	if t, ok := sourceDateEpoch(); ok {
+		return t
 	}
 	if out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%ct").Output(); err == nil {
 		var sec int64
@@ -265,6 +262,15 @@ func sourceDate(root string) time.Time {
 		}
 	}
 	return fixedTime
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH.
+func sourceDateEpoch() (time.Time, bool) {
+	var sec int64
+	if _, err := fmt.Sscan(os.Getenv("SOURCE_DATE_EPOCH"), &sec); err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
 }
 
 // hashImage computes the image's sha256.

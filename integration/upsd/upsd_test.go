@@ -98,22 +98,15 @@ func (l *lab) password(user string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// secondaries starts upsmon on every server; it returns marker paths.
+// secondaries starts upsmon on every server and waits until all are
+// logged in; it returns marker paths.
 func (l *lab) secondaries() map[string]string {
-	m := map[string]string{}
+	var names []string
 	for _, sv := range l.s.Servers {
-		m[sv.Name] = filepath.Join(l.dir, sv.Name+".down")
-		l.s.StartUpsmon(sv, "192.168.1.2", "ups", sv.Name, l.password(sv.Name), m[sv.Name])
+		names = append(names, sv.Name)
 	}
-	if err := netlab.Eventually(30*time.Second, 500*time.Millisecond, func() error {
-		out, err := l.gate.Output("upsc", "-c", "ups@192.168.1.2")
-		if n := len(strings.Fields(out)); err != nil || n != len(l.s.Servers) {
-			return fmt.Errorf("upsc -c lists %d clients (%v): %q", n, err, out)
-		}
-		return nil
-	}); err != nil {
-		l.t.Fatal(err)
-	}
+	m := l.upsmons(names...)
+	l.waitClients(len(names))
 	return m
 }
 
@@ -209,9 +202,7 @@ func TestIntegrationUPSOrderedShutdown(t *testing.T) {
 func TestIntegrationUPSFaults(t *testing.T) {
 	l := newLab(t, labOptions{})
 	l.startUpsd()
-	// A stuck secondary: logs in as ceph-3 and never goes away.
-	stuck := l.s.Server("ceph-3").Host.Start("stuck", nil, "bash", "-c",
-		fmt.Sprintf("exec 3<>/dev/tcp/192.168.1.2/3493; printf 'USERNAME ceph-3\\nPASSWORD %s\\nLOGIN ups\\n' >&3; sleep 300", l.password("ceph-3")))
+	stuck := l.stuckClient("ceph-3", "ceph-3") // logs in and never goes away
 	defer stuck.Kill()
 
 	l.src.Host.MustRun("pkill", "-STOP", "-f", "dummy-ups") // the source's data goes stale

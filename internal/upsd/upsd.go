@@ -36,7 +36,7 @@ type Daemon struct {
 	Watch  *powerplan.Watch
 	// Off powers the gate off (SystemPowerOff on the gate).
 	Off func() error
-	// Source is the UPS.
+	// Source is the UPS (New sets it from the site file).
 	Source Source
 
 	mu        sync.Mutex
@@ -275,9 +275,6 @@ func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
 // UPSOff implements powerplan.Actions: set the delays, then
 // shutdown.return.
 func (d *Daemon) UPSOff(ctx context.Context) error {
-	if d.Source == nil {
-		return fmt.Errorf("no UPS source: cannot tell the UPS to power off")
-	}
 	u := d.Cfg.UPS
 	if err := d.Source.SetVar(ctx, "ups.delay.shutdown", strconv.Itoa(int(u.Delays.Shutdown.D().Seconds()))); err != nil {
 		d.Log.Warn("setting ups.delay.shutdown", "err", err)
@@ -290,9 +287,6 @@ func (d *Daemon) UPSOff(ctx context.Context) error {
 
 // act runs a SET or INSTCMD a NUT client asked for on the source.
 func (d *Daemon) act(f func(ctx context.Context) error) error {
-	if d.Source == nil {
-		return fmt.Errorf("no UPS source")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return f(ctx)
@@ -305,58 +299,42 @@ func (d *Daemon) PowerOff() error { return d.Off() }
 // is done (or after the plan, which ends in the gate's power-off).
 func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 	u := d.Cfg.UPS
-	if d.Source == nil {
-		d.Log.Error("no UPS source: no UPS data (serving DRIVER-NOT-CONNECTED)", "source", u.Source)
-	} else {
-		defer d.Source.Close()
-	}
+	defer d.Source.Close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastErr string
 	powerBack, first := false, true
 	for {
-		var vars map[string]string
-		if d.Source != nil {
-			r, err := d.Source.Read(ctx)
-			switch {
-			case err != nil:
-				// Once per kind of failure, not at every poll.
-				if err.Error() != lastErr {
-					d.Log.Warn("reading the UPS source", "source", u.Source, "err", err)
-					lastErr = err.Error()
-				}
-			default:
-				if lastErr != "" {
-					d.Log.Info("the UPS source answers again", "source", u.Source)
-					lastErr = ""
-				}
-				vars = r.Vars
-				d.mu.Lock()
-				d.snap = nut.Snapshot{Vars: vars, Writable: r.Writable, Commands: r.Commands}
-				d.mu.Unlock()
-			}
-		}
+		r, err := d.Source.Read(ctx)
 		d.noteLogins()
 		now := time.Now()
 		var crit bool
 		var why string
-		if vars != nil {
+		if err != nil {
+			// Once per kind of failure, not at every poll.
+			if err.Error() != lastErr {
+				d.Log.Warn("reading the UPS source", "source", u.Source, "err", err)
+				lastErr = err.Error()
+			}
+			crit, why = d.Watch.Lost(now)
+		} else {
+			if lastErr != "" {
+				d.Log.Info("the UPS source answers again", "source", u.Source)
+				lastErr = ""
+			}
 			d.mu.Lock()
+			d.snap = nut.Snapshot{Vars: r.Vars, Writable: r.Writable, Commands: r.Commands}
 			d.lastData = now
-			d.mu.Unlock()
-			d.observe(vars)
-			crit, why = d.Watch.Observe(now, vars)
-			d.mu.Lock()
 			running := d.running
 			d.mu.Unlock()
-			if ol := powerplan.Flags(vars["ups.status"])["OL"]; running && ol && !powerBack {
+			d.observe(r.Vars)
+			crit, why = d.Watch.Observe(now, r.Vars)
+			if ol := powerplan.Flags(r.Vars["ups.status"])["OL"]; running && ol && !powerBack {
 				// Documented: a plan once begun completes; the UPS's
 				// shutdown.return brings the site back.
 				d.Log.Warn("mains power is back during the shutdown plan: the plan completes, then the UPS cuts and restores its output and the site boots again")
 				powerBack = true
 			}
-		} else {
-			crit, why = d.Watch.Lost(now)
 		}
 		if ob, since := d.Watch.OnBattery(); ob {
 			d.metrics.onBattery.Set(now.Sub(since).Seconds())
