@@ -5,8 +5,10 @@
 // when the address changed, remembering what it published on /perm so that
 // a reboot does not re-send, and obeying the providers' rules: after a
 // refusal that only a configuration change can fix, it stops updating that
-// record until the site file changes; after a server-side failure it waits
-// at least ten minutes; otherwise it backs off exponentially with jitter.
+// record until the site file changes; when the provider asks for a pause
+// (dyndns2's 911 or dnserr: at least ten minutes; an API's 429 with its
+// Retry-After) it waits that long; otherwise (5xx, network errors) it
+// backs off exponentially with jitter.
 package dyndns
 
 import (
