@@ -57,9 +57,15 @@ func (s *Site) BuildImage(gateCLI, siteFile string) (img, partuuid string) {
 // the LAN switch, kernel direct boot as gokrazy's amd64 twin is meant to.
 func (s *Site) BootGate(img, partuuid, mac string) *GateVM {
 	s.t.Helper()
+	s.Switch.Tap(s.Lab.Name("gt"), "br0")
+	return s.startGate("qemu-gate", img, partuuid, mac)
+}
+
+// startGate runs QEMU on the gate's tap (made by BootGate, kept across
+// power cycles).
+func (s *Site) startGate(name, img, partuuid, mac string) *GateVM {
 	tap := s.Lab.Name("gt")
-	s.Switch.Tap(tap, "br0")
-	p := s.Switch.Start("qemu-gate", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024",
+	p := s.Switch.Start(name, nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024",
 		"-nographic", "-no-reboot", "-kernel", KernelAMD64(s.t),
 		"-append", fmt.Sprintf("console=ttyS0,115200 root=PARTUUID=%s init=/gokrazy/init rootwait panic=10 oops=panic", partuuid),
 		"-drive", "file="+img+",format=raw,if=virtio",

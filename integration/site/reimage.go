@@ -119,14 +119,7 @@ func (s *Site) BootGateAgain(g *GateVM, partuuid, mac string) *GateVM {
 	default:
 		g.Proc.Stop()
 	}
-	tap := s.Lab.Name("gt")
-	p := s.Switch.Start("qemu-gate-again", nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024",
-		"-nographic", "-no-reboot", "-kernel", KernelAMD64(s.t),
-		"-append", fmt.Sprintf("console=ttyS0,115200 root=PARTUUID=%s init=/gokrazy/init rootwait panic=10 oops=panic", partuuid),
-		"-drive", "file="+g.Image+",format=raw,if=virtio",
-		"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac="+mac)
-	return &GateVM{Proc: p, Image: g.Image}
+	return s.startGate("qemu-gate-again", g.Image, partuuid, mac)
 }
 
 // PXEMachine is a QEMU machine on the LAN that boots from the network
