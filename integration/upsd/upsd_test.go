@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ type lab struct {
 	secrets string
 	upsd    *netlab.Proc
 	marker  string // the gate's power-off marker
+	upsmon  map[string]*netlab.Proc
 }
 
 // labOptions change the lab's site file.
@@ -40,7 +42,7 @@ type labOptions struct {
 func newLab(t *testing.T, o labOptions) *lab {
 	netlab.Require(t, "upsc", "/lib/nut/upsmon", "/lib/nut/upsd", "/lib/nut/dummy-ups")
 	s := site.New(t, site.Options{})
-	l := &lab{t: t, s: s, dir: s.Dir}
+	l := &lab{t: t, s: s, dir: s.Dir, upsmon: map[string]*netlab.Proc{}}
 	l.src = s.StartNUTSource("mon", "sourcepw")
 	l.gate = s.Lab.Host("gate")
 	s.Lab.Attach(s.Switch, "br0", l.gate, "eth0", "192.168.1.2/24")
@@ -205,16 +207,16 @@ func TestIntegrationUPSFaults(t *testing.T) {
 	stuck := l.stuckClient("ceph-3", "ceph-3") // logs in and never goes away
 	defer stuck.Kill()
 
-	l.src.Host.MustRun("pkill", "-STOP", "-f", "dummy-ups") // the source's data goes stale
+	l.src.Driver.Signal(syscall.SIGSTOP) // the source's data goes stale
 	time.Sleep(9 * time.Second)
 	if _, err := os.Stat(l.marker); err == nil || strings.Contains(l.upsd.Output(), "plan started") {
 		t.Fatal("lost data while on line power started a shutdown")
 	}
-	l.src.Host.MustRun("pkill", "-CONT", "-f", "dummy-ups")
+	l.src.Driver.Signal(syscall.SIGCONT)
 	l.src.Set("OB DISCHRG", 70, 1000)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
-	l.src.Host.MustRun("pkill", "-KILL", "-f", "/lib/nut/upsd") // the source is gone while on battery
+	l.src.Upsd.Kill() // the source is gone while on battery
 	if err := netlab.Eventually(90*time.Second, 500*time.Millisecond, func() error {
 		if _, err := os.Stat(l.marker); err != nil {
 			return fmt.Errorf("no power-off")
@@ -227,7 +229,7 @@ func TestIntegrationUPSFaults(t *testing.T) {
 	if !strings.Contains(log, "no data for") {
 		t.Errorf("the reason was not the lost source:\n%s", site.Tail(log, 20))
 	}
-	if !strings.Contains(log, "host did not go down in time; going on\" daemon=upsd group=ceph host=ceph-3") {
+	if !strings.Contains(log, "host did not go down in time (its upsmon is still logged in); going on\" daemon=upsd group=ceph host=ceph-3") {
 		t.Errorf("the stuck secondary was not reported:\n%s", site.Tail(log, 20))
 	}
 	t.Logf("source lost while on battery → power-off in %s", time.Since(start).Round(time.Millisecond))
@@ -270,7 +272,7 @@ func TestSideBySideUPS(t *testing.T) {
 	dm := map[string]string{}
 	for _, sv := range d.s.Servers {
 		dm[sv.Name] = filepath.Join(d.dir, sv.Name+".down")
-		d.s.StartUpsmon(sv, site.UPSSourceLAN.String(), "ups", "mon", "sourcepw", dm[sv.Name])
+		d.s.StartUpsmon(sv, site.UPSSourceLAN.String(), "ups", "mon", "sourcepw", site.PowerOffCmd(dm[sv.Name], hostOff))
 	}
 	dir := filepath.Join(d.dir, "primary")
 	os.MkdirAll(dir, 0o755)
