@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"gate/config"
+	"gate/internal/gomodule"
 	"gate/internal/initramfs"
 )
 
@@ -117,7 +118,7 @@ const (
 
 // rootTree is the read-only root: the programs, the site file, gokrazy's
 // configuration files and the kernel's modules. Never a secret.
-func rootTree(o Options, bins, links map[string]string, kernel module, root string) (*tree, error) {
+func rootTree(o Options, bins, links map[string]string, kernel gomodule.Module, root string) (*tree, error) {
 	c := o.Config
 	t := newTree()
 	for _, d := range []string{"/bin", "/dev", "/etc", "/proc", "/sys", "/tmp", "/perm", "/lib", "/run", "/mnt", "/gokrazy", "/user"} {
@@ -235,7 +236,7 @@ func dirExists(p string) bool {
 }
 
 // bootTree is the FAT boot partition.
-func bootTree(o Options, kernel, firmware module, partuuid string) (*tree, error) {
+func bootTree(o Options, kernel, firmware gomodule.Module, partuuid string) (*tree, error) {
 	t := newTree()
 	cmdline := "console=tty1 console=serial0,115200 root=PARTUUID=" + partuuid + " init=/gokrazy/init rootwait panic=10 oops=panic"
 	if o.Arch == "amd64" {
