@@ -93,8 +93,17 @@ func (o *Options) defaults() error {
 	}
 	switch o.Arch {
 	case "":
+		// The model chooses: a PC is amd64, every Pi arm64.
 		o.Arch = "arm64"
-	case "arm64", "amd64":
+		if o.Config.Gate.Model == "pc" {
+			o.Arch = "amd64"
+		}
+	case "arm64":
+		if o.Config.Gate.Model == "pc" {
+			return fmt.Errorf("image: gate.model is pc, an amd64 machine: build it with --arch amd64 (or without --arch)")
+		}
+	case "amd64":
+		// The QEMU twin of a Pi site, or a pc.
 	default:
 		return fmt.Errorf("image: unknown architecture %q (arm64 for the Pi, amd64 for the QEMU twin)", o.Arch)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -248,30 +249,53 @@ func bootTree(o Options, kernel, firmware gomodule.Module, partuuid string) (*tr
 	if o.Arch == "amd64" {
 		return t, nil
 	}
-	t.file("/config.txt", 0o644, []byte("# gate: Raspberry Pi boot configuration\narm_control=0x200\nenable_uart=1\nkernel=vmlinuz\n"))
+	m, ok := piModels[o.Config.Gate.Model]
+	if !ok {
+		return nil, fmt.Errorf("gate.model %q is not a Raspberry Pi (rpi3, rpi4 or rpi5 for an arm64 image)", o.Config.Gate.Model)
+	}
+	t.file("/config.txt", 0o644, []byte("# gate: Raspberry Pi boot configuration ("+o.Config.Gate.Model+")\n"+m.config+"enable_uart=1\nkernel=vmlinuz\n"))
 	ents, err := os.ReadDir(kernel.Dir)
 	if err != nil {
 		return nil, err
 	}
+	dtbs := 0
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".dtb") {
-			t.copy("/"+e.Name(), 0o644, filepath.Join(kernel.Dir, e.Name()))
+		n := e.Name()
+		if strings.HasSuffix(n, ".dtb") && slices.ContainsFunc(m.dtbs, func(p string) bool { return strings.HasPrefix(n, p) }) {
+			t.copy("/"+n, 0o644, filepath.Join(kernel.Dir, n))
+			dtbs++
 		}
+	}
+	if dtbs == 0 {
+		return nil, fmt.Errorf("gate.model %s: %s %s has no device tree %s*.dtb", o.Config.Gate.Model, kernel.Path, kernel.Version, m.dtbs[0])
 	}
 	if err := t.copyDir("/overlays", filepath.Join(kernel.Dir, "overlays"), nil); err != nil {
 		return nil, fmt.Errorf("kernel overlays: %w", err)
 	}
-	ents, err = os.ReadDir(firmware.Dir)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		n := e.Name()
-		if n == "bootcode.bin" || strings.HasSuffix(n, ".elf") || strings.HasSuffix(n, ".dat") {
-			t.copy("/"+n, 0o644, filepath.Join(firmware.Dir, n))
+	for _, n := range m.firmware {
+		src := filepath.Join(firmware.Dir, n)
+		if _, err := os.Stat(src); err != nil {
+			return nil, fmt.Errorf("gate.model %s needs %s from %s %s: %w", o.Config.Gate.Model, n, firmware.Path, firmware.Version, err)
 		}
+		t.copy("/"+n, 0o644, src)
 	}
 	return t, nil
+}
+
+// piModels says, per gate.model, what the Pi's boot partition needs: the
+// device trees of that board family (from kernel.rpi, whose one kernel
+// serves the Pi 3, 4 and 5), the boot firmware (the Pi 3 reads
+// bootcode.bin, start.elf and fixup.dat from the card; the Pi 4 start4.elf
+// and fixup4.dat; the Pi 5 boots from its EEPROM and needs none), and the
+// lines of config.txt before the common ones.
+var piModels = map[string]struct {
+	dtbs     []string // file name prefixes
+	firmware []string
+	config   string
+}{
+	"rpi3": {[]string{"bcm2710-", "bcm2837-"}, []string{"bootcode.bin", "start.elf", "fixup.dat"}, "arm_control=0x200\n"},
+	"rpi4": {[]string{"bcm2711-"}, []string{"start4.elf", "fixup4.dat"}, "arm_control=0x200\n"},
+	"rpi5": {[]string{"bcm2712"}, nil, ""},
 }
 
 // Paths on /perm.
