@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"path/filepath"
 
-	"gate/config"
 	"gate/image"
 )
 
@@ -24,7 +23,7 @@ func cmdImage(e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	c, siteYAML, err := loadSiteForImage(e, *site)
+	c, siteYAML, err := readSite(e, *site, true)
 	if err != nil {
 		return err
 	}
@@ -42,34 +41,4 @@ func cmdImage(e *env, args []string) error {
 	}
 	res.Summary(e.stdout)
 	return nil
-}
-
-// loadSiteForImage loads the site file and its bytes. For the embedded
-// example, secrets live in build/secrets and the missing ones are created,
-// so that `make image` works on a fresh machine.
-func loadSiteForImage(e *env, path string) (*config.Config, []byte, error) {
-	if path == defaultSite {
-		if _, err := os.Stat(path); os.IsNotExist(err) {
-			fmt.Fprintf(e.stderr, "gate: no %s here: building the embedded example site (%s), secrets in build/secrets\n", defaultSite, config.ExampleName)
-			data := config.Example()
-			c, err := config.Parse(config.ExampleName, data, filepath.Join("build", "secrets"))
-			if err != nil && c == nil {
-				return nil, nil, wrapProblems(c, err)
-			}
-			if _, ierr := c.InitSecrets(); ierr != nil {
-				return nil, nil, ierr
-			}
-			c, err = config.Parse(config.ExampleName, data, filepath.Join("build", "secrets"))
-			return c, data, wrapProblems(c, err)
-		}
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading site file: %w", err)
-	}
-	c, err := config.Load(path)
-	if err != nil {
-		return nil, nil, wrapProblems(c, err)
-	}
-	return c, data, nil
 }

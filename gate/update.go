@@ -26,7 +26,7 @@ func cmdUpdate(e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	c, siteYAML, err := loadSiteForImage(e, *site)
+	c, siteYAML, err := readSite(e, *site, true)
 	if err != nil {
 		return err
 	}
