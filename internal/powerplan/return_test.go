@@ -82,14 +82,14 @@ func TestReturn(t *testing.T) {
 			want: "undo ceph ceph-noout, undo compute k3s-drain",
 		},
 		{
-			name: "a ceph host that never comes back: noout kept, compute still returns",
-			s:    &site{online: true, charge: 80, up: map[string]bool{"ceph-1": true, "compute-1": true}},
-			want: "wake ceph-2, wake ceph-2, undo compute k3s-drain",
+			name:  "a ceph host that never comes back: noout kept, compute still returns",
+			s:     &site{online: true, charge: 80, up: map[string]bool{"ceph-1": true, "compute-1": true}},
+			want:  "wake ceph-2, wake ceph-2, undo compute k3s-drain",
 			wakes: map[string]int{"ceph-2": 2},
 		},
 		{
 			name: "waits for the charge",
-			s: &site{online: false, up: map[string]bool{"ceph-1": true, "ceph-2": true, "compute-1": true}, onPower: func(n int) {}},
+			s:    &site{online: false, up: map[string]bool{"ceph-1": true, "ceph-2": true, "compute-1": true}, onPower: func(n int) {}},
 			want: "undo ceph ceph-noout, undo compute k3s-drain",
 		},
 	} {
