@@ -99,6 +99,17 @@ hosts:
 			"5:38: ups.thresholds.runtime",
 			"6:34: ups.delays.start: 20s must exceed the shutdown delay",
 		}},
+		{"the way back", minimal + `ups:
+  source: usb
+  return: {min_charge: 101, wake_after: 1s, wake_tries: 101}
+roles: {ceph: {installer: {kernel: "http://x/k"}}}
+hosts: [{name: c, macs: ["52:54:00:00:00:01"], ip: 10.1.0.10, role: ceph, shutdown: {group: ceph, wake: magic}}]
+`, []string{
+			"ups.return.min_charge: 101% out of range",
+			"ups.return.wake_after: 1s out of range",
+			"ups.return.wake_tries: 101 out of range",
+			"hosts[0].shutdown.wake: unknown way \"magic\" (wol or none)",
+		}},
 		{"record outside its zone", minimal + `dyndns:
   provider: {type: rfc2136, server: "ns.example.org:53", zone: example.org, tsig_key: k, tsig_secret: "file:tsig"}
   records: [{name: home.example.net}]

@@ -191,6 +191,12 @@ func (c *Config) applyDefaults() {
 		for i := range u.Groups {
 			orDur(&u.Groups[i].Timeout, 5*time.Minute)
 		}
+		orBool(&u.Return.Enable, true)
+		if u.Return.MinCharge == nil {
+			u.Return.MinCharge = new(50)
+		}
+		orDur(&u.Return.WakeAfter, 3*time.Minute)
+		orInt(&u.Return.WakeTries, 5)
 	}
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
@@ -198,6 +204,7 @@ func (c *Config) applyDefaults() {
 		orStr(&h.Shutdown.Group, h.Role)
 		orStr(&h.Shutdown.Method, "nut")
 		orStr(&h.Shutdown.NUTUser, h.Name)
+		orStr(&h.Shutdown.Wake, "wol")
 		orStr(&h.Shutdown.SSHUser, "root")
 		orStr(&h.Shutdown.Command, "poweroff")
 		if h.Shutdown.Method == "ssh" && h.Shutdown.SSHKey == "" {
