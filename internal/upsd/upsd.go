@@ -149,12 +149,12 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 	}
 	d.Watch = &powerplan.Watch{P: powerplan.Policy{TrustLB: *u.TrustLowBatt, Charge: u.Thresholds.Charge, Runtime: u.Thresholds.Runtime.D(), OnBattery: u.Thresholds.OnBattery.D(), Deadtime: u.Deadtime.D()}}
 	d.metrics = &metrics{
-		charge:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
-		runtime:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
-		onBattery: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
-		flags:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
-		phase:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
-		hostState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
+		charge:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
+		runtime:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
+		onBattery:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
+		flags:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
+		phase:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
+		hostState:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
 		returnPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_return_phase", Help: "The return plan's current phase (1)."}, []string{"phase"}),
 	}
 	if reg != nil {
