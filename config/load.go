@@ -207,7 +207,9 @@ func (c *Config) applyDefaults() {
 		orStr(&h.Shutdown.Wake, "wol")
 		orStr(&h.Shutdown.SSHUser, "root")
 		orStr(&h.Shutdown.Command, "poweroff")
-		if h.Shutdown.Method == "ssh" && h.Shutdown.SSHKey == "" {
+		// The key also runs the pre-steps (and their undo) on a group's
+		// hosts, whatever their shutdown method.
+		if (h.Shutdown.Method == "ssh" || c.hasPreSteps(h.Shutdown.Group)) && h.Shutdown.SSHKey == "" {
 			h.Shutdown.SSHKey = "file:shutdown_ed25519_key"
 		}
 	}
@@ -233,4 +235,17 @@ func (c *Config) applyDefaults() {
 			b.APIToken = "file:bootstrap-token"
 		}
 	}
+}
+
+// hasPreSteps reports whether shutdown group g has pre-steps.
+func (c *Config) hasPreSteps(g string) bool {
+	if c.UPS == nil {
+		return false
+	}
+	for _, sg := range c.UPS.Groups {
+		if sg.Name == g && len(sg.PreSteps) > 0 {
+			return true
+		}
+	}
+	return false
 }
