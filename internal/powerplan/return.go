@@ -139,6 +139,18 @@ func (r *Return) Run(ctx context.Context, outage string) error {
 	} else {
 		r.Log.Warn("return plan resumed from its journal", "outage", es[0].Reason, "steps_done", len(es)-1)
 	}
+	for _, g := range r.Groups { // what the journal knows, else off
+		for _, h := range g.Hosts {
+			switch {
+			case done["up/"+h.Name]:
+				r.hostState(h.Name, "up")
+			case done["missing/"+h.Name]:
+				r.hostState(h.Name, "missing")
+			default:
+				r.hostState(h.Name, "down")
+			}
+		}
+	}
 	every := r.Every
 	if every <= 0 {
 		every = time.Second

@@ -22,7 +22,10 @@
 // Metrics (on the daemon's -metrics address): gate_ups_plan_phase{phase}
 // (idle, group <name>, ups-off, poweroff, over), gate_ups_host_state
 // {host,state} (up, shutting-down, logged-out, down, timeout: one is 1).
-// The plan's journal format is documented in internal/powerplan.
+// gate_ups_return_phase{phase} (idle, waiting for power, group <name>,
+// done). The same states go to power.json beside the journal
+// (internal/powerstate), which bootstrapd reads for `gate hosts`. The
+// journals' format is documented in internal/powerplan.
 package upsd
 
 import (
@@ -44,6 +47,7 @@ import (
 	"gate/internal/hostprobe"
 	"gate/internal/nut"
 	"gate/internal/powerplan"
+	"gate/internal/powerstate"
 )
 
 // Daemon is the running UPS daemon.
@@ -63,6 +67,9 @@ type Daemon struct {
 
 	// Probe probes a host on the LAN (hostprobe by default).
 	Probe func(ctx context.Context, ip netip.Addr) bool
+	// Power is the hosts' power state and the plans' progress, written
+	// to power.json beside the journal (internal/powerstate).
+	Power *powerstate.Writer
 
 	mu        sync.Mutex
 	snap      nut.Snapshot
@@ -101,6 +108,7 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}, polled: make(chan struct{}), fsd: make(chan string, 1)}
 	prober := &hostprobe.Prober{}
 	d.Probe = prober.Answers
+	d.Power = &powerstate.Writer{Path: filepath.Join(filepath.Dir(journal), "power.json")}
 	users := map[string]nut.User{}
 	for _, nu := range u.Users {
 		pw, err := c.ReadSecret(nu.Password)
@@ -176,14 +184,23 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 func (d *Daemon) setReturnPhase(p string) {
 	d.metrics.returnPhase.Reset()
 	d.metrics.returnPhase.WithLabelValues(p).Set(1)
+	d.writePower(d.Power.Return(p))
 }
 
 func (d *Daemon) setPhase(p string) {
 	d.metrics.phase.Reset()
 	d.metrics.phase.WithLabelValues(p).Set(1)
+	d.writePower(d.Power.Plan(p))
+}
+
+func (d *Daemon) writePower(err error) {
+	if err != nil {
+		d.Log.Error("writing the power state file", "err", err)
+	}
 }
 
 func (d *Daemon) setHostState(host, state string) {
+	d.writePower(d.Power.Host(host, state))
 	for _, s := range hostStates {
 		v := 0.0
 		if s == state {
