@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"gate/integration/netlab"
 	"gate/integration/site"
+	"gate/internal/powerstate"
 )
 
 // wakeListener is a Wake-on-LAN NIC for the site's servers: a raw packet
@@ -32,27 +34,34 @@ while True:
             print("WAKE", m, flush=True)
 `
 
-// TestIntegrationUPSReturn: after the shutdown plan, the gate boots again
-// (upsd restarted with the finished journal) with mains back at the NUT
-// source but the battery low: it waits for ups.return.min_charge, then
-// wakes the ceph hosts (Wake-on-LAN seen by a raw socket on the LAN; a
-// host powers on only when its magic packet arrives: its link up, its
-// upsmon started), unsets noout over SSH once the last ceph host is back,
-// only then wakes compute-1 and uncordons it.
-func TestIntegrationUPSReturn(t *testing.T) {
+// outage is a lab after its shutdown plan, at the gate's next boot: every
+// server off the LAN, their NICs listening for magic packets.
+type outage struct {
+	*lab
+	sshLogs map[string]string // host → its forced command's log
+	lst     *netlab.Proc
+	mu      sync.Mutex
+	woken   map[string]float64 // host → first magic packet seen (powered on then)
+}
+
+// newOutage runs the shutdown plan in a lab with k3s-drain and ceph-noout
+// (forced-command sshd on compute-1 and ceph-1), stops upsd as the gate
+// powers off, puts the source on line power at charge, and starts the
+// servers' Wake-on-LAN NICs: a host in sleepers never wakes.
+func newOutage(t *testing.T, ret string, charge int, sleepers ...string) *outage {
 	l := newLab(t, labOptions{
 		groups: "    - {name: compute, timeout: 20s, pre_steps: [k3s-drain]}\n    - {name: ceph, timeout: 20s, pre_steps: [ceph-noout]}",
-		ups:    "  return: {min_charge: 50, wake_after: 10s, wake_tries: 3}\n",
+		ups:    "  return: " + ret + "\n",
 	})
 	netlab.Require(t, "/usr/bin/python3")
+	o := &outage{lab: l, sshLogs: map[string]string{}, woken: map[string]float64{}}
 	pub, err := os.ReadFile(filepath.Join(l.secrets, "shutdown_ed25519_key.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := map[string]string{}
 	for _, n := range []string{"compute-1", "ceph-1"} {
-		logs[n] = filepath.Join(l.dir, n+".ssh.log")
-		forced := fmt.Sprintf(`command="/bin/sh -c 'echo $(date +%%s.%%N) $SSH_ORIGINAL_COMMAND >> %s'",restrict %s`, logs[n], strings.TrimSpace(string(pub)))
+		o.sshLogs[n] = filepath.Join(l.dir, n+".ssh.log")
+		forced := fmt.Sprintf(`command="/bin/sh -c 'echo $(date +%%s.%%N) $SSH_ORIGINAL_COMMAND >> %s'",restrict %s`, o.sshLogs[n], strings.TrimSpace(string(pub)))
 		l.s.StartSSHD(l.s.Server(n), []string{forced})
 	}
 	l.startUpsd()
@@ -64,32 +73,22 @@ func TestIntegrationUPSReturn(t *testing.T) {
 			t.Fatalf("%s did not go off the LAN", n)
 		}
 	}
-
-	// The Pi boots again: mains is back, the battery still low.
 	l.upsd.Stop()
-	l.src.Set("OL CHRG", 30, 600)
-	if err := netlab.Eventually(20*time.Second, 300*time.Millisecond, func() error {
-		if st, _ := l.src.Status(); st != "OL CHRG" {
-			return fmt.Errorf("source still %q", st)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	o.setSource("OL CHRG", charge)
 	var macs []string
 	byMAC := map[string]site.Server{}
 	for _, sv := range l.s.Servers {
-		macs = append(macs, sv.MAC)
-		byMAC[sv.MAC] = sv
+		if !slices.Contains(sleepers, sv.Name) {
+			macs = append(macs, sv.MAC)
+			byMAC[sv.MAC] = sv
+		}
 	}
-	lst := l.s.Switch.Start("wol", nil, append([]string{"/usr/bin/python3", "-c", wakeListener}, macs...)...)
-	if err := lst.WaitFor("listening", 10*time.Second); err != nil {
-		t.Fatal(err, lst.Output())
+	o.lst = l.s.Switch.Start("wol", nil, append([]string{"/usr/bin/python3", "-c", wakeListener}, macs...)...)
+	if err := o.lst.WaitFor("listening", 10*time.Second); err != nil {
+		t.Fatal(err, o.lst.Output())
 	}
-	var mu sync.Mutex
-	woken := map[string]float64{} // host → first magic packet seen, powered on then
 	stop := make(chan struct{})
-	defer close(stop)
+	t.Cleanup(func() { close(stop) })
 	go func() { // the NICs: power a host on at its first magic packet
 		for {
 			select {
@@ -97,19 +96,19 @@ func TestIntegrationUPSReturn(t *testing.T) {
 				return
 			case <-time.After(200 * time.Millisecond):
 			}
-			sc := bufio.NewScanner(strings.NewReader(lst.Output()))
+			sc := bufio.NewScanner(strings.NewReader(o.lst.Output()))
 			for sc.Scan() {
 				f := strings.Fields(sc.Text())
 				if len(f) < 2 || f[len(f)-2] != "WAKE" {
 					continue
 				}
 				sv := byMAC[f[len(f)-1]]
-				mu.Lock()
-				_, done := woken[sv.Name]
+				o.mu.Lock()
+				_, done := o.woken[sv.Name]
 				if !done {
-					woken[sv.Name] = float64(time.Now().UnixNano()) / 1e9
+					o.woken[sv.Name] = now()
 				}
-				mu.Unlock()
+				o.mu.Unlock()
 				if !done {
 					l.s.PowerOn(sv)
 					os.Remove(markers[sv.Name])
@@ -118,37 +117,77 @@ func TestIntegrationUPSReturn(t *testing.T) {
 			}
 		}
 	}()
-	l.startUpsd()
-	time.Sleep(5 * time.Second)
-	mu.Lock()
-	if len(woken) > 0 {
-		t.Errorf("hosts woken while the battery was at 30%%: %v", woken)
-	}
-	mu.Unlock()
-	charged := float64(time.Now().UnixNano()) / 1e9
-	l.src.Set("OL CHRG", 80, 1800)
-	if err := l.upsd.WaitFor("return plan done", 120*time.Second); err != nil {
-		t.Fatal(err, site.Tail(l.upsd.Output(), 30))
-	}
-	ran := func(host, cmd string) float64 {
-		b, _ := os.ReadFile(logs[host])
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && strings.Join(f[1:], " ") == cmd {
-				var at float64
-				fmt.Sscan(f[0], &at)
-				return at
-			}
+	return o
+}
+
+func now() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// setSource sets the UPS and waits until its upsd serves the change.
+func (o *outage) setSource(status string, charge int) {
+	o.t.Helper()
+	o.src.Set(status, charge, 600)
+	if err := netlab.Eventually(20*time.Second, 300*time.Millisecond, func() error {
+		if st, _ := o.src.Status(); st != status {
+			return fmt.Errorf("source still %q", st)
 		}
-		t.Errorf("%s: %q never ran over SSH; its log:\n%s", host, cmd, b)
-		return 0
+		return nil
+	}); err != nil {
+		o.t.Fatal(err)
 	}
-	unset := ran("ceph-1", "ceph osd unset noout")
-	uncordon := ran("compute-1", "kubectl uncordon compute-1")
-	mu.Lock()
-	defer mu.Unlock()
+}
+
+// ran returns when cmd ran over SSH on host (0 if it did not) and how
+// many times.
+func (o *outage) ran(host, cmd string) (float64, int) {
+	b, _ := os.ReadFile(o.sshLogs[host])
+	at, n := 0.0, 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.Join(f[1:], " ") == cmd {
+			if n == 0 {
+				fmt.Sscan(f[0], &at)
+			}
+			n++
+		}
+	}
+	return at, n
+}
+
+func (o *outage) wokenAt(host string) (float64, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	at, ok := o.woken[host]
+	return at, ok
+}
+
+// TestIntegrationUPSReturn: after the shutdown plan, the gate boots again
+// (upsd restarted with the finished journal) with mains back at the NUT
+// source but the battery low: it waits for ups.return.min_charge, then
+// wakes the ceph hosts (Wake-on-LAN seen by a raw socket on the LAN; a
+// host powers on only when its magic packet arrives: its link up, its
+// upsmon started), unsets noout over SSH once the last ceph host is back,
+// only then wakes compute-1 and uncordons it; each exactly once.
+func TestIntegrationUPSReturn(t *testing.T) {
+	o := newOutage(t, "{min_charge: 50, wake_after: 10s, wake_tries: 3}", 30)
+	o.startUpsd()
+	time.Sleep(5 * time.Second)
+	for _, sv := range o.s.Servers {
+		if _, ok := o.wokenAt(sv.Name); ok {
+			t.Errorf("%s woken while the battery was at 30%%", sv.Name)
+		}
+	}
+	charged := now()
+	o.setSource("OL CHRG", 80)
+	if err := o.upsd.WaitFor("return plan done", 120*time.Second); err != nil {
+		t.Fatal(err, site.Tail(o.upsd.Output(), 30))
+	}
+	unset, n := o.ran("ceph-1", "ceph osd unset noout")
+	uncordon, m := o.ran("compute-1", "kubectl uncordon compute-1")
+	if n != 1 || m != 1 {
+		t.Errorf("unset noout ran %d times, uncordon %d times: want once each", n, m)
+	}
 	lastCeph := 0.0
 	for _, n := range []string{"ceph-1", "ceph-2", "ceph-3"} {
-		at, ok := woken[n]
+		at, ok := o.wokenAt(n)
 		if !ok {
 			t.Fatalf("%s was never woken", n)
 		}
@@ -157,7 +196,7 @@ func TestIntegrationUPSReturn(t *testing.T) {
 		}
 		lastCeph = max(lastCeph, at)
 	}
-	compute, ok := woken["compute-1"]
+	compute, ok := o.wokenAt("compute-1")
 	switch {
 	case !ok:
 		t.Fatal("compute-1 was never woken")
@@ -169,4 +208,74 @@ func TestIntegrationUPSReturn(t *testing.T) {
 		t.Errorf("compute-1 uncordoned (%.3f) before it was back (%.3f)", uncordon, compute)
 	}
 	t.Logf("charged → ceph back %.1fs, noout unset %.1fs, compute-1 woken %.1fs, uncordoned %.1fs", lastCeph-charged, unset-charged, compute-charged, uncordon-charged)
+	ps, err := powerstate.Read(filepath.Join(o.dir, "state", "power.json"))
+	if err != nil || ps.Return != "done" || ps.Hosts["ceph-2"].State != "up" || ps.Hosts["compute-1"].State != "up" {
+		t.Errorf("power state for gate hosts: %+v %v", ps, err)
+	}
+}
+
+// TestIntegrationUPSReturnMissingAndRestart: ceph-3 never wakes: noout
+// stays set (and the log says why), compute still comes back and is
+// uncordoned, power.json says ceph-3 is missing. upsd is restarted in the
+// middle (after the ceph group): the return plan resumes from its journal
+// and runs nothing twice.
+func TestIntegrationUPSReturnMissingAndRestart(t *testing.T) {
+	o := newOutage(t, "{min_charge: 0, wake_after: 10s, wake_tries: 1}", 90, "ceph-3")
+	o.startUpsd()
+	if err := o.upsd.WaitFor("pre-step left in place\" daemon=upsd group=ceph step=ceph-noout", 90*time.Second); err != nil {
+		t.Fatal(err, site.Tail(o.upsd.Output(), 30))
+	}
+	first := o.upsd
+	first.Stop()
+	o.startUpsd()
+	if err := o.upsd.WaitFor("return plan done", 90*time.Second); err != nil {
+		t.Fatal(err, site.Tail(o.upsd.Output(), 30))
+	}
+	if _, n := o.ran("ceph-1", "ceph osd unset noout"); n != 0 {
+		t.Errorf("noout unset with ceph-3 missing (%d times)", n)
+	}
+	if _, n := o.ran("compute-1", "kubectl uncordon compute-1"); n != 1 {
+		t.Errorf("compute-1 uncordoned %d times, want once", n)
+	}
+	for _, want := range []string{"host did not come back; going on without it\" daemon=upsd group=ceph host=ceph-3", "ceph-3] not back: unsetting noout with an OSD host down would start a rebalance"} {
+		if !strings.Contains(first.Output(), want) {
+			t.Errorf("first upsd's log lacks %q", want)
+		}
+	}
+	second := o.upsd.Output()
+	if !strings.Contains(second, "resuming the unfinished return plan") || strings.Contains(second, "host woken (Wake-on-LAN)\" daemon=upsd group=ceph") {
+		t.Errorf("the restarted upsd did not resume, or woke ceph again:\n%s", site.Tail(second, 20))
+	}
+	ps, err := powerstate.Read(filepath.Join(o.dir, "state", "power.json"))
+	if err != nil || ps.Hosts["ceph-3"].State != "missing" || ps.Hosts["compute-1"].State != "up" {
+		t.Errorf("power state for gate hosts: %+v %v", ps, err)
+	}
+}
+
+// TestIntegrationUPSReturnSecondCut: the power fails again while the
+// return plan waits for the ceph hosts: the shutdown plan takes over (the
+// return plan is abandoned and archived, never resumed), and it runs to
+// the gate's power-off.
+func TestIntegrationUPSReturnSecondCut(t *testing.T) {
+	o := newOutage(t, "{min_charge: 0, wake_after: 10s, wake_tries: 3}", 90, "ceph-1", "ceph-2", "ceph-3")
+	os.Remove(o.marker)
+	o.startUpsd()
+	if err := o.upsd.WaitFor("return plan started", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	o.src.Set("OB LB", 9, 60)
+	o.waitPowerOff(90*time.Second, o.upsd.Output)
+	log := o.upsd.Output()
+	for _, want := range []string{"return plan abandoned\" daemon=upsd reason=\"a new cut: on battery and the UPS reports low battery\"", "shutdown plan started"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("upsd log lacks %q", want)
+		}
+	}
+	if _, ok := o.wokenAt("compute-1"); ok {
+		t.Error("compute-1 was woken while ceph was still down")
+	}
+	if _, err := os.Stat(filepath.Join(o.dir, "state", "return.journal")); err == nil {
+		t.Error("the abandoned return plan's journal was left to resume")
+	}
 }
