@@ -39,6 +39,7 @@ while True:
 type outage struct {
 	*lab
 	sshLogs map[string]string // host → its forced command's log
+	markers map[string]string
 	lst     *netlab.Proc
 	mu      sync.Mutex
 	woken   map[string]float64 // host → first magic packet seen (powered on then)
@@ -66,6 +67,7 @@ func newOutage(t *testing.T, ret string, charge int, sleepers ...string) *outage
 	}
 	l.startUpsd()
 	markers := l.secondaries()
+	o.markers = markers
 	l.src.Set("OB LB", 10, 60)
 	l.waitPowerOff(90*time.Second, l.upsd.Output)
 	for n, m := range markers {
@@ -102,22 +104,27 @@ func newOutage(t *testing.T, ret string, charge int, sleepers ...string) *outage
 				if len(f) < 2 || f[len(f)-2] != "WAKE" {
 					continue
 				}
-				sv := byMAC[f[len(f)-1]]
-				o.mu.Lock()
-				_, done := o.woken[sv.Name]
-				if !done {
-					o.woken[sv.Name] = now()
-				}
-				o.mu.Unlock()
-				if !done {
-					l.s.PowerOn(sv)
-					os.Remove(markers[sv.Name])
-					l.upsmon[sv.Name] = l.s.StartUpsmon(sv, "192.168.1.2", "ups", sv.Name, l.password(sv.Name), site.PowerOffCmd(markers[sv.Name], hostOff))
-				}
+				o.boot(byMAC[f[len(f)-1]])
 			}
 		}
 	}()
 	return o
+}
+
+// boot powers sv on (once): its link up, its upsmon started.
+func (o *outage) boot(sv site.Server) {
+	o.mu.Lock()
+	_, done := o.woken[sv.Name]
+	if !done {
+		o.woken[sv.Name] = now()
+	}
+	o.mu.Unlock()
+	if done {
+		return
+	}
+	o.s.PowerOn(sv)
+	os.Remove(o.markers[sv.Name])
+	o.upsmon[sv.Name] = o.s.StartUpsmon(sv, "192.168.1.2", "ups", sv.Name, o.password(sv.Name), site.PowerOffCmd(o.markers[sv.Name], hostOff))
 }
 
 func now() float64 { return float64(time.Now().UnixNano()) / 1e9 }
@@ -278,4 +285,36 @@ func TestIntegrationUPSReturnSecondCut(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(o.dir, "state", "return.journal")); err == nil {
 		t.Error("the abandoned return plan's journal was left to resume")
 	}
+}
+
+// TestSideBySideUPSReturn: mains back → the last host up and the
+// pre-steps undone, with hosts that power on by themselves when the UPS
+// output returns (BIOS "restore on AC power loss"), and with the
+// Wake-on-LAN path (wake_after 10s, the shortest the site file allows).
+// No anchor does the way back (NUT and apcupsd stop at the shutdown):
+// the figures stand alone.
+func TestSideBySideUPSReturn(t *testing.T) {
+	netlab.Bench(t, "upsc", "/lib/nut/upsmon", "/usr/bin/python3")
+	run := func(self bool) float64 {
+		var sleepers []string
+		if self {
+			sleepers = []string{"ceph-1", "ceph-2", "ceph-3", "compute-1"}
+		}
+		o := newOutage(t, "{min_charge: 0, wake_after: 10s, wake_tries: 3}", 90, sleepers...)
+		start := time.Now()
+		if self {
+			for _, sv := range o.s.Servers {
+				o.boot(sv)
+			}
+		}
+		o.startUpsd()
+		if err := o.upsd.WaitFor("return plan done", 120*time.Second); err != nil {
+			t.Fatal(err, site.Tail(o.upsd.Output(), 20))
+		}
+		return time.Since(start).Seconds()
+	}
+	self := run(true)
+	woken := run(false)
+	netlab.Report(t, "UPS return: mains back to the last host up and the pre-steps undone, hosts power on by themselves", self, "s")
+	netlab.Report(t, "UPS return: mains back to the last host up and the pre-steps undone, Wake-on-LAN (wake_after 10s)", woken, "s")
 }
