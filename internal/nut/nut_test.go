@@ -170,7 +170,7 @@ func TestServerPassThrough(t *testing.T) {
 		{"USERNAME boss", "OK\n"},
 		{"PASSWORD pw", "OK\n"},
 		{"SET VAR ups ups.firmware 0123456789abcdefXYZ", "ERR TOO-LONG\n"}, // the source's own word
-		{"INSTCMD ups load.off 30", "ERR INSTCMD-FAILED\n"},                 // no word: the generic one
+		{"INSTCMD ups load.off 30", "ERR INSTCMD-FAILED\n"},                // no word: the generic one
 		{"FSD ups", "OK FSD-SET\n"},
 		{"GET VAR ups ups.status", "VAR ups ups.status \"OL\"\n"}, // no latch
 	} {
