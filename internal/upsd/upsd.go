@@ -405,7 +405,7 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastErr string
-	powerBack, first := false, true
+	powerBack, sawOB, first := false, false, true
 	for {
 		r, err := d.Source.Read(ctx)
 		d.noteLogins()
@@ -434,7 +434,9 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 			if !crit && !powerplan.Flags(r.Vars["ups.status"])["OB"] {
 				d.planEnded(ctx)
 			}
-			if ol := powerplan.Flags(r.Vars["ups.status"])["OL"]; running && ol && !powerBack {
+			f := powerplan.Flags(r.Vars["ups.status"])
+			sawOB = sawOB || (running && f["OB"])
+			if running && sawOB && f["OL"] && !powerBack { // not for a plan an FSD began on line power
 				// Documented: a plan once begun completes; the UPS's
 				// shutdown.return brings the site back.
 				d.Log.Warn("mains power is back during the shutdown plan: the plan completes, then the UPS cuts and restores its output and the site boots again")
