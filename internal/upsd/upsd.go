@@ -435,7 +435,7 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 				d.planEnded(ctx)
 			}
 			f := powerplan.Flags(r.Vars["ups.status"])
-			sawOB = sawOB || (running && f["OB"])
+			sawOB = sawOB || f["OB"]
 			if running && sawOB && f["OL"] && !powerBack { // not for a plan an FSD began on line power
 				// Documented: a plan once begun completes; the UPS's
 				// shutdown.return brings the site back.
