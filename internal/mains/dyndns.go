@@ -26,6 +26,11 @@ func runDynDNS(ctx context.Context, d *daemon.Daemon) error {
 	u := &dyndns.Updater{
 		Provider: prov, Records: recs, Sources: srcs, Agree: c.DynDNS.Agree, Timeout: c.DynDNS.Timeout.D(),
 		Interval: c.DynDNS.Interval.D(), StatePath: filepath.Join(d.StateDir, "state.json"), ConfigHash: hash,
+		VerifyInterval: c.DynDNS.VerifyInterval.D(), MaxInterval: c.DynDNS.MaxInterval.D(),
+		Reload: func() (dyndns.Provider, string, error) {
+			p, _, _, h, err := dyndns.FromConfig(c)
+			return p, h, err
+		},
 		Log: d.Log, Metrics: dyndns.NewMetrics(d.Registry),
 	}
 	u.Load()
