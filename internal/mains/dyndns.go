@@ -2,10 +2,12 @@ package mains
 
 import (
 	"context"
+	"net/netip"
 	"path/filepath"
 
 	"gate/internal/daemon"
 	"gate/internal/dyndns"
+	"gate/internal/publicip"
 )
 
 // DynDNS runs the dyndns daemon, which keeps the site's DNS records on the box's public address
@@ -33,6 +35,16 @@ func runDynDNS(ctx context.Context, d *daemon.Daemon) error {
 		},
 		Log: d.Log, Metrics: dyndns.NewMetrics(d.Registry),
 	}
+	// The box announces a new WAN address: check at once.
+	wake := make(chan struct{}, 1)
+	u.Wake = wake
+	box := &publicip.BoxEvents{Log: d.Log}
+	go box.Run(ctx, func(netip.Addr) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
 	u.Load()
 	d.Ready("provider", prov.Name(), "records", len(recs), "sources", len(srcs), "interval", c.DynDNS.Interval.D())
 	u.Run(ctx)
