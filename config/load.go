@@ -152,6 +152,8 @@ func (c *Config) applyDefaults() {
 	}
 	if d := c.DynDNS; d != nil {
 		orDur(&d.Interval, 30*time.Second)
+		orDur(&d.VerifyInterval, 10*time.Minute)
+		orDur(&d.MaxInterval, 25*24*time.Hour)
 		orDur(&d.Timeout, 5*time.Second)
 		orStr(&d.Agree, "first")
 		if len(d.Sources) == 0 {

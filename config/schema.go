@@ -112,6 +112,13 @@ type DynDNS struct {
 	Timeout  Duration    `yaml:"timeout"` // per source, default 5s
 	// IPv6Suffix: the interface source publishes its prefix plus this suffix.
 	IPv6Suffix netip.Addr `yaml:"ipv6_suffix"`
+	// VerifyInterval: how often each published record is read back from
+	// its authority (RFC 2136: the zone's primary; APIs: the record) and
+	// rewritten when it drifted, default 10m.
+	VerifyInterval Duration `yaml:"verify_interval"`
+	// MaxInterval: a record is sent again after this long even when
+	// nothing changed (dyndns2 providers delete idle hosts), default 25 days.
+	MaxInterval Duration `yaml:"max_interval"`
 }
 
 // IPSource is one way to learn the public address.

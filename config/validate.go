@@ -287,6 +287,12 @@ func (v *validator) dyndns() {
 	if d.Interval.D() < 5*time.Second {
 		v.errf("dyndns.interval", "%s is too short (at least 5s; HTTP echo services are asked this often)", d.Interval.D())
 	}
+	if d.VerifyInterval.D() < 5*time.Second {
+		v.errf("dyndns.verify_interval", "%s is too short (at least 5s; the record is read from its provider this often)", d.VerifyInterval.D())
+	}
+	if d.MaxInterval.D() < time.Hour {
+		v.errf("dyndns.max_interval", "%s is too short (at least 1h; providers treat frequent unchanged updates as abuse)", d.MaxInterval.D())
+	}
 	switch d.Agree {
 	case "first", "majority", "all":
 	default:
@@ -335,10 +341,8 @@ func (v *validator) dyndns() {
 		default:
 			v.errf("dyndns.provider.preset", "unknown preset %q (ovh, noip, dynu, infomaniak, dyndns; or none with server)", pr.Preset)
 		}
-		if pr.Preset == "" {
-			v.url("dyndns.provider.server", pr.Server, true)
-		} else if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+		if pr.Preset == "" || pr.Server != "" {
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Username == "" {
 			v.errf("dyndns.provider.username", "missing (the provider's login for this record)")
@@ -351,7 +355,7 @@ func (v *validator) dyndns() {
 			v.errf("dyndns.provider.token", "missing (the provider's API token, e.g. file:%s-token)", pr.Type)
 		}
 		if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Zone == "" && pr.Type != "desec" {
 			v.errf("dyndns.provider.zone", "missing (the zone the records are in)")
@@ -421,6 +425,14 @@ func (v *validator) url(path, s string, required bool) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.errf(path, "malformed URL %q (an http:// or https:// URL with a host)", s)
+	}
+}
+
+// httpsURL checks a required URL that credentials are sent to: https only.
+func (v *validator) httpsURL(path, s string) {
+	v.url(path, s, true)
+	if strings.HasPrefix(strings.ToLower(s), "http://") {
+		v.errf(path, "%q: credentials are sent there, https:// only", s)
 	}
 }
 
