@@ -117,6 +117,9 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 		log.Error("site file rejected", "file", cfgPath, "err", err)
 		return 1
 	}
+	if n, err := RaiseFileLimit(FileLimit); err != nil {
+		log.Warn("open-file limit not raised", "limit", n, "err", err)
+	}
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		log.Error("state directory", "dir", state, "err", err)
 		return 1

@@ -53,8 +53,12 @@ type Server struct {
 	Set      func(name, value string) error
 
 	IdleTimeout time.Duration // default 60s
-	Log         *slog.Logger
+	// MaxConn and MaxPerSource cap the connections served at once, in
+	// all and from one source (upsd's MAXCONN; 0: tcpserve's defaults).
+	MaxConn, MaxPerSource int
+	Log                   *slog.Logger
 
+	accept  tcpserve.Server // shared by every listener
 	mu      sync.Mutex
 	clients map[*conn]bool
 	fsd     bool
@@ -111,9 +115,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.clients == nil {
 		s.clients = map[*conn]bool{}
+		s.accept.Max, s.accept.PerSource, s.accept.Log = s.MaxConn, s.MaxPerSource, s.Log
 	}
 	s.mu.Unlock()
-	return tcpserve.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {
+	return s.accept.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {
 		c := &conn{Conn: nc}
 		s.mu.Lock()
 		s.clients[c] = true
