@@ -25,7 +25,9 @@ func TestUPSDSurvivesListenerFailure(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src := &nut.Server{UPS: "ups", Users: map[string]nut.User{"mon": {Password: "pw"}},
-		Data: func() nut.Snapshot { return nut.Snapshot{Vars: map[string]string{"ups.status": "OL", "battery.charge": "100"}} }}
+		Data: func() nut.Snapshot {
+			return nut.Snapshot{Vars: map[string]string{"ups.status": "OL", "battery.charge": "100"}}
+		}}
 	sln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
