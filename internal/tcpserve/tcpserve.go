@@ -70,19 +70,16 @@ func Source(a net.Addr) netip.Addr {
 
 // Serve accepts connections on ln and runs handle for each until ctx is
 // done; it returns nil then, or an error only if ln was closed by someone
-// else. Other accept errors are retried, pausing 5 ms, doubling up to 1 s.
+// else. Other accept errors are retried, pausing 5 ms, doubling up to 1 s
+// (see Listener).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, handle func(ctx context.Context, c net.Conn)) error {
-	log := s.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var pause time.Duration
+	capped := s.Listener(ln)
 	for {
-		c, err := ln.Accept()
+		c, err := capped.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -90,29 +87,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, handle func(ctx con
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
-			var ne net.Error
-			if !(errors.As(err, &ne) && ne.Timeout()) {
-				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-				log.Warn("accept failed; retrying", "listener", ln.Addr().String(), "err", err, "pause", pause)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(pause):
-				}
-			}
-			continue
-		}
-		pause = 0
-		src := Source(c.RemoteAddr())
-		if reason := s.take(src); reason != "" {
-			c.Close()
-			s.refused(log, ln, src, reason)
-			continue
+			continue // a timeout
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.give(src)
 			release := context.AfterFunc(ctx, func() { c.Close() })
 			defer func() { release(); c.Close() }()
 			handle(ctx, c)
@@ -176,4 +155,53 @@ func orDefault(n, d int) int {
 		return d
 	}
 	return n
+}
+
+// Listener returns ln with s's caps: Accept retries errors as Serve does
+// and closes, without returning them, the connections over a cap; a
+// returned connection gives its slot back when closed. For servers that
+// run their own accept loop (net/http).
+func (s *Server) Listener(ln net.Listener) net.Listener { return &capListener{Listener: ln, s: s} }
+
+type capListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	log := l.s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var pause time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout()) {
+				return nil, err
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			log.Warn("accept failed; retrying", "listener", l.Addr().String(), "err", err, "pause", pause)
+			time.Sleep(pause)
+			continue
+		}
+		src := Source(c.RemoteAddr())
+		if reason := l.s.take(src); reason != "" {
+			c.Close()
+			l.s.refused(log, l, src, reason)
+			continue
+		}
+		return &capConn{Conn: c, give: sync.OnceFunc(func() { l.s.give(src) })}, nil
+	}
+}
+
+type capConn struct {
+	net.Conn
+	give func()
+}
+
+func (c *capConn) Close() error {
+	c.give()
+	return c.Conn.Close()
 }
