@@ -63,7 +63,7 @@ func (o Options) withDefaults() Options {
 // the server's error.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, o Options) error {
 	o = o.withDefaults()
-	caps := &tcpserve.Server{Max: o.MaxConns, PerSource: o.PerSource, Log: o.Log}
+	caps := &tcpserve.Server{Limit: tcpserve.Limit{Max: o.MaxConns, PerSource: o.PerSource}, Log: o.Log}
 	srv := &http.Server{
 		Handler:           Limit(h, o),
 		ReadHeaderTimeout: o.ReadHeaderTimeout,

@@ -27,13 +27,59 @@ const (
 	DefaultPerSource = 32
 )
 
-// Server is an accept loop with caps. The zero value uses the defaults.
-type Server struct {
-	// Max bounds the connections served at once (0: DefaultMax).
+// Limit counts what is held at once (connections, handshakes), in all and
+// per source. The zero value uses the defaults.
+type Limit struct {
+	// Max bounds the count in all (0: DefaultMax).
 	Max int
-	// PerSource bounds the connections served at once from one source
-	// (0: DefaultPerSource).
+	// PerSource bounds the count from one source (0: DefaultPerSource).
 	PerSource int
+
+	mu   sync.Mutex
+	open int
+	per  map[netip.Addr]int
+}
+
+// Take counts one more from src, or says which cap refuses it: "max" or
+// "per_source" (then nothing is counted).
+func (l *Limit) Take(src netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.per == nil {
+		l.per = map[netip.Addr]int{}
+	}
+	if l.open >= orDefault(l.Max, DefaultMax) {
+		return "max"
+	}
+	if l.per[src] >= orDefault(l.PerSource, DefaultPerSource) {
+		return "per_source"
+	}
+	l.open++
+	l.per[src]++
+	return ""
+}
+
+// Give gives back what Take counted.
+func (l *Limit) Give(src netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if l.per[src]--; l.per[src] <= 0 {
+		delete(l.per, src)
+	}
+}
+
+// Open returns how many are held.
+func (l *Limit) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+// Server is an accept loop whose connections are capped by its Limit.
+// The zero value uses the defaults.
+type Server struct {
+	Limit
 	// Log receives the accept errors and the first refusal of a burst
 	// (nil: discarded).
 	Log *slog.Logger
@@ -42,8 +88,6 @@ type Server struct {
 	Refused func(reason string)
 
 	mu     sync.Mutex
-	open   int
-	per    map[netip.Addr]int
 	warned time.Time
 }
 
@@ -96,40 +140,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, handle func(ctx con
 			defer func() { release(); c.Close() }()
 			handle(ctx, c)
 		}()
-	}
-}
-
-// Open returns how many connections are being served.
-func (s *Server) Open() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.open
-}
-
-// take counts a connection from src in, or says which cap refuses it.
-func (s *Server) take(src netip.Addr) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.per == nil {
-		s.per = map[netip.Addr]int{}
-	}
-	if s.open >= orDefault(s.Max, DefaultMax) {
-		return "max"
-	}
-	if s.per[src] >= orDefault(s.PerSource, DefaultPerSource) {
-		return "per_source"
-	}
-	s.open++
-	s.per[src]++
-	return ""
-}
-
-func (s *Server) give(src netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.open--
-	if s.per[src]--; s.per[src] <= 0 {
-		delete(s.per, src)
 	}
 }
 
@@ -187,12 +197,12 @@ func (l *capListener) Accept() (net.Conn, error) {
 			continue
 		}
 		src := Source(c.RemoteAddr())
-		if reason := l.s.take(src); reason != "" {
+		if reason := l.s.Take(src); reason != "" {
 			c.Close()
 			l.s.refused(log, l, src, reason)
 			continue
 		}
-		return &capConn{Conn: c, give: sync.OnceFunc(func() { l.s.give(src) })}, nil
+		return &capConn{Conn: c, give: sync.OnceFunc(func() { l.s.Give(src) })}, nil
 	}
 }
 

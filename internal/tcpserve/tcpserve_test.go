@@ -151,7 +151,7 @@ func TestCaps(t *testing.T) {
 			}
 			var mu sync.Mutex
 			var refused []string
-			s := &Server{Max: tc.max, PerSource: tc.per, Refused: func(r string) { mu.Lock(); refused = append(refused, r); mu.Unlock() }}
+			s := &Server{Limit: Limit{Max: tc.max, PerSource: tc.per}, Refused: func(r string) { mu.Lock(); refused = append(refused, r); mu.Unlock() }}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { s.Serve(ctx, ln, func(ctx context.Context, c net.Conn) { io.Copy(c, c) }); close(done) }()
