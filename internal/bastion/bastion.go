@@ -97,13 +97,13 @@ type Config struct {
 
 // Server is a running bastion.
 type Server struct {
-	cfg   Config
-	ssh   *ssh.ServerConfig
+	cfg      Config
+	ssh      *ssh.ServerConfig
 	bans     *banList
 	users    map[string]*User
 	accept   tcpserve.Server
 	startups tcpserve.Limit
-	mu    sync.Mutex // guards Audit writes
+	mu       sync.Mutex // guards Audit writes
 }
 
 // New checks cfg and returns a server.
