@@ -23,6 +23,10 @@ type User struct {
 	Primary bool
 	// Admin may SET variables and run INSTCMDs.
 	Admin bool
+	// Actions, when not nil, grants "SET" and "FSD" (upsd.users' actions)
+	// in place of Admin's SET; Instcmds, when not nil, lists the INSTCMDs
+	// allowed ("ALL": every one) in place of Admin's. See may, mayRun.
+	Actions, Instcmds []string
 }
 
 // Snapshot is the UPS's data at one moment.
@@ -220,12 +224,12 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 		s.Log.Info("NUT client logged in", "user", c.user, "client", c.RemoteAddr().String())
 		return "OK\n", false
 	case "PRIMARY", "MASTER":
-		if e := s.primaryCheck(c, args); e != "" {
+		if e := s.primaryCheck(c, args, "PRIMARY"); e != "" {
 			return e, false
 		}
 		return "OK " + cmd + "-GRANTED\n", false
 	case "FSD":
-		if e := s.primaryCheck(c, args); e != "" {
+		if e := s.primaryCheck(c, args, "FSD"); e != "" {
 			return e, false
 		}
 		s.SetFSD()
@@ -245,14 +249,14 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 
 // primaryCheck checks a command that needs the primary right on this UPS
 // (PRIMARY, MASTER, FSD): one argument, valid credentials, the right.
-func (s *Server) primaryCheck(c *conn, args []string) string {
+func (s *Server) primaryCheck(c *conn, args []string, action string) string {
 	if len(args) != 1 {
 		return errLine("INVALID-ARGUMENT")
 	}
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Primary {
+	if !s.Users[c.user].may(action) {
 		return errLine("ACCESS-DENIED")
 	}
 	return s.checkUPS(args[0])
@@ -266,8 +270,7 @@ func (s *Server) auth(c *conn) string {
 	if c.pass == "" {
 		return errLine("PASSWORD-REQUIRED")
 	}
-	u, ok := s.Users[c.user]
-	if !ok || u.Password != c.pass {
+	if !passwordOK(s.Users, c.user, c.pass) {
 		return errLine("ACCESS-DENIED")
 	}
 	return ""
@@ -447,7 +450,7 @@ func (s *Server) set(c *conn, a []string) string {
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Admin {
+	if !s.Users[c.user].may("SET") {
 		return errLine("ACCESS-DENIED")
 	}
 	if e := s.checkUPS(a[1]); e != "" {
@@ -475,11 +478,11 @@ func (s *Server) instcmd(c *conn, a []string) string {
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Admin {
-		return errLine("ACCESS-DENIED")
-	}
 	if e := s.checkUPS(a[0]); e != "" {
 		return e
+	}
+	if !s.Users[c.user].mayRun(a[1]) { // before the command's support, as upsd
+		return errLine("ACCESS-DENIED")
 	}
 	_, cmds := s.caps()
 	if _, ok := cmds[a[1]]; !ok || s.Exec == nil {
