@@ -27,7 +27,9 @@ func runLabUPSD(t *testing.T, ctx context.Context, listen, users string) (*syncL
 	var ran []string
 	var mu sync.Mutex
 	src := &nut.Server{UPS: "ups", Users: map[string]nut.User{"mon": {Password: "pw", Admin: true}},
-		Data: func() nut.Snapshot { return nut.Snapshot{Vars: map[string]string{"ups.status": "OL", "battery.charge": "100"}} },
+		Data: func() nut.Snapshot {
+			return nut.Snapshot{Vars: map[string]string{"ups.status": "OL", "battery.charge": "100"}}
+		},
 		Commands: map[string]string{"load.off": "Turn off the load", "beeper.disable": "Disable the beeper"},
 		Exec:     func(cmd, _ string) error { mu.Lock(); ran = append(ran, cmd); mu.Unlock(); return nil }}
 	sln, err := net.Listen("tcp", "127.0.0.1:0")
