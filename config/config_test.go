@@ -90,6 +90,13 @@ hosts:
 			"8:19: vpn.hubs[0].public_key: malformed WireGuard key",
 			"10:20: vpn.hubs[0].hub_address: 10.98.0.1 is outside the tunnel network",
 		}},
+		{"NUT user rights", minimal + `ups:
+  source: usb
+  users: [{name: a, password: "file:a", actions: [SET, shutdown], instcmds: ["load off"]}]
+`, []string{
+			"ups.users[0].actions[1]: unknown action \"shutdown\"",
+			"ups.users[0].instcmds[0]: \"load off\" is not a command name",
+		}},
 		{"thresholds out of range", minimal + `ups:
   source: usb
   thresholds: {charge: 140, runtime: 5s}

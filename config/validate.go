@@ -494,6 +494,16 @@ func (v *validator) ups() {
 		default:
 			v.errf(p+".role", "unknown role %q (secondary, primary or admin)", n.Role)
 		}
+		for j, a := range n.Actions {
+			if !strings.EqualFold(a, "SET") && !strings.EqualFold(a, "FSD") {
+				v.errf(fmt.Sprintf("%s.actions[%d]", p, j), "unknown action %q (SET or FSD, as in upsd.users)", a)
+			}
+		}
+		for j, c := range n.Instcmds {
+			if c == "" || strings.ContainsAny(c, " \t\"") {
+				v.errf(fmt.Sprintf("%s.instcmds[%d]", p, j), "%q is not a command name (e.g. load.off, or ALL)", c)
+			}
+		}
 	}
 	groups := map[string]bool{}
 	for i, g := range u.Groups {

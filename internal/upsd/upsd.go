@@ -99,7 +99,8 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		if err != nil {
 			return nil, fmt.Errorf("ups.users %s: %w", nu.Name, err)
 		}
-		users[nu.Name] = nut.User{Password: string(pw), Primary: nu.Role != "secondary", Admin: nu.Role == "admin"}
+		users[nu.Name] = nut.User{Password: string(pw), Primary: nu.Role != "secondary", Admin: nu.Role == "admin",
+			Actions: nu.Actions, Instcmds: nu.Instcmds}
 	}
 	var groups []powerplan.Group
 	for _, g := range u.Groups {
