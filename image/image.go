@@ -230,6 +230,7 @@ func programs(c *config.Config) []program {
 		{"upsd", c.UPS != nil},
 		{"bootstrapd", c.Bootstrap != nil},
 		{"bastion", c.Bastion != nil},
+		{"statusd", c.Status != nil || c.Alerts != nil},
 	} {
 		if d.on {
 			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: []string{"-console"}, Daemon: d.name})
