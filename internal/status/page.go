@@ -57,15 +57,16 @@ func Sample(s *Snapshot) []float64 {
 }
 
 var funcs = template.FuncMap{
-	"ago":   ago,
-	"dur":   func(s float64) string { return (time.Duration(s) * time.Second).String() },
-	"bytes": humanBytes,
-	"pct":   func(f *float64) string { return optional(f, "%.0f %%") },
-	"secs":  func(f *float64) string { return optional(f, "%.0f s") },
-	"num":   func(f *float64) string { return optional(f, "%.0f") },
-	"when":  when,
-	"join":  strings.Join,
-	"css":   func() template.CSS { return template.CSS(styleCSS) },
+	"ago":    ago,
+	"dur":    func(s float64) string { return (time.Duration(s) * time.Second).String() },
+	"bytes":  humanBytes,
+	"pct":    func(f *float64) string { return optional(f, "%.0f %%") },
+	"secs":   func(f *float64) string { return optional(f, "%.0f s") },
+	"num":    func(f *float64) string { return optional(f, "%.0f") },
+	"when":   when,
+	"join":   strings.Join,
+	"isTrue": func(b *bool) bool { return b != nil && *b },
+	"css":    func() template.CSS { return template.CSS(styleCSS) },
 }
 
 func optional(f *float64, format string) string {
