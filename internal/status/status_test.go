@@ -370,3 +370,16 @@ func TestWatcher(t *testing.T) {
 	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
 	step(s, j, "")
 }
+
+func TestWriteText(t *testing.T) {
+	s := fixture(t).Gather(context.Background())
+	var b bytes.Buffer
+	if err := WriteText(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"POWER", "OB DISCHRG", "charge 87%", "TUNNEL", "active vps2", "DNS", "BLOCKED: badauth", "HOSTS", "installing 25%", "BASTION", "open channels 2", "GATE", "clock synced"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
