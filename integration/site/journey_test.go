@@ -10,7 +10,7 @@ import (
 // image (amd64 twin under QEMU) against real peers. Each step prints its
 // outcome and duration; the run fails on the first step that doesn't hold.
 func TestJourney(t *testing.T) {
-	netlab.Require(t, append(Requirements, "qemu-system-x86_64", "ssh", "wg", "wireguard-go", "upsc")...)
+	netlab.Require(t, append(Requirements, "qemu-system-x86_64", "ssh", "wg", "wireguard-go", "upsc", "chronyd")...)
 	RunJourney(t, journeySteps(t))
 }
 

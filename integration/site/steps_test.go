@@ -127,13 +127,14 @@ func (j *journey) setup() error {
 	if out, err := runIn(j.dir, j.gateCLI, "check", "-c", j.siteFile); err != nil {
 		return fmt.Errorf("gate check: %v\n%s", err, out)
 	}
-	j.daemons = []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+	j.daemons = []string{"clock", "vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
 	tsig, err := os.ReadFile(filepath.Join(j.secrets, "tsig.key"))
 	if err != nil {
 		return err
 	}
 	j.bind = j.s.StartBIND("e2e.example.org", "home.e2e.example.org", "gate-key", strings.TrimSpace(string(tsig)))
 	j.s.StartEcho()
+	j.s.StartNTP()
 
 	// Every server runs a real sshd that accepts the admin's key.
 	for _, sv := range j.s.Servers {
@@ -168,6 +169,7 @@ func (j *journey) siteYAML(adminPub string) string {
 	return fmt.Sprintf(`site: {name: e2e, domain: e2e.example.org, timezone: Europe/Paris}
 lan: {subnet: %s, gateway: %s}
 gate: {hostname: gate-1, address: %s/24}
+time: {servers: ["%s"]}
 vpn:
   hubs:
     - name: vps-1
@@ -197,7 +199,7 @@ bastion:
       keys: [%q]
       allow: ["*:22"]
 bootstrap: {dhcp: proxy}
-`, LANPrefix, BoxLAN, GateLAN, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
+`, LANPrefix, BoxLAN, GateLAN, NTPWAN, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
 		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, spareURL, spareSum, adminPub)
 }
 

@@ -56,6 +56,7 @@ const (
 	MetricsUPSD       = ":9103"
 	MetricsBootstrapd = ":9104"
 	MetricsBastion    = ":9105"
+	MetricsClock      = ":9106"
 	MetricsStatusd    = ":9107"
 )
 

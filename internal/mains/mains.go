@@ -10,7 +10,8 @@ package mains
 func Names() []string { return []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion", "statusd"} }
 
 // Lookup returns the main of the daemon called name, or of staticip (the
-// gate's static address, a gokrazy system program).
+// gate's static address, a gokrazy system program), or of clock (the
+// gate's time, always started).
 func Lookup(name string) (main func(), ok bool) {
 	switch name {
 	case "vpn":
@@ -27,6 +28,8 @@ func Lookup(name string) (main func(), ok bool) {
 		return Statusd, true
 	case "staticip":
 		return StaticIP, true
+	case "clock":
+		return Clock, true
 	}
 	return nil, false
 }
