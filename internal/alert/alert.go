@@ -37,6 +37,9 @@ type Event struct {
 	Severity string    `json:"severity"`
 	Title    string    `json:"title"`
 	Text     string    `json:"text,omitempty"`
+	// Always bypasses the rate limit: for events that cannot flap (a
+	// shutdown plan's steps, each once per outage).
+	Always bool `json:"always,omitempty"`
 	// Dropped is how many older messages the full queue dropped before
 	// this one (set by the queue).
 	Dropped int `json:"dropped,omitempty"`

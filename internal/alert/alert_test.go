@@ -72,7 +72,12 @@ func TestLimiterPerSource(t *testing.T) {
 		out = append(out, l.Admit(ev(time.Duration(i)*time.Second, "ups", "u"))...)
 	}
 	out = append(out, l.Admit(ev(11*time.Second, "vpn", "tunnel down"))...)
-	if len(out) != 3 || out[2].Source != "vpn" {
+	steps := ev(12*time.Second, "ups", "plan step")
+	steps.Always = true
+	for i := 0; i < 4; i++ {
+		out = append(out, l.Admit(steps)...)
+	}
+	if len(out) != 7 || out[2].Source != "vpn" || out[6].Title != "plan step" {
 		t.Fatalf("a flapping ups silenced the vpn: %v", out)
 	}
 	d := l.Due(t0.Add(2 * time.Hour))

@@ -37,6 +37,9 @@ func NewLimiter(limit int, window time.Duration) *Limiter {
 // Admit returns what to send for e: e itself, nothing (held for the
 // digest), or a digest of the ended window followed by e.
 func (l *Limiter) Admit(e Event) []Event {
+	if e.Always {
+		return []Event{e}
+	}
 	s := l.src[e.Source]
 	var out []Event
 	if s != nil && !e.Time.Before(s.start.Add(l.window)) {

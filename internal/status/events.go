@@ -118,7 +118,9 @@ func (w *Watcher) Observe(s *Snapshot, journals []Journal) ([]alert.Event, error
 	var out []alert.Event
 	add := func(at time.Time, kind, source, sev, title, text string) {
 		if !first {
-			out = append(out, alert.Event{Time: at, Kind: kind, Source: source, Severity: sev, Title: title, Text: text})
+			// A plan's steps happen once each per outage: never held back.
+			always := strings.HasPrefix(source, "plan ")
+			out = append(out, alert.Event{Time: at, Kind: kind, Source: source, Severity: sev, Title: title, Text: text, Always: always})
 		}
 	}
 	now := s.Time
