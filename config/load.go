@@ -220,6 +220,7 @@ func (c *Config) applyDefaults() {
 			b.HostKey = "file:ssh_host_ed25519_key"
 		}
 	}
+	c.statusDefaults()
 	if b := c.Bootstrap; b != nil {
 		orStr(&b.DHCP, "proxy")
 		orInt(&b.HTTPPort, 8080)

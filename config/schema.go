@@ -24,6 +24,8 @@ type Config struct {
 	Roles     map[string]*Role `yaml:"roles"`
 	Bastion   *Bastion         `yaml:"bastion"`
 	Bootstrap *Bootstrap       `yaml:"bootstrap"`
+	Status    *Status          `yaml:"status"`
+	Alerts    *Alerts          `yaml:"alerts"`
 
 	// File is the path the config was loaded from ("" for bytes).
 	File string `yaml:"-"`

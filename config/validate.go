@@ -74,6 +74,12 @@ func (c *Config) validate() Problems {
 	if c.Bootstrap != nil {
 		v.bootstrap()
 	}
+	if c.Status != nil {
+		v.status()
+	}
+	if c.Alerts != nil {
+		v.alerts()
+	}
 	v.secrets()
 	return v.problems
 }

@@ -244,6 +244,7 @@ func programs(c *config.Config, floor time.Time) []program {
 		{"upsd", c.UPS != nil, nil},
 		{"bootstrapd", c.Bootstrap != nil, nil},
 		{"bastion", c.Bastion != nil, nil},
+		{"statusd", c.Status != nil || c.Alerts != nil, nil},
 	} {
 		if d.on {
 			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: append([]string{"-console"}, d.args...), Daemon: d.name})

@@ -430,6 +430,8 @@ func (s *Server) forward(ctx context.Context, user, key, source string, nc ssh.N
 	defer ch.Close()
 	go ssh.DiscardRequests(reqs)
 	s.cfg.Metrics.Channels.WithLabelValues("opened").Inc()
+	s.cfg.Metrics.Open.Inc()
+	defer s.cfg.Metrics.Open.Dec()
 	var in, out int64
 	var wg sync.WaitGroup
 	wg.Add(2)

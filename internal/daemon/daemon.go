@@ -57,6 +57,7 @@ const (
 	MetricsBootstrapd = ":9104"
 	MetricsBastion    = ":9105"
 	MetricsClock      = ":9106"
+	MetricsStatusd    = ":9107"
 )
 
 // ExitDisabled is the exit status for "nothing to do": gokrazy's

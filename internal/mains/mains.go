@@ -7,7 +7,7 @@
 package mains
 
 // Names lists the daemons in the order the image starts them.
-func Names() []string { return []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} }
+func Names() []string { return []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion", "statusd"} }
 
 // Lookup returns the main of the daemon called name, or of staticip (the
 // gate's static address, a gokrazy system program), or of clock (the
@@ -24,6 +24,8 @@ func Lookup(name string) (main func(), ok bool) {
 		return Bootstrapd, true
 	case "bastion":
 		return Bastion, true
+	case "statusd":
+		return Statusd, true
 	case "staticip":
 		return StaticIP, true
 	case "clock":
