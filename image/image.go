@@ -207,6 +207,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 // the gate's daemons whose sections the site file has.
 func programs(c *config.Config) []program {
 	var ps []program
+	// tsnet more than doubles cmd/gated: only a site with a tailnet
+	// section gets it (internal/mains, build tag tailnet).
+	var gatedTags []string
+	if c.Tailnet != nil {
+		gatedTags = []string{"tailnet"}
+	}
 	if c.Gate.Address == "dhcp" {
 		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"})
 	} else {
@@ -215,7 +221,7 @@ func programs(c *config.Config) []program {
 		for _, d := range c.LAN.DNS {
 			args = append(args, "-dns", d.String())
 		}
-		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args})
+		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args, Tags: gatedTags})
 	}
 	ps = append(ps,
 		program{Pkg: "github.com/gokrazy/gokrazy/cmd/ntp", Path: "/gokrazy/ntp"},
@@ -230,9 +236,10 @@ func programs(c *config.Config) []program {
 		{"upsd", c.UPS != nil},
 		{"bootstrapd", c.Bootstrap != nil},
 		{"bastion", c.Bastion != nil},
+		{"tailnet", c.Tailnet != nil},
 	} {
 		if d.on {
-			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: []string{"-console"}, Daemon: d.name})
+			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: []string{"-console"}, Daemon: d.name, Tags: gatedTags})
 		}
 	}
 	return ps

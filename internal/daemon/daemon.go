@@ -56,6 +56,7 @@ const (
 	MetricsUPSD       = ":9103"
 	MetricsBootstrapd = ":9104"
 	MetricsBastion    = ":9105"
+	MetricsTailnet    = ":9106"
 )
 
 // ExitDisabled is the exit status for "nothing to do": gokrazy's

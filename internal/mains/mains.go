@@ -7,10 +7,17 @@
 package mains
 
 // Names lists the daemons in the order the image starts them.
-func Names() []string { return []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} }
+func Names() []string {
+	names := []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+	if _, ok := tailnetMain(); ok {
+		names = append(names, "tailnet")
+	}
+	return names
+}
 
 // Lookup returns the main of the daemon called name, or of staticip (the
-// gate's static address, a gokrazy system program).
+// gate's static address, a gokrazy system program). tailnet is there only
+// in builds with the tailnet tag.
 func Lookup(name string) (main func(), ok bool) {
 	switch name {
 	case "vpn":
@@ -23,6 +30,8 @@ func Lookup(name string) (main func(), ok bool) {
 		return Bootstrapd, true
 	case "bastion":
 		return Bastion, true
+	case "tailnet":
+		return tailnetMain()
 	case "staticip":
 		return StaticIP, true
 	}
