@@ -221,6 +221,16 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.statusDefaults()
+	if t := c.Tailnet; t != nil {
+		orStr(&t.ControlURL, TailscaleControlURL)
+		orStr(&t.Hostname, c.Gate.Hostname)
+		if t.AuthKey == "" {
+			t.AuthKey = "file:tailnet-authkey"
+		}
+		if t.Services == nil {
+			t.Services = []string{"bastion"}
+		}
+	}
 	if b := c.Bootstrap; b != nil {
 		orStr(&b.DHCP, "proxy")
 		orInt(&b.HTTPPort, 8080)

@@ -80,6 +80,9 @@ func (c *Config) validate() Problems {
 	if c.Alerts != nil {
 		v.alerts()
 	}
+	if c.Tailnet != nil {
+		v.tailnet()
+	}
 	v.secrets()
 	return v.problems
 }
@@ -712,8 +715,8 @@ func (v *validator) bastion() {
 	if len(b.Users) == 0 {
 		v.errf("bastion.users", "no user (at least one admin with SSH keys)")
 	}
-	if v.c.VPN == nil && !b.ListenLAN {
-		v.errf("bastion", "no vpn section and listen_lan is false: the bastion would listen nowhere")
+	if v.c.VPN == nil && !b.ListenLAN && !v.c.Tailnet.Offers("bastion") {
+		v.errf("bastion", "no vpn section, listen_lan is false and the tailnet does not offer it: the bastion would listen nowhere")
 	}
 	if b.BanAfter < 1 {
 		v.errf("bastion.ban_after", "%d: must be at least 1 (failed logins from one source before a ban)", b.BanAfter)
@@ -761,6 +764,45 @@ func (v *validator) bastion() {
 				continue
 			}
 			v.errf(ap, "unknown host %q (a host name from hosts, a LAN IP, or *)", h)
+		}
+	}
+}
+
+var tagRE = regexp.MustCompile(`^tag:[a-z0-9][a-z0-9-]{0,62}$`)
+
+func (v *validator) tailnet() {
+	t := v.c.Tailnet
+	v.url("tailnet.control_url", t.ControlURL, true)
+	if !hostnameRE.MatchString(t.Hostname) {
+		v.errf("tailnet.hostname", "%q is not a valid host name (lowercase letters, digits and -)", t.Hostname)
+	}
+	for i, tag := range t.Tags {
+		if !tagRE.MatchString(tag) {
+			v.errf(fmt.Sprintf("tailnet.tags[%d]", i), "%q is not a tag (tag:NAME, NAME in lowercase letters, digits and -)", tag)
+		}
+	}
+	if len(t.Services) == 0 && !t.AdvertiseLAN {
+		v.errf("tailnet.services", "empty and advertise_lan is false: the gate would offer nothing on the tailnet (bastion, nut, metrics)")
+	}
+	seen := map[string]bool{}
+	for i, s := range t.Services {
+		p := fmt.Sprintf("tailnet.services[%d]", i)
+		if seen[s] {
+			v.errf(p, "%q given twice", s)
+		}
+		seen[s] = true
+		switch s {
+		case "bastion":
+			if v.c.Bastion == nil {
+				v.errf(p, "bastion offered but the site file has no bastion section (its users and allow lists)")
+			}
+		case "nut":
+			if v.c.UPS == nil {
+				v.errf(p, "nut offered but the site file has no ups section")
+			}
+		case "metrics":
+		default:
+			v.errf(p, "unknown service %q (bastion, nut or metrics)", s)
 		}
 	}
 }

@@ -93,6 +93,10 @@ type Config struct {
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 	Dial    func(ctx context.Context, addr string) (net.Conn, error)
 	Metrics *Metrics
+	// Identify, if set, names the peer at a connection's source address
+	// (ip:port) on an overlay network, e.g. its tailnet user and node;
+	// audit records carry it as "peer".
+	Identify func(source string) string
 }
 
 // Server is a running bastion.
@@ -468,6 +472,7 @@ type Record struct {
 	BytesToClient int64  `json:"bytes_to_client"`
 	Duration      string `json:"duration"`
 	Result        string `json:"result"`
+	Peer          string `json:"peer,omitempty"`
 }
 
 func (s *Server) audit(r Record) {
@@ -475,7 +480,10 @@ func (s *Server) audit(r Record) {
 	if r.Duration == "" {
 		r.Duration = "0s"
 	}
-	s.cfg.Log.Info("audit", "user", r.User, "key", r.Key, "source", r.Source, "destination", r.Destination,
+	if s.cfg.Identify != nil {
+		r.Peer = s.cfg.Identify(r.Source)
+	}
+	s.cfg.Log.Info("audit", "peer", r.Peer, "user", r.User, "key", r.Key, "source", r.Source, "destination", r.Destination,
 		"resolved", r.Resolved, "bytes_to_server", r.BytesToServer, "bytes_to_client", r.BytesToClient, "duration", r.Duration, "result", r.Result)
 	if s.cfg.Audit == nil {
 		return

@@ -58,6 +58,7 @@ const (
 	MetricsBastion    = ":9105"
 	MetricsClock      = ":9106"
 	MetricsStatusd    = ":9107"
+	MetricsTailnet    = ":9108"
 )
 
 // ExitDisabled is the exit status for "nothing to do": gokrazy's
