@@ -106,3 +106,38 @@ func CommandPlaceholder(file string) string {
 	}
 	return ""
 }
+
+// Problems picks from a gate's console the lines that show a service
+// failing (gokrazy restarting it, a permission or I/O error, a panic),
+// each once (without its time stamp), at most 12.
+func Problems(console string) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(console, "\n") {
+		bad := false
+		for _, sig := range []string{"permission denied", "input/output error", "panic:", "attempt 3, starting", "setting time failed", "no such host", "connection refused"} {
+			if strings.Contains(l, sig) {
+				bad = true
+			}
+		}
+		key := stripStamp(l)
+		if !bad || seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, "  "+strings.TrimSpace(l))
+		if len(out) == 12 {
+			break
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// stripStamp drops a log line's leading date and time.
+func stripStamp(l string) string {
+	f := strings.Fields(l)
+	for len(f) > 0 && (strings.Count(f[0], "/") == 2 || strings.Count(f[0], ":") == 2 || strings.HasPrefix(f[0], "[")) {
+		f = f[1:]
+	}
+	return strings.Join(f, " ")
+}

@@ -67,6 +67,10 @@ type Site struct {
 	Switch   *netlab.Host // the LAN's switch (bridge "br0")
 	Servers  []Server
 
+	// BoxDNS is the box's dnsmasq (DHCP and/or DNS; its log has the
+	// queries), nil when New started none.
+	BoxDNS *netlab.Proc
+
 	mu   sync.Mutex
 	hubs map[string]*netlab.Host
 }
@@ -78,6 +82,11 @@ type Options struct {
 	DHCP bool
 	// ExtraLeases are more MAC → IP static leases for the box's DHCP.
 	ExtraLeases map[string]netip.Addr
+	// DNS makes the box the LAN's DNS server too (with DHCP, the address
+	// its leases give), answering these names (and their subdomains) with
+	// these addresses, as an ISP box forwarding to the internet's DNS
+	// would; other names get no answer.
+	DNS map[string]netip.Addr
 }
 
 // Requirements lists the programs New needs.
@@ -115,8 +124,8 @@ func New(t testing.TB, o Options) *Site {
 		sv.Host.MustRun("ip", "route", "add", "default", "via", BoxLAN.String())
 		s.Servers = append(s.Servers, sv)
 	}
-	if o.DHCP {
-		s.startDHCP(o.ExtraLeases)
+	if o.DHCP || o.DNS != nil {
+		s.startDHCP(o)
 	}
 	return s
 }
@@ -142,28 +151,42 @@ func (s *Site) nft(h *netlab.Host, ruleset string) {
 	h.MustRun("nft", "-f", p)
 }
 
-// startDHCP runs dnsmasq on the box as the LAN's DHCP server (DHCP only:
-// no DNS, no TFTP, no proxy), like an ISP box.
-func (s *Site) startDHCP(extra map[string]netip.Addr) {
+// startDHCP runs dnsmasq on the box as the LAN's DHCP server (no TFTP,
+// no proxy), like an ISP box; DNS only for the names of o.DNS.
+func (s *Site) startDHCP(o Options) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "port=0\ninterface=lan0\nbind-interfaces\nno-resolv\nno-hosts\n")
-	fmt.Fprintf(&b, "dhcp-range=192.168.1.100,192.168.1.199,255.255.255.0,1h\n")
-	fmt.Fprintf(&b, "dhcp-option=option:router,%s\ndhcp-authoritative\n", BoxLAN)
-	fmt.Fprintf(&b, "dhcp-leasefile=%s\n", filepath.Join(s.Dir, "dnsmasq.leases"))
-	for _, sv := range s.Servers {
-		fmt.Fprintf(&b, "dhcp-host=%s,%s,%s\n", sv.MAC, sv.IP, sv.Name)
+	port := 0
+	if o.DNS != nil {
+		port = 53
 	}
-	for mac, ip := range extra {
-		fmt.Fprintf(&b, "dhcp-host=%s,%s\n", mac, ip)
+	fmt.Fprintf(&b, "port=%d\ninterface=lan0\nbind-interfaces\nno-resolv\nno-hosts\nlog-queries\n", port)
+	for name, addr := range o.DNS {
+		fmt.Fprintf(&b, "address=/%s/%s\n", name, addr)
+	}
+	if o.DHCP {
+		fmt.Fprintf(&b, "dhcp-range=192.168.1.100,192.168.1.199,255.255.255.0,1h\n")
+		fmt.Fprintf(&b, "dhcp-option=option:router,%s\ndhcp-authoritative\n", BoxLAN)
+		fmt.Fprintf(&b, "dhcp-leasefile=%s\n", filepath.Join(s.Dir, "dnsmasq.leases"))
+		for _, sv := range s.Servers {
+			fmt.Fprintf(&b, "dhcp-host=%s,%s,%s\n", sv.MAC, sv.IP, sv.Name)
+		}
+		for mac, ip := range o.ExtraLeases {
+			fmt.Fprintf(&b, "dhcp-host=%s,%s\n", mac, ip)
+		}
 	}
 	conf := filepath.Join(s.Dir, "dnsmasq.conf")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 	p := s.Box.Start("dnsmasq", nil, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp", "--conf-file="+conf, "--pid-file="+filepath.Join(s.Dir, "dnsmasq.pid"))
-	if err := p.WaitFor("DHCP, IP range", 10*time.Second); err != nil {
-		s.t.Fatalf("the box's DHCP server did not start: %v\n%s", err, p.Output())
+	ready := "DHCP, IP range"
+	if !o.DHCP {
+		ready = "started, version"
 	}
+	if err := p.WaitFor(ready, 10*time.Second); err != nil {
+		s.t.Fatalf("the box's dnsmasq did not start: %v\n%s", err, p.Output())
+	}
+	s.BoxDNS = p
 }
 
 // SetBoxWAN moves the box's public address to a (a new address from the

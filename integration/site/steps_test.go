@@ -3,6 +3,7 @@ package site
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,8 +15,40 @@ import (
 	"gate/integration/netlab"
 )
 
+// Run is one play of the journey: where the gate runs and how it gets its
+// address.
+type Run struct {
+	Name string
+	// Arch arm64 is the real Pi image (`gate image --arch arm64`, what
+	// `make image` writes) under qemu-system-aarch64 -M raspi3b: no RTC,
+	// the hub by name through the box's DNS, NTP from chrony on the
+	// simulated internet. amd64 is the twin (a VM with a clock).
+	Arch    string
+	Address string // gate.address: "static" (192.168.1.2/24) or "dhcp"
+	// Reimage: the amd64 twin's play: boot, then the re-imaging step only
+	// (PXE, the imager, a Debian install: too slow beside an emulated Pi).
+	Reimage bool
+}
+
+// Runs are the plays of `make e2e`, in order.
+var Runs = []Run{
+	{Name: "pi-static", Arch: "arm64", Address: "static"},
+	{Name: "pi-dhcp", Arch: "arm64", Address: "dhcp"},
+	{Name: "twin-reimage", Arch: "amd64", Address: "static", Reimage: true},
+}
+
+// Names the box's DNS answers in the simulated site.
+const (
+	hubName = "vps1.example.net"
+	ntpName = "ntp.example.net"
+	// gokrazy's ntp asks N.gokrazy.pool.ntp.org when the site names no
+	// server: the box answers the pool with the same chrony.
+	poolName = "pool.ntp.org"
+)
+
 // journey is the state the steps share.
 type journey struct {
+	run      Run
 	t        *testing.T
 	s        *Site
 	dir      string
@@ -33,6 +66,8 @@ type journey struct {
 	bind     *BIND
 	nut      *NUTSource
 	partuuid string // the gate image's root, to boot it again
+	ntp      *NTP
+	wan      netip.Addr // the box's public address now
 
 	golden    *Golden // the golden image the spare host's role writes
 	goldenErr error
@@ -53,17 +88,24 @@ const (
 	mirrorPort = 8000
 )
 
-// journeySteps are the six steps of issue "Site in a box". A step whose
-// daemon (or whose journey code) has not landed is reported MISSING.
-func journeySteps(t *testing.T) []Step {
-	j := &journey{t: t}
+// journeySteps are the steps of run. A step whose daemon (or whose
+// journey code) has not landed is reported MISSING.
+func journeySteps(t *testing.T, run Run) []Step {
+	j := &journey{t: t, run: run}
+	if run.Reimage {
+		return []Step{
+			{Name: "1. boot (amd64 twin): every service ready", Run: j.boot},
+			{Name: "R. a host re-imaged over PXE, phoned home (amd64 twin)", Missing: landed("cmd/bootstrapd"), Run: j.reimage},
+		}
+	}
 	return []Step{
 		{Name: "1. boot: every service ready", Run: j.boot},
 		{Name: "2. tunnel up to the hub", Missing: landed("cmd/vpn"), Run: j.tunnel},
 		{Name: "3. ssh -J admin@hub:2222 ceph-1", Missing: landed("cmd/vpn", "cmd/bastion"), Run: j.jump},
-		{Name: "4. box address changes: DNS follows, tunnel back", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.newAddress},
-		{Name: "5. UPS critical: compute-1, then ceph-1..3 down; UPS off", Missing: landed("cmd/upsd"), Run: j.powerFailure},
-		{Name: "6. a host re-imaged over PXE, phoned home", Missing: landed("cmd/bootstrapd"), Run: j.reimage},
+		{Name: "4. clock set by NTP (no RTC: it booted in 1970)", Run: j.clockSet},
+		{Name: "5. box address changes: DNS follows, tunnel back", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.newAddress},
+		{Name: "6. UPS critical: compute-1, then ceph-1..3 down; gate off", Missing: landed("cmd/upsd"), Run: j.powerFailure},
+		{Name: "7. mains back, new ISP address: tunnel, ssh -J, DNS back", Missing: landed("cmd/vpn", "cmd/bastion", "cmd/dyndns"), Run: j.mainsBack},
 	}
 }
 
@@ -82,7 +124,14 @@ func landed(pkgs ...string) func() string {
 // setup builds the site, the keys and the site file.
 func (j *journey) setup() error {
 	t := j.t
-	j.s = New(t, Options{DHCP: true, ExtraLeases: map[string]netip.Addr{spareMAC: netipMust(spareIP)}})
+	leases := map[string]netip.Addr{spareMAC: netipMust(spareIP)}
+	if j.run.Address == "dhcp" {
+		leases[gateMAC] = GateLAN // the box's reservation for the gate
+	}
+	j.s = New(t, Options{DHCP: true, ExtraLeases: leases,
+		DNS: map[string]netip.Addr{hubName: Hub1WAN, ntpName: NTPAddr, poolName: NTPAddr}})
+	j.wan = BoxWAN
+	j.ntp = j.s.StartNTP()
 	j.dir = j.s.Dir
 	j.gateCLI = netlab.Build(t, "gate/gate")
 	j.hubIface = j.s.Lab.Name("wg")
@@ -108,11 +157,13 @@ func (j *journey) setup() error {
 	}
 	adminPub, _ := os.ReadFile(j.adminKey + ".pub")
 
-	// Step 6's golden image: its sha256 goes into the site file, so into
-	// the gate image. Without it only step 6 fails.
-	gctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	j.golden, j.goldenErr = BuildGolden(gctx)
-	cancel()
+	// The re-imaging step's golden image: its sha256 goes into the site
+	// file, so into the gate image. Without it only that step fails.
+	if j.run.Reimage {
+		gctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		j.golden, j.goldenErr = BuildGolden(gctx)
+		cancel()
+	}
 
 	j.secrets = filepath.Join(j.dir, "secrets")
 	os.MkdirAll(j.secrets, 0o700)
@@ -165,13 +216,20 @@ func (j *journey) siteYAML(adminPub string) string {
 		spareSum = j.golden.Sums["golden.raw.zst"]
 	}
 	spareURL := fmt.Sprintf("http://%s:%d/golden.raw.zst", mirrorAddr, mirrorPort)
+	// The hub by name (the box's DNS answers it), with its public address
+	// for the hub's firewall rules.
+	gateAddr := GateLAN.String() + "/24"
+	if j.run.Address == "dhcp" {
+		gateAddr = "dhcp"
+	}
 	return fmt.Sprintf(`site: {name: e2e, domain: e2e.example.org, timezone: Europe/Paris}
-lan: {subnet: %s, gateway: %s}
-gate: {hostname: gate-1, address: %s/24}
+lan: {subnet: %s, gateway: %s, dns: [%s]}
+gate: {hostname: gate-1, address: %s}
 vpn:
   hubs:
     - name: vps-1
       endpoint: %s:51820
+      public_address: %s
       public_key: %s
       gate_address: %s/24
       hub_address: %s
@@ -197,7 +255,7 @@ bastion:
       keys: [%q]
       allow: ["*:22"]
 bootstrap: {dhcp: proxy}
-`, LANPrefix, BoxLAN, GateLAN, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
+`, LANPrefix, BoxLAN, BoxLAN, gateAddr, hubName, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
 		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, spareURL, spareSum, adminPub)
 }
 
@@ -207,10 +265,26 @@ func (j *journey) boot() error {
 	if err := j.setup(); err != nil {
 		return err
 	}
-	img, partuuid := j.s.BuildImage(j.gateCLI, j.siteFile)
-	j.partuuid = partuuid
-	j.gate = j.s.BootGate(img, partuuid, gateMAC)
-	return j.gate.WaitReady(j.daemons, 4*time.Minute)
+	if j.run.Arch == "amd64" {
+		img, partuuid := j.s.BuildImage(j.gateCLI, j.siteFile)
+		j.partuuid = partuuid
+		j.gate = j.s.BootGate(img, partuuid, gateMAC)
+		return j.gate.WaitReady(j.daemons, 4*time.Minute)
+	}
+	img := filepath.Join(j.dir, "gate.img")
+	j.s.BuildImageArch(j.gateCLI, j.siteFile, "arm64", img)
+	pb, err := PreparePi(img, filepath.Join(j.dir, "pi"))
+	if err != nil {
+		return err
+	}
+	j.gate = j.s.BootPi(pb, gateMAC)
+	if err := j.gate.WaitReady(j.daemons, 6*time.Minute); err != nil {
+		return err
+	}
+	if c, err := j.gateClock(); err == nil {
+		fmt.Printf("JOURNEY    the Pi's clock at boot: %s\n", c.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // tunnel: the hub runs Debian's wireguard-go with what `gate vps-config`
@@ -285,39 +359,146 @@ func runStdin(h *netlab.Host, stdin string, argv ...string) (string, error) {
 // newAddress: the ISP gives the line a new public address; the DNS record
 // follows and the tunnel comes back through the box's new address.
 func (j *journey) newAddress() error {
-	const name = "home.e2e.example.org"
-	if err := netlab.Eventually(60*time.Second, 500*time.Millisecond, func() error {
-		if got := j.bind.Lookup(name); got != BoxWAN.String() {
-			return fmt.Errorf("%s A = %q before the change, want %s", name, got, BoxWAN)
-		}
-		return nil
-	}); err != nil {
+	if err := j.dnsIs(j.wan, 60*time.Second); err != nil {
 		return err
 	}
-	next := netipMust("203.0.113.3")
 	start := time.Now()
-	j.s.SetBoxWAN(BoxWAN, next)
-	var dnsTook, tunnelTook time.Duration
-	err := netlab.Eventually(90*time.Second, 250*time.Millisecond, func() error {
-		if dnsTook == 0 && j.bind.Lookup(name) == next.String() {
+	j.setWAN(netipMust("203.0.113.3"))
+	dnsTook, tunnelTook, err := j.follow(start, 90*time.Second)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("JOURNEY    DNS record followed in %.1fs, tunnel back in %.1fs\n", dnsTook.Seconds(), tunnelTook.Seconds())
+	return nil
+}
+
+const recordName = "home.e2e.example.org"
+
+// dnsIs waits until the dyndns record holds want.
+func (j *journey) dnsIs(want netip.Addr, timeout time.Duration) error {
+	return netlab.Eventually(timeout, 500*time.Millisecond, func() error {
+		if got := j.bind.Lookup(recordName); got != want.String() {
+			return fmt.Errorf("%s A = %q, want %s", recordName, got, want)
+		}
+		return nil
+	})
+}
+
+// setWAN gives the box a new public address.
+func (j *journey) setWAN(next netip.Addr) {
+	j.s.SetBoxWAN(j.wan, next)
+	j.wan = next
+}
+
+// follow waits until the DNS record holds the box's address and the hub
+// reaches the gate through the tunnel from that address, and says how
+// long each took since start.
+func (j *journey) follow(start time.Time, timeout time.Duration) (dnsTook, tunnelTook time.Duration, err error) {
+	err = netlab.Eventually(timeout, 250*time.Millisecond, func() error {
+		if dnsTook == 0 && j.bind.Lookup(recordName) == j.wan.String() {
 			dnsTook = time.Since(start)
 		}
 		if tunnelTook == 0 {
-			if out, _ := j.hub.Host.Output("wg", "show", j.hub.Iface, "endpoints"); strings.Contains(out, next.String()+":") {
+			if out, _ := j.hub.Host.Output("wg", "show", j.hub.Iface, "endpoints"); strings.Contains(out, j.wan.String()+":") {
 				if _, err := j.hub.Host.Run("ping", "-c1", "-W1", tunnelGate); err == nil {
 					tunnelTook = time.Since(start)
 				}
 			}
 		}
 		if dnsTook == 0 || tunnelTook == 0 {
-			return fmt.Errorf("after the change: DNS followed %v, tunnel back %v", dnsTook != 0, tunnelTook != 0)
+			return fmt.Errorf("box at %s: DNS followed %v, tunnel back %v", j.wan, dnsTook != 0, tunnelTook != 0)
 		}
 		return nil
 	})
 	if err != nil {
+		err = fmt.Errorf("%v\n%s", err, j.diagnosis())
+	}
+	return dnsTook, tunnelTook, err
+}
+
+// diagnosis is what the gate's console says went wrong, and the hub's view.
+func (j *journey) diagnosis() string {
+	var b strings.Builder
+	if p := Problems(j.gate.Proc.Output()); p != "" {
+		fmt.Fprintf(&b, "problems on the gate's console:\n%s\n", p)
+	}
+	if j.hub != nil {
+		out, _ := j.hub.Host.Output("wg", "show", j.hub.Iface)
+		fmt.Fprintf(&b, "hub: %s\n", strings.TrimSpace(out))
+	}
+	if c, err := j.gateClock(); err == nil {
+		fmt.Fprintf(&b, "gate clock: %s\n", c.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "last console lines:\n%s", Tail(j.gate.Proc.Output(), 25))
+	return b.String()
+}
+
+// gateClock reads the gate's clock: the Date header of gokrazy's web
+// interface (answered even without the password).
+func (j *journey) gateClock() (time.Time, error) {
+	out, err := j.s.Box.Output("curl", "-sI", "-m", "5", "http://"+GateLAN.String()+"/")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the gate's web interface: %v", err)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Date: "); ok {
+			return http.ParseTime(v)
+		}
+	}
+	return time.Time{}, fmt.Errorf("no Date header: %q", out)
+}
+
+// clockSet: the emulated Pi has no RTC, so it booted in 1970; gokrazy's
+// ntp sets the clock from chrony on the simulated internet, whose name the
+// box's DNS answers.
+func (j *journey) clockSet() error {
+	var at time.Time
+	err := netlab.Eventually(3*time.Minute, 2*time.Second, func() error {
+		var err error
+		if at, err = j.gateClock(); err != nil {
+			return err
+		}
+		if d := time.Since(at); d > time.Minute || d < -time.Minute {
+			return fmt.Errorf("the gate's clock says %s", at.UTC().Format(time.RFC3339))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, j.diagnosis())
+	}
+	return nil
+}
+
+// mainsBack: the UPS cut the power (step 6); mains come back, the box
+// restarts with a new public address from the ISP, the gate boots again
+// from its SD card with its clock back in 1970. Without anyone touching
+// the hub, the tunnel comes back (the hub accepts the handshake only once
+// the gate's clock is past the last one it saw), the DNS record follows
+// and an admin reaches ceph-1 through the bastion again.
+func (j *journey) mainsBack() error {
+	if j.gate == nil || j.hub == nil {
+		return fmt.Errorf("the gate or the hub never came up")
+	}
+	j.nut.Set("OL", 100, 1800)
+	j.gate.PowerCut()
+	j.setWAN(netipMust("203.0.113.4"))
+	start := time.Now()
+	j.gate = j.gate.PowerOn("qemu-gate-again")
+	if err := j.gate.WaitReady(j.daemons, 6*time.Minute); err != nil {
+		return fmt.Errorf("powered on again: %w", err)
+	}
+	ready := time.Since(start)
+	if c, err := j.gateClock(); err == nil {
+		fmt.Printf("JOURNEY    powered on again: every daemon ready in %.1fs, the gate's clock then %s\n", ready.Seconds(), c.UTC().Format(time.RFC3339))
+	}
+	dnsTook, tunnelTook, err := j.follow(start, 5*time.Minute)
+	if err != nil {
 		return err
 	}
-	fmt.Printf("JOURNEY    DNS record followed in %.1fs, tunnel back in %.1fs\n", dnsTook.Seconds(), tunnelTook.Seconds())
+	if err := j.jump(); err != nil {
+		return fmt.Errorf("bastion after the power cut: %w", err)
+	}
+	fmt.Printf("JOURNEY    after power-on: DNS record on the new address in %.1fs, tunnel back in %.1fs, ssh -J works\n", dnsTook.Seconds(), tunnelTook.Seconds())
 	return nil
 }
 
@@ -349,6 +530,9 @@ func (j *journey) powerFailure() error {
 	start := time.Now()
 	j.nut.Set("OB LB", 8, 60)
 	if err := j.gate.Proc.WaitFor("the gate powers itself off", 3*time.Minute); err != nil {
+		return fmt.Errorf("%v\n%s", err, Tail(j.gate.Proc.Output(), 30))
+	}
+	if err := j.gate.Halted(time.Minute); err != nil {
 		return fmt.Errorf("%v\n%s", err, Tail(j.gate.Proc.Output(), 30))
 	}
 	fmt.Printf("JOURNEY    OB LB to the gate's power-off: %.1fs\n", time.Since(start).Seconds())
@@ -392,21 +576,9 @@ func (j *journey) reimage() error {
 	if j.goldenErr != nil {
 		return fmt.Errorf("the golden image: %w", j.goldenErr)
 	}
-	if j.gate == nil || j.partuuid == "" {
+	if j.gate == nil {
 		return fmt.Errorf("the gate did not boot")
 	}
-	j.nut.Set("OL", 100, 1800)
-	select {
-	case <-j.gate.Proc.Done():
-	case <-time.After(time.Minute):
-		return fmt.Errorf("the gate is still running after step 5's power-off")
-	}
-	start := time.Now()
-	j.gate = j.s.BootGateAgain(j.gate, j.partuuid, gateMAC)
-	if err := j.gate.WaitReady(j.daemons, 4*time.Minute); err != nil {
-		return fmt.Errorf("powered on again: %w", err)
-	}
-	back := time.Since(start)
 
 	lan := j.s.ServeFiles("mirror", netipMust(mirrorAddr), mirrorPort, j.golden.Dir)
 	gate := func(args ...string) (string, error) {
@@ -462,8 +634,8 @@ func (j *journey) reimage() error {
 	if err != nil {
 		return fmt.Errorf("no phone-home: %v\n%s", err, Tail(vm.Output(), 30))
 	}
-	fmt.Printf("JOURNEY    gate on again in %.1fs; flag → PXE → imager → reboot %.1fs; PXE → disk → phone-home %.1fs\n",
-		back.Seconds(), imaged.Seconds(), time.Since(booted).Seconds())
+	fmt.Printf("JOURNEY    flag → PXE → imager → reboot %.1fs; PXE → disk → phone-home %.1fs\n",
+		imaged.Seconds(), time.Since(booted).Seconds())
 	fmt.Printf("JOURNEY    gate hosts: %s\n", strings.Join(strings.Fields(line), " "))
 	return nil
 }

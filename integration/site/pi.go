@@ -1,0 +1,163 @@
+package site
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	diskfs "github.com/diskfs/go-diskfs"
+)
+
+// The real Raspberry Pi image, emulated: QEMU's raspi3b machine boots the
+// arm64 image `gate image --arch arm64` writes, as the Pi would, with
+// these differences (all on QEMU's side, never in the image):
+//
+//   - QEMU runs no Pi firmware: the kernel, the Pi 3 B's device tree and
+//     the command line are read from the image's boot partition and given
+//     to QEMU (-kernel, -dtb, -append); config.txt is only checked by the
+//     image tests.
+//   - The device tree is edited as the firmware's dtoverlay=disable-bt
+//     does (the PL011 becomes serial0, Bluetooth and the mini UART are
+//     off), so the console is ttyAMA0; the firmware's console=serial0 is
+//     replaced by console=ttyAMA0,115200.
+//   - initcall_blacklist=bcm2835_wdt_driver_init: QEMU 7.2 resets the
+//     machine as soon as gokrazy starts the watchdog. The same driver
+//     powers a Pi off and restarts it, so on a power-off the console shows
+//     "reboot: System halted" and QEMU keeps running: PiVM.Halted waits for
+//     that line and the test then cuts the power (stops QEMU).
+//   - The SD card is a qcow2 overlay over the image, sized to a power of
+//     two as QEMU's SD model requires: what the gate writes (/perm, an
+//     update's root) stays on it across power cycles; the image is never
+//     written.
+//   - The NIC is a USB one (usb-net, eth0 in the guest) on a tap of the
+//     LAN switch. There is no RTC: the guest clock starts at 1970 at each
+//     power-on.
+
+// PiBoot is what QEMU needs to boot an arm64 gate image as a Pi 3 B.
+type PiBoot struct {
+	Image   string // the image as built (never written)
+	SD      string // the SD card: a qcow2 overlay over Image
+	Kernel  string // vmlinuz from the boot partition
+	DTB     string // bcm2710-rpi-3-b.dtb from the boot partition, edited
+	Cmdline string // cmdline.txt from the boot partition, edited
+}
+
+// PreparePi reads the kernel, the device tree and the command line from
+// img's boot partition into dir and makes the SD card overlay.
+func PreparePi(img, dir string) (*PiBoot, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	pb := &PiBoot{Image: img, SD: filepath.Join(dir, "sd.qcow2"), Kernel: filepath.Join(dir, "vmlinuz"), DTB: filepath.Join(dir, "pi3b.dtb")}
+	d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", img, err)
+	}
+	defer d.Close()
+	boot, err := d.GetFilesystem(1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: boot partition: %w", img, err)
+	}
+	var cmdline strings.Builder
+	for _, f := range []struct {
+		from string
+		to   io.Writer
+		path string
+	}{
+		{from: "/vmlinuz", path: pb.Kernel},
+		{from: "/bcm2710-rpi-3-b.dtb", path: pb.DTB},
+		{from: "/cmdline.txt", to: &cmdline},
+	} {
+		r, err := boot.OpenFile(f.from, os.O_RDONLY)
+		if err != nil {
+			return nil, fmt.Errorf("%s: boot partition: %s: %w", img, f.from, err)
+		}
+		w := f.to
+		var out *os.File
+		if w == nil {
+			if out, err = os.Create(f.path); err != nil {
+				return nil, err
+			}
+			w = out
+		}
+		_, err = io.Copy(w, r)
+		r.Close()
+		if out != nil {
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: copying %s: %w", img, f.from, err)
+		}
+	}
+	if !strings.Contains(cmdline.String(), "console=serial0,115200") {
+		return nil, fmt.Errorf("%s: cmdline.txt has no console=serial0,115200 (the Pi's serial console): %q", img, strings.TrimSpace(cmdline.String()))
+	}
+	pb.Cmdline = EmulatedCmdline(cmdline.String())
+
+	// dtoverlay=disable-bt, done on a copy of the dtb.
+	for _, set := range [][]string{
+		{"/aliases", "serial0", "/soc/serial@7e201000"},
+		{"/aliases", "serial1", "/soc/serial@7e215040"},
+		{"/soc/serial@7e201000/bluetooth", "status", "disabled"},
+		{"/soc/serial@7e215040", "status", "disabled"},
+	} {
+		if out, err := exec.Command("fdtput", "-t", "s", pb.DTB, set[0], set[1], set[2]).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("fdtput %s %s: %v %s", set[0], set[1], err, out)
+		}
+	}
+
+	st, err := os.Stat(img)
+	if err != nil {
+		return nil, err
+	}
+	size := int64(1)
+	for size < st.Size() {
+		size <<= 1
+	}
+	abs, err := filepath.Abs(img)
+	if err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", abs, pb.SD, fmt.Sprint(size)).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("qemu-img create (the SD card): %v %s", err, out)
+	}
+	return pb, nil
+}
+
+// EmulatedCmdline turns the image's cmdline.txt into QEMU's: the serial
+// console on ttyAMA0 (the firmware, which QEMU does not run, would have
+// resolved serial0) and the watchdog driver left out.
+func EmulatedCmdline(cmdline string) string {
+	var f []string
+	for _, w := range strings.Fields(cmdline) {
+		if !strings.HasPrefix(w, "console=") {
+			f = append(f, w)
+		}
+	}
+	return strings.Join(append(f, "console=ttyAMA0,115200", "initcall_blacklist=bcm2835_wdt_driver_init"), " ")
+}
+
+// PiRequirements are the programs BootPi needs.
+var PiRequirements = []string{"qemu-system-aarch64", "qemu-img", "fdtput"}
+
+// BootPi powers the emulated Pi on with its USB NIC (MAC mac) on a tap of
+// the LAN switch (made once, kept across power cycles).
+func (s *Site) BootPi(pb *PiBoot, mac string) *GateVM {
+	s.t.Helper()
+	s.Switch.Tap(s.Lab.Name("gt"), "br0")
+	g := &GateVM{Image: pb.Image, Arch: "arm64"}
+	g.start = func(name string) *GateVM {
+		return &GateVM{Image: pb.Image, Arch: "arm64", start: g.start, Proc: s.Switch.Start(name, nil, "qemu-system-aarch64",
+			"-M", "raspi3b", "-nographic", "-no-reboot",
+			"-kernel", pb.Kernel, "-dtb", pb.DTB, "-append", pb.Cmdline,
+			"-drive", "file="+pb.SD+",if=sd,format=qcow2",
+			"-netdev", "tap,id=n0,ifname="+s.Lab.Name("gt")+",script=no,downscript=no",
+			"-device", "usb-net,netdev=n0,mac="+mac)}
+	}
+	return g.start("qemu-pi")
+}
