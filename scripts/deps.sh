@@ -11,6 +11,8 @@ pkgs=(
   miniupnpd dnsmasq kea-dhcp4-server
   # PXE clients and the gate image booted under emulation
   ipxe ipxe-qemu ovmf qemu-system-x86 qemu-utils
+  # the arm64 Pi image under emulation (raspi3b), its dtb edited; NTP and router advertisements on the simulated internet
+  qemu-system-arm device-tree-compiler chrony radvd
   # the VPS side
   wireguard-go wireguard-tools iperf3
   # SSH
@@ -20,7 +22,7 @@ pkgs=(
   # golden image boot loader (BIOS)
   extlinux syslinux-common
   # independent readers of the image we write
-  squashfs-tools dosfstools fdisk e2fsprogs file
+  squashfs-tools dosfstools mtools fdisk e2fsprogs file
   # TFTP clients
   tftp-hpa atftp
   # plumbing

@@ -2,13 +2,12 @@ package site
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
-	diskfs "github.com/diskfs/go-diskfs"
+	"gate/image"
 )
 
 // The real Raspberry Pi image, emulated: QEMU's raspi3b machine boots the
@@ -32,8 +31,10 @@ import (
 //     two as QEMU's SD model requires: what the gate writes (/perm, an
 //     update's root) stays on it across power cycles; the image is never
 //     written.
-//   - The NIC is a USB one (usb-net, eth0 in the guest) on a tap of the
-//     LAN switch. There is no RTC: the guest clock starts at 1970 at each
+//   - The NIC is a USB one (usb-net: CDC Ethernet) on a tap of the LAN
+//     switch. Its MAC must be globally administered (the Pi's own OUI,
+//     b8:27:eb) for Linux to name it eth0 as on a Pi; with 52:54:… it is
+//     usb0 and the gate has no network. There is no RTC: the guest clock starts at 1970 at each
 //     power-on.
 
 // PiBoot is what QEMU needs to boot an arm64 gate image as a Pi 3 B.
@@ -52,52 +53,32 @@ func PreparePi(img, dir string) (*PiBoot, error) {
 		return nil, err
 	}
 	pb := &PiBoot{Image: img, SD: filepath.Join(dir, "sd.qcow2"), Kernel: filepath.Join(dir, "vmlinuz"), DTB: filepath.Join(dir, "pi3b.dtb")}
-	d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
+	// The boot partition, read by mtools (this machine's kernel may have
+	// no FAT driver).
+	parts, err := image.ReadParts(img)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", img, err)
+		return nil, err
 	}
-	defer d.Close()
-	boot, err := d.GetFilesystem(1)
+	fat := filepath.Join(dir, "boot.fat")
+	if err := os.WriteFile(fat, parts.Boot, 0o600); err != nil {
+		return nil, err
+	}
+	defer os.Remove(fat)
+	cmdlineFile := filepath.Join(dir, "cmdline.txt")
+	for from, to := range map[string]string{"vmlinuz": pb.Kernel, "bcm2710-rpi-3-b.dtb": pb.DTB, "cmdline.txt": cmdlineFile} {
+		if out, err := exec.Command("mcopy", "-o", "-i", fat, "::"+from, to).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%s: boot partition: mcopy %s: %v %s", img, from, err, out)
+		}
+	}
+	b, err := os.ReadFile(cmdlineFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: boot partition: %w", img, err)
+		return nil, err
 	}
-	var cmdline strings.Builder
-	for _, f := range []struct {
-		from string
-		to   io.Writer
-		path string
-	}{
-		{from: "/vmlinuz", path: pb.Kernel},
-		{from: "/bcm2710-rpi-3-b.dtb", path: pb.DTB},
-		{from: "/cmdline.txt", to: &cmdline},
-	} {
-		r, err := boot.OpenFile(f.from, os.O_RDONLY)
-		if err != nil {
-			return nil, fmt.Errorf("%s: boot partition: %s: %w", img, f.from, err)
-		}
-		w := f.to
-		var out *os.File
-		if w == nil {
-			if out, err = os.Create(f.path); err != nil {
-				return nil, err
-			}
-			w = out
-		}
-		_, err = io.Copy(w, r)
-		r.Close()
-		if out != nil {
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: copying %s: %w", img, f.from, err)
-		}
+	cmdline := string(b)
+	if !strings.Contains(cmdline, "console=serial0,115200") {
+		return nil, fmt.Errorf("%s: cmdline.txt has no console=serial0,115200 (the Pi's serial console): %q", img, strings.TrimSpace(cmdline))
 	}
-	if !strings.Contains(cmdline.String(), "console=serial0,115200") {
-		return nil, fmt.Errorf("%s: cmdline.txt has no console=serial0,115200 (the Pi's serial console): %q", img, strings.TrimSpace(cmdline.String()))
-	}
-	pb.Cmdline = EmulatedCmdline(cmdline.String())
+	pb.Cmdline = EmulatedCmdline(cmdline)
 
 	// dtoverlay=disable-bt, done on a copy of the dtb.
 	for _, set := range [][]string{
@@ -143,7 +124,7 @@ func EmulatedCmdline(cmdline string) string {
 }
 
 // PiRequirements are the programs BootPi needs.
-var PiRequirements = []string{"qemu-system-aarch64", "qemu-img", "fdtput"}
+var PiRequirements = []string{"qemu-system-aarch64", "qemu-img", "fdtput", "mcopy"}
 
 // BootPi powers the emulated Pi on with its USB NIC (MAC mac) on a tap of
 // the LAN switch (made once, kept across power cycles).

@@ -75,6 +75,10 @@ type journey struct {
 
 const (
 	gateMAC    = "52:54:00:00:00:02"
+	// The emulated Pi's USB NIC: the Raspberry Pi Foundation's OUI, as
+	// the Pi's own NIC has. With a locally administered address (52:54:…)
+	// Linux names a CDC Ethernet NIC usb0 instead of eth0.
+	piMAC = "b8:27:eb:00:00:02"
 	adminAddr  = "203.0.113.50"
 	tunnelGate = "10.99.0.2"
 	tunnelHub  = "10.99.0.1"
@@ -109,6 +113,14 @@ func journeySteps(t *testing.T, run Run) []Step {
 	}
 }
 
+// mac is the gate's MAC address.
+func (j *journey) mac() string {
+	if j.run.Arch == "arm64" {
+		return piMAC
+	}
+	return gateMAC
+}
+
 // landed reports the first of pkgs that is still a placeholder.
 func landed(pkgs ...string) func() string {
 	return func() string {
@@ -126,7 +138,7 @@ func (j *journey) setup() error {
 	t := j.t
 	leases := map[string]netip.Addr{spareMAC: netipMust(spareIP)}
 	if j.run.Address == "dhcp" {
-		leases[gateMAC] = GateLAN // the box's reservation for the gate
+		leases[j.mac()] = GateLAN // the box's reservation for the gate
 	}
 	j.s = New(t, Options{DHCP: true, ExtraLeases: leases,
 		DNS: map[string]netip.Addr{hubName: Hub1WAN, ntpName: NTPAddr, poolName: NTPAddr}})
@@ -277,7 +289,7 @@ func (j *journey) boot() error {
 	if err != nil {
 		return err
 	}
-	j.gate = j.s.BootPi(pb, gateMAC)
+	j.gate = j.s.BootPi(pb, piMAC)
 	if err := j.gate.WaitReady(j.daemons, 6*time.Minute); err != nil {
 		return err
 	}
