@@ -16,6 +16,7 @@ type Config struct {
 	Site      Site             `yaml:"site"`
 	LAN       LAN              `yaml:"lan"`
 	Gate      Gate             `yaml:"gate"`
+	Time      Time             `yaml:"time"`
 	VPN       *VPN             `yaml:"vpn"`
 	DynDNS    *DynDNS          `yaml:"dyndns"`
 	UPS       *UPS             `yaml:"ups"`
@@ -63,6 +64,16 @@ type Gate struct {
 	// UpdateHost is where `gate update` reaches the gate (default: the
 	// static address, else the hostname).
 	UpdateHost string `yaml:"update_host"`
+}
+
+// Time is the gate's clock. The Pi has no real-time clock: it boots at
+// the last time it saved on /perm (or the image's build time) and is set
+// from NTP. The vpn and dyndns wait for a synchronised clock (WireGuard's
+// handshakes and TSIG signatures carry the time; TLS checks it) for at
+// most Wait, then go on and say so.
+type Time struct {
+	Servers []string `yaml:"servers"` // NTP servers (host or host:port); default the public pool
+	Wait    Duration `yaml:"wait"`    // default 10m
 }
 
 // VPN is the WireGuard tunnel to the fixed-IP hubs.

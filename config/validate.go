@@ -56,6 +56,7 @@ func (c *Config) validate() Problems {
 	v.site()
 	v.lan()
 	v.gate()
+	v.time()
 	if c.VPN != nil {
 		v.vpn()
 	}
@@ -155,6 +156,27 @@ func (v *validator) gate() {
 	v.port("gate.http_port", g.HTTPPort)
 }
 
+func (v *validator) time() {
+	for i, s := range v.c.Time.Servers {
+		path := fmt.Sprintf("time.servers[%d]", i)
+		host, port := s, "123"
+		if h, p, err := net.SplitHostPort(s); err == nil {
+			host, port = h, p
+		}
+		if n, err := strconv.Atoi(port); err != nil {
+			v.errf(path, "%q: port %q is not a number (host or host:port, e.g. 0.pool.ntp.org or 192.168.1.1:123)", s, port)
+		} else {
+			v.port(path, n)
+		}
+		if _, err := netip.ParseAddr(host); err != nil && !validFQDN(host) {
+			v.errf(path, "%q is neither an IP address nor a DNS name (e.g. 0.pool.ntp.org)", s)
+		}
+	}
+	if v.c.Time.Wait.D() < 0 {
+		v.errf("time.wait", "negative duration %s", v.c.Time.Wait.D())
+	}
+}
+
 // GateAddr returns the gate's static LAN address, if it has one.
 func (c *Config) GateAddr() (netip.Prefix, bool) {
 	p, err := netip.ParsePrefix(c.Gate.Address)
@@ -219,6 +241,10 @@ func (v *validator) vpn() {
 			v.errf(p+".endpoint", "%v", err)
 		} else if a, err := netip.ParseAddr(host); err == nil && !h.PublicAddress.IsValid() {
 			vp.Hubs[i].PublicAddress = a
+		} else if err != nil && !h.PublicAddress.IsValid() && v.c.Bastion != nil {
+			// gate vps-config forwards the bastion's port on this
+			// address: say it now, not when the VPS is configured.
+			v.errf(p+".public_address", "missing: the endpoint %s is a name, and the VPS's public IP is needed to forward the bastion's port %d on it (e.g. public_address: 203.0.113.10)", host, h.BastionPort)
 		}
 		if h.PublicKey.IsZero() {
 			v.errf(p+".public_key", "missing (the VPS's WireGuard public key: wg pubkey < its private key)")

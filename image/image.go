@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"gate/config"
+	"gate/internal/gomodule"
 )
 
 // Layout, in 512-byte sectors.
@@ -92,8 +93,17 @@ func (o *Options) defaults() error {
 	}
 	switch o.Arch {
 	case "":
+		// The model chooses: a PC is amd64, every Pi arm64.
 		o.Arch = "arm64"
-	case "arm64", "amd64":
+		if o.Config.Gate.Model == "pc" {
+			o.Arch = "amd64"
+		}
+	case "arm64":
+		if o.Config.Gate.Model == "pc" {
+			return fmt.Errorf("image: gate.model is pc, an amd64 machine: build it with --arch amd64 (or without --arch)")
+		}
+	case "amd64":
+		// The QEMU twin of a Pi site, or a pc.
 	default:
 		return fmt.Errorf("image: unknown architecture %q (arm64 for the Pi, amd64 for the QEMU twin)", o.Arch)
 	}
@@ -137,13 +147,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Arch == "amd64" {
 		kernelMod = "github.com/gokrazy/kernel.amd64"
 	}
-	kernel, err := lookupModule(ctx, root, kernelMod)
+	kernel, err := gomodule.Download(ctx, root, kernelMod)
 	if err != nil {
 		return nil, err
 	}
-	var firmware module
+	var firmware gomodule.Module
 	if o.Arch == "arm64" {
-		if firmware, err = lookupModule(ctx, root, "github.com/gokrazy/firmware"); err != nil {
+		if firmware, err = gomodule.Download(ctx, root, "github.com/gokrazy/firmware"); err != nil {
 			return nil, err
 		}
 	}
@@ -243,7 +253,7 @@ func programs(c *config.Config) []program {
 // the site file, the architecture and the kernel and firmware versions. The
 // same inputs give the same string, any change another, which is what
 // `gate update` waits for.
-func inputTimestamp(root string, o Options, kernel, firmware module, programsHash []byte) string {
+func inputTimestamp(root string, o Options, kernel, firmware gomodule.Module, programsHash []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%s@%s\n%s@%s\n%x\n", o.Arch, o.SiteYAML, kernel.Path, kernel.Version, firmware.Path, firmware.Version, programsHash)
 	return sourceDate(root).UTC().Format(time.RFC3339) + "+" + hex.EncodeToString(h.Sum(nil))[:12]

@@ -11,8 +11,12 @@ pkgs=(
   miniupnpd dnsmasq kea-dhcp4-server
   # PXE clients and the gate image booted under emulation
   ipxe ipxe-qemu ovmf qemu-system-x86 qemu-utils
-  # the arm64 Pi image under emulation (raspi3b), its dtb edited; NTP and router advertisements on the simulated internet
-  qemu-system-arm device-tree-compiler chrony radvd
+  # the real arm64 Pi image under emulation (-M raspi3b), its dtb edited as disable-bt does
+  qemu-system-arm device-tree-compiler
+  # time (NTP server on the simulated internet), IPv6 router advertisements from the box
+  chrony radvd
+  # the status page in a real browser; a real SMTP receiver for alerts
+  chromium python3-aiosmtpd
   # the VPS side
   wireguard-go wireguard-tools iperf3
   # SSH

@@ -104,6 +104,14 @@ func TestIntegrationImageReaders(t *testing.T) {
 					t.Errorf("root lacks %s", want)
 				}
 			}
+			// Every directory of the root, the root itself first, is
+			// 0755: a program that drops privileges (gokrazy's ntp)
+			// must be able to reach its own binary.
+			for _, line := range strings.Split(run(t, "unsquashfs", "-lls", root), "\n") {
+				if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "d") && f[0] != "drwxr-xr-x" {
+					t.Errorf("root directory not 0755: %s", line)
+				}
+			}
 			// No secret anywhere in the root or the boot partition.
 			x := filepath.Join(dir, arch+"-root")
 			run(t, "unsquashfs", "-q", "-d", x, root)
