@@ -234,9 +234,13 @@ func (j *journey) siteYAML(adminPub string) string {
 	if j.run.Address == "dhcp" {
 		gateAddr = "dhcp"
 	}
+	// QEMU emulates a Pi 3 B (raspi3b); the twin is the same site's amd64
+	// build (its model says which Pi it stands for).
+	model := "rpi3"
 	return fmt.Sprintf(`site: {name: e2e, domain: e2e.example.org, timezone: Europe/Paris}
 lan: {subnet: %s, gateway: %s, dns: [%s]}
-gate: {hostname: gate-1, address: %s}
+gate: {hostname: gate-1, address: %s, model: %s}
+time: {servers: [%s]}
 vpn:
   hubs:
     - name: vps-1
@@ -267,7 +271,7 @@ bastion:
       keys: [%q]
       allow: ["*:22"]
 bootstrap: {dhcp: proxy}
-`, LANPrefix, BoxLAN, BoxLAN, gateAddr, hubName, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
+`, LANPrefix, BoxLAN, BoxLAN, gateAddr, model, ntpName, hubName, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
 		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, spareURL, spareSum, adminPub)
 }
 
@@ -296,7 +300,17 @@ func (j *journey) boot() error {
 	if c, err := j.gateClock(); err == nil {
 		fmt.Printf("JOURNEY    the Pi's clock at boot: %s\n", c.UTC().Format(time.RFC3339))
 	}
+	j.reportRestarting()
 	return nil
+}
+
+// reportRestarting prints the services gokrazy shows restarting (a bug on
+// the image, whichever step it breaks).
+func (j *journey) reportRestarting() {
+	time.Sleep(3 * time.Second) // gokrazy calls a service restarting once it exited twice
+	for _, l := range j.restarting() {
+		fmt.Printf("JOURNEY    PROBLEM gokrazy: %s\n", l)
+	}
 }
 
 // tunnel: the hub runs Debian's wireguard-go with what `gate vps-config`
@@ -372,7 +386,7 @@ func runStdin(h *netlab.Host, stdin string, argv ...string) (string, error) {
 // follows and the tunnel comes back through the box's new address.
 func (j *journey) newAddress() error {
 	if err := j.dnsIs(j.wan, 60*time.Second); err != nil {
-		return err
+		return fmt.Errorf("%v\n%s", err, j.diagnosis())
 	}
 	start := time.Now()
 	j.setWAN(netipMust("203.0.113.3"))
@@ -441,8 +455,24 @@ func (j *journey) diagnosis() string {
 	if c, err := j.gateClock(); err == nil {
 		fmt.Fprintf(&b, "gate clock: %s\n", c.UTC().Format(time.RFC3339))
 	}
+	for _, l := range j.restarting() {
+		fmt.Fprintf(&b, "gokrazy: %s\n", l)
+	}
 	fmt.Fprintf(&b, "last console lines:\n%s", Tail(j.gate.Proc.Output(), 25))
 	return b.String()
+}
+
+// restarting lists the services gokrazy's overview page shows restarting.
+func (j *journey) restarting() []string {
+	pw, err := os.ReadFile(filepath.Join(j.secrets, "gokrazy-password"))
+	if err != nil {
+		return []string{"(no gokrazy password: " + err.Error() + ")"}
+	}
+	page, err := j.s.Box.Output("curl", "-s", "-m", "10", "-u", "gokrazy:"+strings.TrimSpace(string(pw)), "http://"+GateLAN.String()+"/")
+	if err != nil {
+		return []string{"(gokrazy's overview page: " + err.Error() + ")"}
+	}
+	return RestartingServices(page)
 }
 
 // gateClock reads the gate's clock: the Date header of gokrazy's web
@@ -503,6 +533,7 @@ func (j *journey) mainsBack() error {
 	if c, err := j.gateClock(); err == nil {
 		fmt.Printf("JOURNEY    powered on again: every daemon ready in %.1fs, the gate's clock then %s\n", ready.Seconds(), c.UTC().Format(time.RFC3339))
 	}
+	j.reportRestarting()
 	dnsTook, tunnelTook, err := j.follow(start, 5*time.Minute)
 	if err != nil {
 		return err
