@@ -25,6 +25,11 @@ type Run struct {
 	// simulated internet. amd64 is the twin (a VM with a clock).
 	Arch    string
 	Address string // gate.address: "static" (192.168.1.2/24) or "dhcp"
+	// IPv6: the site is dual stack (the box announces a /64, the internet
+	// has IPv6) and IPv6-first: the hub's name has only an AAAA record, so
+	// the tunnel runs over IPv6; dyndns publishes the AAAA record from the
+	// gate's interface with ipv6_suffix.
+	IPv6 bool
 	// Reimage: the amd64 twin's play: boot, then the re-imaging step only
 	// (PXE, the imager, a Debian install: too slow beside an emulated Pi).
 	Reimage bool
@@ -33,7 +38,7 @@ type Run struct {
 // Runs are the plays of `make e2e`, in order.
 var Runs = []Run{
 	{Name: "pi-static", Arch: "arm64", Address: "static"},
-	{Name: "pi-dhcp", Arch: "arm64", Address: "dhcp"},
+	{Name: "pi-dhcp-dualstack", Arch: "arm64", Address: "dhcp", IPv6: true},
 	{Name: "twin-reimage", Arch: "amd64", Address: "static", Reimage: true},
 }
 
@@ -74,11 +79,11 @@ type journey struct {
 }
 
 const (
-	gateMAC    = "52:54:00:00:00:02"
+	gateMAC = "52:54:00:00:00:02"
 	// The emulated Pi's USB NIC: the Raspberry Pi Foundation's OUI, as
 	// the Pi's own NIC has. With a locally administered address (52:54:…)
 	// Linux names a CDC Ethernet NIC usb0 instead of eth0.
-	piMAC = "b8:27:eb:00:00:02"
+	piMAC      = "b8:27:eb:00:00:02"
 	adminAddr  = "203.0.113.50"
 	tunnelGate = "10.99.0.2"
 	tunnelHub  = "10.99.0.1"
@@ -102,15 +107,49 @@ func journeySteps(t *testing.T, run Run) []Step {
 			{Name: "R. a host re-imaged over PXE, phoned home (amd64 twin)", Missing: landed("cmd/bootstrapd"), Run: j.reimage},
 		}
 	}
-	return []Step{
+	steps := []Step{
 		{Name: "1. boot: every service ready", Run: j.boot},
 		{Name: "2. tunnel up to the hub", Missing: landed("cmd/vpn"), Run: j.tunnel},
 		{Name: "3. ssh -J admin@hub:2222 ceph-1", Missing: landed("cmd/vpn", "cmd/bastion"), Run: j.jump},
 		{Name: "4. clock set by NTP (no RTC: it booted in 1970)", Run: j.clockSet},
+	}
+	if run.IPv6 {
+		steps = append(steps,
+			Step{Name: "D1. dual stack: AAAA = the box's /64 + ipv6_suffix; tunnel over IPv6", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.dualStack},
+			Step{Name: "D2. dual stack: ssh -J over IPv6 to the hub, the bastion", Missing: hubForwardsIPv6, Run: j.jump6},
+		)
+	}
+	steps = append(steps, []Step{
 		{Name: "5. box address changes: DNS follows, tunnel back", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.newAddress},
 		{Name: "6. UPS critical: compute-1, then ceph-1..3 down; gate off", Missing: landed("cmd/upsd"), Run: j.powerFailure},
 		{Name: "7. mains back, new ISP address: tunnel, ssh -J, DNS back", Missing: landed("cmd/vpn", "cmd/bastion", "cmd/dyndns"), Run: j.mainsBack},
+	}...)
+	if run.Address == "dhcp" {
+		steps = append(steps,
+			Step{Name: "8. power-on with NTP unreachable: the vpn waits, says why, comes up with NTP", Missing: waitsForClock, Run: j.ntpUnreachable},
+			Step{Name: "9. gate update to the next build (over the LAN, on the Pi)", Run: j.update},
+		)
 	}
+	return steps
+}
+
+// waitsForClock reports whether the vpn waits for a synchronised clock
+// (internal/clock.Wait called outside internal/clock).
+func waitsForClock() string {
+	root := RepoRoot()
+	found := false
+	filepath.WalkDir(filepath.Join(root, "internal"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") && !strings.Contains(p, "internal/clock/") {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "clock.Wait(") {
+				found = true
+			}
+		}
+		return nil
+	})
+	if !found {
+		return "nothing calls internal/clock.Wait yet (the vpn does not wait for the clock)"
+	}
+	return ""
 }
 
 // mac is the gate's MAC address.
@@ -140,8 +179,12 @@ func (j *journey) setup() error {
 	if j.run.Address == "dhcp" {
 		leases[j.mac()] = GateLAN // the box's reservation for the gate
 	}
-	j.s = New(t, Options{DHCP: true, ExtraLeases: leases,
-		DNS: map[string]netip.Addr{hubName: Hub1WAN, ntpName: NTPAddr, poolName: NTPAddr}})
+	hub := Hub1WAN
+	if j.run.IPv6 {
+		hub = Inet6(Hub1WAN)
+	}
+	j.s = New(t, Options{DHCP: true, ExtraLeases: leases, IPv6: j.run.IPv6,
+		DNS: map[string]netip.Addr{hubName: hub, ntpName: NTPAddr, poolName: NTPAddr}})
 	j.wan = BoxWAN
 	j.ntp = j.s.StartNTP()
 	j.dir = j.s.Dir
@@ -218,6 +261,12 @@ func (j *journey) siteYAML(adminPub string) string {
 		fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", sv.Name, sv.Name)
 	}
 	zeros := strings.Repeat("0", 64)
+	sources := fmt.Sprintf("[{type: http, url: %q}]", EchoURL)
+	records := "[{name: " + recordName + "}]"
+	if j.run.IPv6 {
+		sources = fmt.Sprintf("[{type: http, url: %q}, {type: interface, interface: eth0}]\n  ipv6_suffix: %q", EchoURL, ipv6Suffix)
+		records = "[{name: " + recordName + "}, {name: " + recordName + ", type: AAAA}]"
+	}
 	// The spare host (step 6): in the ceph shutdown group, its NUT user
 	// never logged in (so counted down in step 5); its role writes the
 	// golden image from the LAN's mirror.
@@ -251,9 +300,9 @@ vpn:
       hub_address: %s
 dyndns:
   interval: 5s
-  sources: [{type: http, url: "%s"}]
+  sources: %s
   provider: {type: rfc2136, server: "%s:53", zone: e2e.example.org, tsig_key: gate-key, tsig_secret: "file:tsig.key"}
-  records: [{name: home.e2e.example.org}]
+  records: %s
 ups:
   source: nut://%s/ups
   source_user: mon
@@ -271,7 +320,7 @@ bastion:
       keys: [%q]
       allow: ["*:22"]
 bootstrap: {dhcp: proxy}
-`, LANPrefix, BoxLAN, BoxLAN, gateAddr, model, ntpName, hubName, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, EchoURL, DNSAddr,
+`, LANPrefix, BoxLAN, BoxLAN, gateAddr, model, ntpName, hubName, Hub1WAN, j.hubPub, tunnelGate, tunnelHub, sources, DNSAddr, records,
 		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, spareURL, spareSum, adminPub)
 }
 
@@ -348,9 +397,15 @@ func (j *journey) jump() error {
 	// still refuses a bastion whose key differs from vps-config's line.
 	cfg := filepath.Join(j.dir, "ssh_config")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("Host *\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking accept-new\n  BatchMode yes\n  ConnectTimeout 20\n", j.adminKey, kh)), 0o600)
-	args := []string{"-F", cfg, "-J", fmt.Sprintf("admin@%s:2222", Hub1WAN), "root@ceph-1", "echo jumped to $(hostname -I)"}
+	return j.jumpVia(fmt.Sprintf("admin@%s:2222", Hub1WAN))
+}
+
+// jumpVia logs in to ceph-1 with ssh -J through jump.
+func (j *journey) jumpVia(jump string) error {
+	cfg := filepath.Join(j.dir, "ssh_config")
+	args := []string{"-F", cfg, "-J", jump, "root@ceph-1", "echo jumped to $(hostname -I)"}
 	var out string
-	err = netlab.Eventually(60*time.Second, 2*time.Second, func() error {
+	err := netlab.Eventually(60*time.Second, 2*time.Second, func() error {
 		var e error
 		out, e = j.admin.Run(append([]string{"ssh"}, args...)...)
 		return e
@@ -398,7 +453,10 @@ func (j *journey) newAddress() error {
 	return nil
 }
 
-const recordName = "home.e2e.example.org"
+const (
+	recordName = "home.e2e.example.org"
+	ipv6Suffix = "::2"
+)
 
 // dnsIs waits until the dyndns record holds want.
 func (j *journey) dnsIs(want netip.Addr, timeout time.Duration) error {
@@ -425,7 +483,7 @@ func (j *journey) follow(start time.Time, timeout time.Duration) (dnsTook, tunne
 			dnsTook = time.Since(start)
 		}
 		if tunnelTook == 0 {
-			if out, _ := j.hub.Host.Output("wg", "show", j.hub.Iface, "endpoints"); strings.Contains(out, j.wan.String()+":") {
+			if out, _ := j.hub.Host.Output("wg", "show", j.hub.Iface, "endpoints"); strings.Contains(out, j.gateEndpoint()) {
 				if _, err := j.hub.Host.Run("ping", "-c1", "-W1", tunnelGate); err == nil {
 					tunnelTook = time.Since(start)
 				}
@@ -440,6 +498,16 @@ func (j *journey) follow(start time.Time, timeout time.Duration) (dnsTook, tunne
 		err = fmt.Errorf("%v\n%s", err, j.diagnosis())
 	}
 	return dnsTook, tunnelTook, err
+}
+
+// gateEndpoint is how the hub sees the gate's tunnel endpoint: the box's
+// public IPv4 address (NAT), or over IPv6 the gate's own address in the
+// LAN's /64.
+func (j *journey) gateEndpoint() string {
+	if j.run.IPv6 {
+		return "[" + strings.TrimSuffix(LANPrefix6.Addr().String(), "::") + ":"
+	}
+	return j.wan.String() + ":"
 }
 
 // diagnosis is what the gate's console says went wrong, and the hub's view.
@@ -691,4 +759,155 @@ func hostLine(out, host string) string {
 		}
 	}
 	return ""
+}
+
+// ntpUnreachable: the gate is powered on while the NTP server is down (its
+// clock at the floor it saved on /perm, older than the last handshake the
+// hub saw): the vpn waits for a synchronised clock and logs why; once NTP
+// answers it comes up, and the hub (untouched) accepts it.
+func (j *journey) ntpUnreachable() error {
+	if j.gate == nil || j.hub == nil {
+		return fmt.Errorf("the gate or the hub never came up")
+	}
+	j.ntp.Stop()
+	j.gate.PowerCut()
+	j.gate = j.gate.PowerOn("qemu-pi-no-ntp")
+	var waiting string
+	if err := netlab.Eventually(4*time.Minute, time.Second, func() error {
+		if waiting = lineWith(j.gate.Proc.Output(), "waiting for a synchronised clock", "daemon=vpn"); waiting == "" {
+			return fmt.Errorf("the vpn does not say it waits for the clock")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("%v\n%s", err, j.diagnosis())
+	}
+	fmt.Printf("JOURNEY    %s\n", strings.TrimSpace(waiting))
+	before := j.gate.Proc.Output()
+	if strings.Contains(before[strings.Index(before, waiting):], `msg="hub up"`) {
+		return fmt.Errorf("the vpn reported the hub up while it waited for the clock")
+	}
+	start := time.Now()
+	j.ntp.Start()
+	if err := j.gate.Proc.WaitFor("clock synchronised", 3*time.Minute); err != nil {
+		return fmt.Errorf("NTP back, the clock is not synchronised: %v\n%s", err, j.diagnosis())
+	}
+	if err := netlab.Eventually(3*time.Minute, time.Second, func() error {
+		_, err := j.hub.Host.Run("ping", "-c1", "-W1", tunnelGate)
+		return err
+	}); err != nil {
+		return fmt.Errorf("NTP back, no tunnel: %v\n%s", err, j.diagnosis())
+	}
+	fmt.Printf("JOURNEY    NTP back: tunnel up %.1fs later\n", time.Since(start).Seconds())
+	return nil
+}
+
+// lineWith is the first line of out that holds every one of parts.
+func lineWith(out string, parts ...string) string {
+	for _, l := range strings.Split(out, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return l
+		}
+	}
+	return ""
+}
+
+// update: `gate update` from the LAN pushes the next build (another build
+// timestamp) to the running Pi: root to the inactive partition, boot,
+// switch, reboot. The emulated Pi cannot restart itself (see pi.go): when
+// the kernel says it restarts, the harness powers it on again, reading the
+// SD card's boot partition afresh as the firmware would (cmdline.txt now
+// points at the other root). The gate comes back with the new build and
+// every daemon ready.
+func (j *journey) update() error {
+	if j.gate == nil {
+		return fmt.Errorf("the gate never came up")
+	}
+	img := filepath.Join(j.dir, "gate-next.img")
+	const build = "e2e-next-build"
+	j.s.BuildImageArch(j.gateCLI, j.siteFile, "arm64", img, "--build-timestamp", build)
+	start := time.Now()
+	upd := j.s.Box.Start("gate-update", nil, j.gateCLI, "update", "-c", j.siteFile, "--image", img, "--host", GateLAN.String(), "--wait", "6m")
+	restarted := false
+	for done := false; !done; {
+		select {
+		case <-upd.Done():
+			done = true
+		case <-time.After(2 * time.Second):
+			if !restarted && strings.Contains(j.gate.Proc.Output(), "reboot: Restarting system") {
+				j.gate = j.gate.PowerOn("qemu-pi-updated")
+				restarted = true
+			}
+		case <-time.After(9 * time.Minute):
+			upd.Kill()
+			return fmt.Errorf("gate update did not end in 9 min:\n%s", Tail(upd.Output(), 20))
+		}
+	}
+	if upd.Err() != nil || !strings.Contains(upd.Output(), "update done") {
+		return fmt.Errorf("gate update: %v\n%s\n%s", upd.Err(), Tail(upd.Output(), 20), j.diagnosis())
+	}
+	if !restarted {
+		return fmt.Errorf("gate update ended but the Pi never restarted")
+	}
+	took := time.Since(start)
+	if err := j.gate.WaitReady(j.daemons, 3*time.Minute); err != nil {
+		return fmt.Errorf("after the update: %w", err)
+	}
+	if !strings.Contains(lineWith(j.gate.Proc.Output(), "cmdline:"), "-03 ") {
+		return fmt.Errorf("after the update the Pi did not boot from root B:\n%s", lineWith(j.gate.Proc.Output(), "cmdline:"))
+	}
+	fmt.Printf("JOURNEY    gate update to %s: %.1fs until it answered with the new build\n", build, took.Seconds())
+	return nil
+}
+
+// dualStack: the gate took an address in the box's /64 from its router
+// advertisements (SLAAC); dyndns publishes the AAAA record from the
+// interface source: that /64 plus ipv6_suffix; the hub, reachable only
+// over IPv6 (its name has only an AAAA record), carries the tunnel: it
+// sees the gate's endpoint in the LAN's /64.
+func (j *journey) dualStack() error {
+	want := publicip6(LANPrefix6, ipv6Suffix)
+	if err := netlab.Eventually(60*time.Second, time.Second, func() error {
+		if got := j.bind.LookupType(recordName, "AAAA"); got != want.String() {
+			return fmt.Errorf("%s AAAA = %q, want %s", recordName, got, want)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("%v\n%s", err, j.diagnosis())
+	}
+	out, err := j.hub.Host.Output("wg", "show", j.hub.Iface, "endpoints")
+	if err != nil || !strings.Contains(out, j.gateEndpoint()) {
+		return fmt.Errorf("the hub sees the gate at %q, want an endpoint in %s (%v)", strings.TrimSpace(out), LANPrefix6, err)
+	}
+	fmt.Printf("JOURNEY    AAAA %s; the hub sees the gate at %s\n", want, strings.Fields(out)[1])
+	return nil
+}
+
+// publicip6 is prefix's first 64 bits and suffix's last 64.
+func publicip6(prefix netip.Prefix, suffix string) netip.Addr {
+	p, s := prefix.Addr().As16(), netip.MustParseAddr(suffix).As16()
+	copy(p[8:], s[8:])
+	return netip.AddrFrom16(p)
+}
+
+// hubForwardsIPv6 says whether gate vps-config forwards the bastion's
+// public port over IPv6 too (an ip6 or inet nftables table).
+func hubForwardsIPv6() string {
+	b, err := os.ReadFile(filepath.Join(RepoRoot(), "internal/vpsconfig/vpsconfig.go"))
+	if err != nil {
+		return err.Error()
+	}
+	if !strings.Contains(string(b), "table ip6 ") && !strings.Contains(string(b), "table inet ") {
+		return "gate vps-config writes an IPv4-only nftables table (table ip gate-hub): the hub does not forward the bastion's port over IPv6"
+	}
+	return ""
+}
+
+// jump6: an admin on an IPv6 network reaches ceph-1 through the hub's
+// IPv6 address and the bastion.
+func (j *journey) jump6() error {
+	return j.jumpVia(fmt.Sprintf("admin@[%s]:2222", Inet6(Hub1WAN)))
 }
