@@ -119,7 +119,9 @@ func (g *GateVM) Halted(timeout time.Duration) error {
 			return fmt.Errorf("the gate is still running after %v", timeout)
 		case <-time.After(500 * time.Millisecond):
 			out := g.Proc.Output()
-			if strings.Contains(out, "reboot: System halted") || strings.Contains(out, "reboot: Power down") {
+			// "reboot: Power down", or on the emulated Pi "reboot: Power
+			// off not available: System halted instead".
+			if strings.Contains(out, "System halted") || strings.Contains(out, "reboot: Power down") {
 				return nil
 			}
 		}
