@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gate/internal/daemon"
+	"gate/internal/poweroff"
 	"gate/internal/powerplan"
 	"gate/internal/upsd"
 )
@@ -33,7 +34,7 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 	if err != nil {
 		return err
 	}
-	u.Off = upsd.SystemPowerOff
+	u.Off = func() error { return orderlyPowerOff(d) }
 	if marker != "" {
 		u.Off = func() error {
 			d.Log.Warn("power-off (test marker)", "file", marker)
@@ -89,4 +90,20 @@ func serveNUT(ctx context.Context, d *daemon.Daemon, u *upsd.Daemon, addr string
 		}
 		pause = min(2*pause, time.Minute)
 	}
+}
+
+// orderlyPowerOff powers the gate off through gokrazy's init, so that
+// every service is stopped and /perm unmounted first (internal/poweroff);
+// if gokrazy refuses, or has not powered off two minutes later (this
+// process is normally stopped long before), the kernel directly.
+func orderlyPowerOff(d *daemon.Daemon) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := (&poweroff.Gokrazy{}).Request(ctx); err != nil {
+		d.Log.Error("orderly power-off refused: powering off directly (/perm not unmounted)", "err", err)
+		return upsd.SystemPowerOff()
+	}
+	d.Log.Info("power-off: gokrazy stops every service, unmounts /perm and powers off")
+	time.AfterFunc(2*time.Minute, func() { upsd.SystemPowerOff() })
+	return nil
 }
