@@ -202,7 +202,9 @@ func (c *Config) applyDefaults() {
 		orStr(&h.Shutdown.NUTUser, h.Name)
 		orStr(&h.Shutdown.SSHUser, "root")
 		orStr(&h.Shutdown.Command, "poweroff")
-		if h.Shutdown.Method == "ssh" && h.Shutdown.SSHKey == "" {
+		// The key is the SSH shutdown's, and the pre-steps' (drain,
+		// noout) whatever the method: gate secrets init must create it.
+		if h.Shutdown.SSHKey == "" && (h.Shutdown.Method == "ssh" || c.groupHasPreSteps(h.Shutdown.Group)) {
 			h.Shutdown.SSHKey = "file:shutdown_ed25519_key"
 		}
 	}
@@ -239,4 +241,18 @@ func (c *Config) applyDefaults() {
 			b.APIToken = "file:bootstrap-token"
 		}
 	}
+}
+
+// groupHasPreSteps reports whether the UPS shutdown group name runs
+// pre-steps (over SSH on its hosts).
+func (c *Config) groupHasPreSteps(name string) bool {
+	if c.UPS == nil {
+		return false
+	}
+	for _, g := range c.UPS.Groups {
+		if g.Name == name {
+			return len(g.PreSteps) > 0
+		}
+	}
+	return false
 }
