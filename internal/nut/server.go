@@ -23,6 +23,10 @@ type User struct {
 	Primary bool
 	// Admin may SET variables and run INSTCMDs.
 	Admin bool
+	// Actions, when not nil, grants "SET" and "FSD" (upsd.users' actions)
+	// in place of Admin's SET; Instcmds, when not nil, lists the INSTCMDs
+	// allowed ("ALL": every one) in place of Admin's. See may, mayRun.
+	Actions, Instcmds []string
 }
 
 // Snapshot is the UPS's data at one moment.
@@ -66,8 +70,12 @@ type Server struct {
 	OnFSD func(user string) error
 
 	IdleTimeout time.Duration // default 60s
-	Log         *slog.Logger
+	// MaxConn and MaxPerSource cap the connections served at once, in
+	// all and from one source (upsd's MAXCONN; 0: tcpserve's defaults).
+	MaxConn, MaxPerSource int
+	Log                   *slog.Logger
 
+	accept  tcpserve.Server // shared by every listener
 	mu      sync.Mutex
 	clients map[*conn]bool
 	fsd     bool
@@ -124,9 +132,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.clients == nil {
 		s.clients = map[*conn]bool{}
+		s.accept.Max, s.accept.PerSource, s.accept.Log = s.MaxConn, s.MaxPerSource, s.Log
 	}
 	s.mu.Unlock()
-	return tcpserve.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {
+	return s.accept.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {
 		c := &conn{Conn: nc}
 		s.mu.Lock()
 		s.clients[c] = true
@@ -228,12 +237,12 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 		s.Log.Info("NUT client logged in", "user", c.user, "client", c.RemoteAddr().String())
 		return "OK\n", false
 	case "PRIMARY", "MASTER":
-		if e := s.primaryCheck(c, args); e != "" {
+		if e := s.primaryCheck(c, args, "PRIMARY"); e != "" {
 			return e, false
 		}
 		return "OK " + cmd + "-GRANTED\n", false
 	case "FSD":
-		if e := s.primaryCheck(c, args); e != "" {
+		if e := s.primaryCheck(c, args, "FSD"); e != "" {
 			return e, false
 		}
 		if s.OnFSD != nil {
@@ -260,14 +269,14 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 
 // primaryCheck checks a command that needs the primary right on this UPS
 // (PRIMARY, MASTER, FSD): one argument, valid credentials, the right.
-func (s *Server) primaryCheck(c *conn, args []string) string {
+func (s *Server) primaryCheck(c *conn, args []string, action string) string {
 	if len(args) != 1 {
 		return errLine("INVALID-ARGUMENT")
 	}
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Primary {
+	if !s.Users[c.user].may(action) {
 		return errLine("ACCESS-DENIED")
 	}
 	return s.checkUPS(args[0])
@@ -281,8 +290,7 @@ func (s *Server) auth(c *conn) string {
 	if c.pass == "" {
 		return errLine("PASSWORD-REQUIRED")
 	}
-	u, ok := s.Users[c.user]
-	if !ok || u.Password != c.pass {
+	if !passwordOK(s.Users, c.user, c.pass) {
 		return errLine("ACCESS-DENIED")
 	}
 	return ""
@@ -473,7 +481,7 @@ func (s *Server) set(c *conn, a []string) string {
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Admin {
+	if !s.Users[c.user].may("SET") {
 		return errLine("ACCESS-DENIED")
 	}
 	if e := s.checkUPS(a[1]); e != "" {
@@ -501,11 +509,11 @@ func (s *Server) instcmd(c *conn, a []string) string {
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Admin {
-		return errLine("ACCESS-DENIED")
-	}
 	if e := s.checkUPS(a[0]); e != "" {
 		return e
+	}
+	if !s.Users[c.user].mayRun(a[1]) { // before the command's support, as upsd
+		return errLine("ACCESS-DENIED")
 	}
 	_, cmds := s.caps()
 	if _, ok := cmds[a[1]]; !ok || s.Exec == nil {

@@ -93,6 +93,8 @@ type Daemon struct {
 
 type metrics struct {
 	charge, runtime, onBattery prometheus.Gauge
+	load                       prometheus.Gauge
+	logins                     *prometheus.GaugeVec
 	flags                      *prometheus.GaugeVec
 	phase                      *prometheus.GaugeVec
 	hostState                  *prometheus.GaugeVec
@@ -115,7 +117,8 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		if err != nil {
 			return nil, fmt.Errorf("ups.users %s: %w", nu.Name, err)
 		}
-		users[nu.Name] = nut.User{Password: string(pw), Primary: nu.Role != "secondary", Admin: nu.Role == "admin"}
+		users[nu.Name] = nut.User{Password: string(pw), Primary: nu.Role != "secondary", Admin: nu.Role == "admin",
+			Actions: nu.Actions, Instcmds: nu.Instcmds}
 	}
 	var groups []powerplan.Group
 	for _, g := range u.Groups {
@@ -160,13 +163,15 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		charge:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
 		runtime:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
 		onBattery:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
+		load:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_load_percent", Help: "Output load (ups.load)."}),
+		logins:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_client_logins", Help: "NUT logins of each host's account (its upsmon connected: 1 or more)."}, []string{"user"}),
 		flags:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
 		phase:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
 		hostState:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
 		returnPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_return_phase", Help: "The return plan's current phase (1)."}, []string{"phase"}),
 	}
 	if reg != nil {
-		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.flags, d.metrics.phase, d.metrics.hostState, d.metrics.returnPhase)
+		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.load, d.metrics.logins, d.metrics.flags, d.metrics.phase, d.metrics.hostState, d.metrics.returnPhase)
 	}
 	d.setReturnPhase("idle")
 	d.setPhase("idle")
@@ -300,6 +305,9 @@ func (d *Daemon) noteLogins() {
 		if n > 0 {
 			d.seen[u] = true
 		}
+	}
+	for u := range d.userGroup {
+		d.metrics.logins.WithLabelValues(u).Set(float64(logins[u]))
 	}
 }
 
@@ -581,6 +589,9 @@ func (d *Daemon) observe(vars map[string]string) {
 	}
 	if v, err := strconv.ParseFloat(vars["battery.runtime"], 64); err == nil {
 		d.metrics.runtime.Set(v)
+	}
+	if v, err := strconv.ParseFloat(vars["ups.load"], 64); err == nil {
+		d.metrics.load.Set(v)
 	}
 	d.metrics.flags.Reset()
 	for f := range powerplan.Flags(vars["ups.status"]) {
