@@ -624,7 +624,9 @@ func (j *journey) powerFailure() error {
 			return err
 		}
 		markers[sv.Name] = filepath.Join(j.dir, sv.Name+".down")
-		j.s.StartUpsmon(sv, GateLAN.String(), "ups", sv.Name, strings.TrimSpace(string(pw)), markers[sv.Name])
+		// As cloud-init configures it; its SHUTDOWNCMD records the moment
+		// and takes the host off the LAN (upsd waits until it is down).
+		j.s.StartUpsmon(sv, GateLAN.String(), "ups", sv.Name, strings.TrimSpace(string(pw)), PowerOffCmd(markers[sv.Name], 500*time.Millisecond))
 	}
 	ceph1 := j.s.Server("ceph-1").Host
 	if err := netlab.Eventually(60*time.Second, time.Second, func() error {
@@ -671,6 +673,9 @@ func (j *journey) powerFailure() error {
 	}
 	if !strings.Contains(j.gate.Proc.Output(), "shutdown.return") && !strings.Contains(j.gate.Proc.Output(), "UPS told to cut its output") {
 		return fmt.Errorf("the UPS was not told to power off")
+	}
+	for _, sv := range j.s.Servers { // they power on again with the mains
+		j.s.PowerOn(sv)
 	}
 	return nil
 }
