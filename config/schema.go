@@ -172,6 +172,19 @@ type UPS struct {
 	Users          []NUTUser   `yaml:"users"`
 	Groups         []ShutGroup `yaml:"shutdown_groups"` // default compute then ceph
 	PowerOffGate   *bool       `yaml:"power_off_gate"`  // default true
+	Return         UPSReturn   `yaml:"return"`
+}
+
+// UPSReturn is the way back after an outage whose shutdown plan ran.
+type UPSReturn struct {
+	Enable *bool `yaml:"enable"` // default true
+	// MinCharge: power the site on once the battery is this charged
+	// (percent; default 50; 0: line power is enough).
+	MinCharge *int `yaml:"min_charge"`
+	// WakeAfter: a host not up this long is woken (Wake-on-LAN), again
+	// every WakeAfter, WakeTries times (defaults 3m, 5).
+	WakeAfter Duration `yaml:"wake_after"`
+	WakeTries int      `yaml:"wake_tries"`
 }
 
 // Thresholds are the site's own critical levels; zero disables one.
@@ -224,6 +237,9 @@ type HostShut struct {
 	SSHUser string `yaml:"ssh_user"` // default root
 	Command string `yaml:"command"`  // default "poweroff"
 	SSHKey  Secret `yaml:"ssh_key" secret:"sshkey"`
+	// Wake: how the return plan powers the host on when it does not come
+	// up by itself: wol (default, magic packets to its macs) or none.
+	Wake string `yaml:"wake"`
 }
 
 // Role is how hosts of a kind are installed and configured.
