@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,9 @@ func TestMinimalHasNoDaemons(t *testing.T) {
 	if c.Gate.Address != "dhcp" || c.Gate.Hostname != "gate" || c.LAN.DNS[0] != c.LAN.Gateway {
 		t.Errorf("gate defaults: %+v, dns %v", c.Gate, c.LAN.DNS)
 	}
+	if !slices.Equal(c.Time.Servers, DefaultNTPServers()) || c.Time.Wait.D() != 10*time.Minute {
+		t.Errorf("time defaults: %+v", c.Time)
+	}
 }
 
 func TestProblems(t *testing.T) {
@@ -85,6 +89,13 @@ hosts:
 			"7:17: vpn.hubs[0].endpoint: endpoint \"vps.example.net\" has no port",
 			"8:19: vpn.hubs[0].public_key: malformed WireGuard key",
 			"10:20: vpn.hubs[0].hub_address: 10.98.0.1 is outside the tunnel network",
+		}},
+		{"NUT user rights", minimal + `ups:
+  source: usb
+  users: [{name: a, password: "file:a", actions: [SET, shutdown], instcmds: ["load off"]}]
+`, []string{
+			"ups.users[0].actions[1]: unknown action \"shutdown\"",
+			"ups.users[0].instcmds[0]: \"load off\" is not a command name",
 		}},
 		{"thresholds out of range", minimal + `ups:
   source: usb
@@ -123,6 +134,16 @@ bastion: {port: twenty, users: [{name: a, keys: [not-a-key], allow: ["ceph-9:22"
 			"4:50: bastion.users[0].keys[0]: malformed SSH public key",
 			"4:70: bastion.users[0].allow[0]: unknown host \"ceph-9\"",
 			"4:83: bastion.users[0].allow[1]: port \"99999\" out of range",
+		}},
+		{"hub by name without public_address, with a bastion", minimal + `vpn:
+  hubs: [{name: v, endpoint: "vps.example.net:51820", public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=, gate_address: 10.99.0.2/24, hub_address: 10.99.0.1}]
+bastion: {users: [{name: a, keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl3TlqHKU6SvyTbdJdBFtN+5mCn8f9ViDGhAZkEmc7Q a"], allow: ["*:22"]}]}
+`, []string{"vpn.hubs[0].public_address: missing: the endpoint vps.example.net is a name"}},
+		{"time servers", minimal + `time: {servers: ["ntp.example.org", "192.168.1.1:123", "bad name!", "ntp.example.org:x"], wait: -1s}
+`, []string{
+			"time.servers[2]: \"bad name!\" is neither an IP address nor a DNS name",
+			"time.servers[3]: \"ntp.example.org:x\": port \"x\" is not a number",
+			"time.wait: negative duration",
 		}},
 		{"not yaml", "site: [\n", []string{"not valid YAML"}},
 		{"empty", "", []string{"1:1: the site file is empty"}},

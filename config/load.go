@@ -113,6 +113,12 @@ func orBool(b **bool, def bool) {
 	}
 }
 
+// DefaultNTPServers is the public NTP pool, asked when time.servers is
+// left out.
+func DefaultNTPServers() []string {
+	return []string{"0.pool.ntp.org", "1.pool.ntp.org", "2.pool.ntp.org", "3.pool.ntp.org"}
+}
+
 // applyDefaults fills every field left out with its documented default.
 func (c *Config) applyDefaults() {
 	orStr(&c.Site.Timezone, "UTC")
@@ -127,6 +133,10 @@ func (c *Config) applyDefaults() {
 	if c.Gate.Password == "" {
 		c.Gate.Password = "file:gokrazy-password"
 	}
+	if len(c.Time.Servers) == 0 {
+		c.Time.Servers = DefaultNTPServers()
+	}
+	orDur(&c.Time.Wait, 10*time.Minute)
 	if v := c.VPN; v != nil {
 		orDur(&v.Keepalive, 25*time.Second)
 		orDur(&v.FailAfter, 90*time.Second)
@@ -208,6 +218,17 @@ func (c *Config) applyDefaults() {
 		orDur(&b.BanFor, 10*time.Minute)
 		if b.HostKey == "" {
 			b.HostKey = "file:ssh_host_ed25519_key"
+		}
+	}
+	c.statusDefaults()
+	if t := c.Tailnet; t != nil {
+		orStr(&t.ControlURL, TailscaleControlURL)
+		orStr(&t.Hostname, c.Gate.Hostname)
+		if t.AuthKey == "" {
+			t.AuthKey = "file:tailnet-authkey"
+		}
+		if t.Services == nil {
+			t.Services = []string{"bastion"}
 		}
 	}
 	if b := c.Bootstrap; b != nil {

@@ -16,6 +16,7 @@ type Config struct {
 	Site      Site             `yaml:"site"`
 	LAN       LAN              `yaml:"lan"`
 	Gate      Gate             `yaml:"gate"`
+	Time      Time             `yaml:"time"`
 	VPN       *VPN             `yaml:"vpn"`
 	DynDNS    *DynDNS          `yaml:"dyndns"`
 	UPS       *UPS             `yaml:"ups"`
@@ -23,6 +24,9 @@ type Config struct {
 	Roles     map[string]*Role `yaml:"roles"`
 	Bastion   *Bastion         `yaml:"bastion"`
 	Bootstrap *Bootstrap       `yaml:"bootstrap"`
+	Status    *Status          `yaml:"status"`
+	Alerts    *Alerts          `yaml:"alerts"`
+	Tailnet   *Tailnet         `yaml:"tailnet"`
 
 	// File is the path the config was loaded from ("" for bytes).
 	File string `yaml:"-"`
@@ -63,6 +67,16 @@ type Gate struct {
 	// UpdateHost is where `gate update` reaches the gate (default: the
 	// static address, else the hostname).
 	UpdateHost string `yaml:"update_host"`
+}
+
+// Time is the gate's clock. The Pi has no real-time clock: it boots at
+// the last time it saved on /perm (or the image's build time) and is set
+// from NTP. The vpn and dyndns wait for a synchronised clock (WireGuard's
+// handshakes and TSIG signatures carry the time; TLS checks it) for at
+// most Wait, then go on and say so.
+type Time struct {
+	Servers []string `yaml:"servers"` // NTP servers (host or host:port); default the public pool
+	Wait    Duration `yaml:"wait"`    // default 10m
 }
 
 // VPN is the WireGuard tunnel to the fixed-IP hubs.
@@ -262,6 +276,47 @@ type BastionUser struct {
 	// Allow lists "host:port" targets; host is a host name from hosts, an
 	// IP, or "*" for every host of the site; port may be "*".
 	Allow []string `yaml:"allow"`
+}
+
+// Tailnet is the gate's membership of a tailnet (Tailscale, or a
+// self-hosted Headscale), beside the WireGuard hubs: cmd/tailnet runs a
+// tsnet node that offers the listed services to the tailnet's members.
+type Tailnet struct {
+	// ControlURL is the coordination server: Tailscale's (default) or a
+	// Headscale URL.
+	ControlURL string `yaml:"control_url"`
+	// AuthKey logs the node in the first time (issued by the control
+	// server; the node key then lives in the daemon's state on /perm).
+	AuthKey  Secret   `yaml:"auth_key" secret:"external"` // default file:tailnet-authkey
+	Hostname string   `yaml:"hostname"`                   // default: gate.hostname
+	Tags     []string `yaml:"tags"`                       // e.g. tag:gate
+	// Services are what the tailnet reaches: bastion, nut (read-only),
+	// metrics. Default [bastion].
+	Services []string `yaml:"services"`
+	// AdvertiseLAN offers lan.subnet as a subnet route (the control
+	// server must approve it).
+	AdvertiseLAN bool `yaml:"advertise_lan"`
+}
+
+// Tailscale's own coordination server, the default tailnet.control_url.
+const TailscaleControlURL = "https://controlplane.tailscale.com"
+
+// Offers reports whether the tailnet offers service s.
+func (t *Tailnet) Offers(s string) bool {
+	if t == nil {
+		return false
+	}
+	for _, x := range t.Services {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Headscale reports whether the control server is not Tailscale's.
+func (t *Tailnet) Headscale() bool {
+	return t != nil && t.ControlURL != TailscaleControlURL
 }
 
 // Bootstrap is PXE and cloud-init for re-imaging hosts.

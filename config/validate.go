@@ -56,6 +56,7 @@ func (c *Config) validate() Problems {
 	v.site()
 	v.lan()
 	v.gate()
+	v.time()
 	if c.VPN != nil {
 		v.vpn()
 	}
@@ -72,6 +73,15 @@ func (c *Config) validate() Problems {
 	}
 	if c.Bootstrap != nil {
 		v.bootstrap()
+	}
+	if c.Status != nil {
+		v.status()
+	}
+	if c.Alerts != nil {
+		v.alerts()
+	}
+	if c.Tailnet != nil {
+		v.tailnet()
 	}
 	v.secrets()
 	return v.problems
@@ -155,6 +165,27 @@ func (v *validator) gate() {
 	v.port("gate.http_port", g.HTTPPort)
 }
 
+func (v *validator) time() {
+	for i, s := range v.c.Time.Servers {
+		path := fmt.Sprintf("time.servers[%d]", i)
+		host, port := s, "123"
+		if h, p, err := net.SplitHostPort(s); err == nil {
+			host, port = h, p
+		}
+		if n, err := strconv.Atoi(port); err != nil {
+			v.errf(path, "%q: port %q is not a number (host or host:port, e.g. 0.pool.ntp.org or 192.168.1.1:123)", s, port)
+		} else {
+			v.port(path, n)
+		}
+		if _, err := netip.ParseAddr(host); err != nil && !validFQDN(host) {
+			v.errf(path, "%q is neither an IP address nor a DNS name (e.g. 0.pool.ntp.org)", s)
+		}
+	}
+	if v.c.Time.Wait.D() < 0 {
+		v.errf("time.wait", "negative duration %s", v.c.Time.Wait.D())
+	}
+}
+
 // GateAddr returns the gate's static LAN address, if it has one.
 func (c *Config) GateAddr() (netip.Prefix, bool) {
 	p, err := netip.ParsePrefix(c.Gate.Address)
@@ -219,6 +250,10 @@ func (v *validator) vpn() {
 			v.errf(p+".endpoint", "%v", err)
 		} else if a, err := netip.ParseAddr(host); err == nil && !h.PublicAddress.IsValid() {
 			vp.Hubs[i].PublicAddress = a
+		} else if err != nil && !h.PublicAddress.IsValid() && v.c.Bastion != nil {
+			// gate vps-config forwards the bastion's port on this
+			// address: say it now, not when the VPS is configured.
+			v.errf(p+".public_address", "missing: the endpoint %s is a name, and the VPS's public IP is needed to forward the bastion's port %d on it (e.g. public_address: 203.0.113.10)", host, h.BastionPort)
 		}
 		if h.PublicKey.IsZero() {
 			v.errf(p+".public_key", "missing (the VPS's WireGuard public key: wg pubkey < its private key)")
@@ -468,6 +503,16 @@ func (v *validator) ups() {
 		default:
 			v.errf(p+".role", "unknown role %q (secondary, primary or admin)", n.Role)
 		}
+		for j, a := range n.Actions {
+			if !strings.EqualFold(a, "SET") && !strings.EqualFold(a, "FSD") {
+				v.errf(fmt.Sprintf("%s.actions[%d]", p, j), "unknown action %q (SET or FSD, as in upsd.users)", a)
+			}
+		}
+		for j, c := range n.Instcmds {
+			if c == "" || strings.ContainsAny(c, " \t\"") {
+				v.errf(fmt.Sprintf("%s.instcmds[%d]", p, j), "%q is not a command name (e.g. load.off, or ALL)", c)
+			}
+		}
 	}
 	groups := map[string]bool{}
 	for i, g := range u.Groups {
@@ -670,8 +715,8 @@ func (v *validator) bastion() {
 	if len(b.Users) == 0 {
 		v.errf("bastion.users", "no user (at least one admin with SSH keys)")
 	}
-	if v.c.VPN == nil && !b.ListenLAN {
-		v.errf("bastion", "no vpn section and listen_lan is false: the bastion would listen nowhere")
+	if v.c.VPN == nil && !b.ListenLAN && !v.c.Tailnet.Offers("bastion") {
+		v.errf("bastion", "no vpn section, listen_lan is false and the tailnet does not offer it: the bastion would listen nowhere")
 	}
 	if b.BanAfter < 1 {
 		v.errf("bastion.ban_after", "%d: must be at least 1 (failed logins from one source before a ban)", b.BanAfter)
@@ -719,6 +764,45 @@ func (v *validator) bastion() {
 				continue
 			}
 			v.errf(ap, "unknown host %q (a host name from hosts, a LAN IP, or *)", h)
+		}
+	}
+}
+
+var tagRE = regexp.MustCompile(`^tag:[a-z0-9][a-z0-9-]{0,62}$`)
+
+func (v *validator) tailnet() {
+	t := v.c.Tailnet
+	v.url("tailnet.control_url", t.ControlURL, true)
+	if !hostnameRE.MatchString(t.Hostname) {
+		v.errf("tailnet.hostname", "%q is not a valid host name (lowercase letters, digits and -)", t.Hostname)
+	}
+	for i, tag := range t.Tags {
+		if !tagRE.MatchString(tag) {
+			v.errf(fmt.Sprintf("tailnet.tags[%d]", i), "%q is not a tag (tag:NAME, NAME in lowercase letters, digits and -)", tag)
+		}
+	}
+	if len(t.Services) == 0 && !t.AdvertiseLAN {
+		v.errf("tailnet.services", "empty and advertise_lan is false: the gate would offer nothing on the tailnet (bastion, nut, metrics)")
+	}
+	seen := map[string]bool{}
+	for i, s := range t.Services {
+		p := fmt.Sprintf("tailnet.services[%d]", i)
+		if seen[s] {
+			v.errf(p, "%q given twice", s)
+		}
+		seen[s] = true
+		switch s {
+		case "bastion":
+			if v.c.Bastion == nil {
+				v.errf(p, "bastion offered but the site file has no bastion section (its users and allow lists)")
+			}
+		case "nut":
+			if v.c.UPS == nil {
+				v.errf(p, "nut offered but the site file has no ups section")
+			}
+		case "metrics":
+		default:
+			v.errf(p, "unknown service %q (bastion, nut or metrics)", s)
 		}
 	}
 }

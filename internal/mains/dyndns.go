@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"time"
 
 	"gate/internal/daemon"
 	"gate/internal/dyndns"
@@ -13,10 +14,13 @@ import (
 // DynDNS runs the dyndns daemon, which keeps the site's DNS records on the box's public address
 // (see internal/dyndns and internal/publicip).
 func DynDNS() {
-	daemon.Main("dyndns", daemon.MetricsDynDNS, runDynDNS)
+	wait := waitClock()
+	daemon.Main("dyndns", daemon.MetricsDynDNS, func(ctx context.Context, d *daemon.Daemon) error {
+		return runDynDNS(ctx, d, *wait)
+	})
 }
 
-func runDynDNS(ctx context.Context, d *daemon.Daemon) error {
+func runDynDNS(ctx context.Context, d *daemon.Daemon, wait time.Duration) error {
 	c := d.Config
 	if c.DynDNS == nil {
 		return daemon.ErrDisabled
@@ -46,6 +50,9 @@ func runDynDNS(ctx context.Context, d *daemon.Daemon) error {
 		}
 	})
 	u.Load()
+	// TLS checks certificates' dates, TSIG signs the time (a server
+	// refuses more than 5 minutes off): a clock in 1970 fails both.
+	awaitClock(ctx, d, wait, "TLS certificates and TSIG signatures are checked against the time")
 	d.Ready("provider", prov.Name(), "records", len(recs), "sources", len(srcs), "interval", c.DynDNS.Interval.D())
 	u.Run(ctx)
 	return nil
