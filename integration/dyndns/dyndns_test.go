@@ -89,6 +89,22 @@ dyndns:
 	return p
 }
 
+// follow waits (a minute at most) until BIND holds want for
+// home.example.org, and returns how long that took.
+func (l *lab) follow(p *netlab.Proc, want string) time.Duration {
+	l.t.Helper()
+	start := time.Now()
+	if err := netlab.Eventually(60*time.Second, 100*time.Millisecond, func() error {
+		if got := l.record(); got != want {
+			return fmt.Errorf("home.example.org A = %q, want %s", got, want)
+		}
+		return nil
+	}); err != nil {
+		l.t.Fatalf("%v\n%s", err, site.Tail(p.Output(), 20))
+	}
+	return time.Since(start)
+}
+
 // record asks BIND what home.example.org holds.
 func (l *lab) record() string { return l.bind.Lookup("home.example.org") }
 
@@ -102,18 +118,7 @@ func TestIntegrationDynDNS(t *testing.T) {
 	netlab.Require(t, "dig")
 	l := newLab(t)
 	p := l.startDyndns("good", l.secret, l.echoSources())
-	follow := func(want string) time.Duration {
-		start := time.Now()
-		if err := netlab.Eventually(60*time.Second, 200*time.Millisecond, func() error {
-			if got := l.record(); got != want {
-				return fmt.Errorf("home.example.org A = %q, want %s", got, want)
-			}
-			return nil
-		}); err != nil {
-			t.Fatalf("%v\n%s", err, site.Tail(p.Output(), 20))
-		}
-		return time.Since(start)
-	}
+	follow := func(want string) time.Duration { return l.follow(p, want) }
 	d := follow(site.BoxWAN.String())
 	t.Logf("record published %s after start", d.Round(time.Millisecond))
 
@@ -210,14 +215,7 @@ func TestIntegrationDynDNSDrift(t *testing.T) {
 			t.Errorf("%d UPDATEs from the gate after %s, want 1", n, what)
 		}
 	}
-	if err := netlab.Eventually(30*time.Second, 200*time.Millisecond, func() error {
-		if got := l.record(); got != want {
-			return fmt.Errorf("home.example.org A = %q", got)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("%v\n%s", err, p.Output())
-	}
+	l.follow(p, want)
 
 	l.nsupdate("update delete home.example.org A")
 	if got := l.record(); got != "" {
@@ -258,19 +256,7 @@ func TestIntegrationDynDNSBoxEvent(t *testing.T) {
 	netlab.Require(t, "dig")
 	l := newLabBox(t, "fakeigd")
 	p := l.startDyndnsWith("event", l.secret, "[{type: upnp}]", "10m", "")
-	follow := func(want string) time.Duration {
-		t.Helper()
-		start := time.Now()
-		if err := netlab.Eventually(60*time.Second, 100*time.Millisecond, func() error {
-			if got := l.record(); got != want {
-				return fmt.Errorf("home.example.org A = %q, want %s", got, want)
-			}
-			return nil
-		}); err != nil {
-			t.Fatalf("%v\n%s", err, site.Tail(p.Output(), 20))
-		}
-		return time.Since(start)
-	}
+	follow := func(want string) time.Duration { return l.follow(p, want) }
 	follow(site.BoxWAN.String())
 	if err := p.WaitFor("box WAN address", 20*time.Second); err != nil {
 		t.Fatal(err, p.Output())

@@ -3,7 +3,6 @@ package vpn
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,14 +73,7 @@ func TestSideBySideWANChange(t *testing.T) {
 	ours := measure("cmd/vpn")
 	p.Stop()
 
-	gw := w.lab.Name("gw")
-	w.gate.Start("wireguard-go", []string{"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "LOG_LEVEL=error"}, "wireguard-go", "-f", gw)
-	w.until("Debian wireguard-go at the gate", 10*time.Second, func() error { _, err := w.gate.Run("wg", "show", gw); return err })
-	w.gate.MustRun("wg", "set", gw, "private-key", filepath.Join(w.secrets, "wireguard.key"),
-		"peer", vps1.key.PublicKey().String(), "endpoint", vps1Addr+":51820", "allowed-ips", "10.99.0.0/24",
-		"persistent-keepalive", fmt.Sprint(int(w.keepalive.Seconds())))
-	w.gate.MustRun("ip", "addr", "add", vps1.tunGate+"/24", "dev", gw)
-	w.gate.MustRun("ip", "link", "set", gw, "mtu", "1420", "up")
+	w.startWireguardGo(vps1)
 	theirs := measure("wireguard-go")
 
 	for _, q := range []struct {

@@ -233,23 +233,7 @@ func TestPresetWithServer(t *testing.T) {
 	srv := &scripted{}
 	ts := httptest.NewTLSServer(srv)
 	defer ts.Close()
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "secrets"), 0o700)
-	os.WriteFile(filepath.Join(dir, "secrets", "pw"), []byte("p"), 0o600)
-	c, err := config.Parse(filepath.Join(dir, "site.yaml"), []byte(fmt.Sprintf(`site: {name: lab}
-lan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}
-dyndns:
-  provider: {type: dyndns2, preset: ovh, server: %q, username: u, password: "file:pw"}
-  records: [{name: home.example.org}]
-`, ts.URL)), filepath.Join(dir, "secrets"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, recs, _, _, err := FromConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withClient(p, ts.Client())
+	p, recs := dyndns2FromSite(t, ts, "preset: ovh, ")
 	if err := p.Update(context.Background(), recs[0], netip.MustParseAddr("198.51.100.7")); err != nil {
 		t.Fatal(err)
 	}
@@ -282,22 +266,7 @@ func TestUserAgent(t *testing.T) {
 	srv := &scripted{}
 	ts := httptest.NewTLSServer(srv)
 	defer ts.Close()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "pw"), []byte("p"), 0o600)
-	c, err := config.Parse(filepath.Join(dir, "site.yaml"), []byte(fmt.Sprintf(`site: {name: lab}
-lan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}
-dyndns:
-  provider: {type: dyndns2, server: %q, username: u, password: "file:pw"}
-  records: [{name: home.example.org}]
-`, ts.URL)), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, recs, _, _, err := FromConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withClient(p, ts.Client())
+	p, recs := dyndns2FromSite(t, ts, "")
 	p.Update(context.Background(), recs[0], netip.MustParseAddr("198.51.100.7"))
 	if got := srv.reqs[0].Header.Get("User-Agent"); got != UserAgent {
 		t.Errorf("sent User-Agent %q", got)
@@ -371,4 +340,28 @@ func TestCredentialsStayOnHTTPS(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dyndns2FromSite is the dyndns2 provider FromConfig builds from a site
+// file whose server is ts (password "p"), with more provider fields
+// (e.g. "preset: ovh, "), sending with ts's client.
+func dyndns2FromSite(t *testing.T, ts *httptest.Server, fields string) (Provider, []Record) {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("p"), 0o600)
+	c, err := config.Parse(filepath.Join(dir, "site.yaml"), []byte(fmt.Sprintf(`site: {name: lab}
+lan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}
+dyndns:
+  provider: {type: dyndns2, %sserver: %q, username: u, password: "file:pw"}
+  records: [{name: home.example.org}]
+`, fields, ts.URL)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, recs, _, _, err := FromConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withClient(p, ts.Client())
+	return p, recs
 }
