@@ -115,8 +115,8 @@ func TestSideBySideDynDNS(t *testing.T) {
 	for i := range benchChanges {
 		time.Sleep(time.Duration(rand.Int64N(int64(30 * time.Second))))
 		from, to := addrs[i%2], addrs[(i+1)%2]
+		change := time.Now() // the old address goes first: the change starts here
 		ours.s.SetBoxWAN(from, to)
-		change := time.Now()
 		seen, err := ours.waitRecord(to.String(), 120*time.Second)
 		if err != nil {
 			t.Fatalf("ours, change %d: %v\n%s", i+1, err, site.Tail(op.Output(), 20))

@@ -47,9 +47,9 @@ func TestSideBySideWANChange(t *testing.T) {
 			}
 			time.Sleep(time.Duration(rand.Int64N(int64(w.keepalive))))
 			next := (cur + 1) % 2
+			start := time.Now() // the old address goes first: the change starts here
 			w.changeBoxAddress(wan[cur], wan[next])
 			cur = next
-			start := time.Now()
 			err := netlab.Eventually(90*time.Second, 50*time.Millisecond, func() error {
 				if ep := hubEndpoint(vps1); !strings.HasPrefix(ep, wan[cur]+":") {
 					return fmt.Errorf("vps-1 sees the gate at %q", ep)
