@@ -21,6 +21,9 @@ import (
 type udpSock struct {
 	fd  int
 	pfd [1]unix.PollFd
+	// The last destination and its socket address, made once per peer.
+	lastTo netip.AddrPort
+	lastSA unix.Sockaddr
 }
 
 // listenUDP opens a non-blocking UDP socket on ip, any port.
@@ -57,8 +60,11 @@ func (s *udpSock) Close() error { return unix.Close(s.fd) }
 
 // sendTo sends one datagram.
 func (s *udpSock) sendTo(p []byte, to netip.AddrPort) error {
+	if to != s.lastTo {
+		s.lastTo, s.lastSA = to, sockaddr(to)
+	}
 	for {
-		err := unix.Sendto(s.fd, p, 0, sockaddr(to))
+		err := unix.Sendto(s.fd, p, 0, s.lastSA)
 		if err != unix.EINTR {
 			return err
 		}
