@@ -23,6 +23,7 @@ type Config struct {
 	Roles     map[string]*Role `yaml:"roles"`
 	Bastion   *Bastion         `yaml:"bastion"`
 	Bootstrap *Bootstrap       `yaml:"bootstrap"`
+	Firewall  *Firewall        `yaml:"firewall"`
 
 	// File is the path the config was loaded from ("" for bytes).
 	File string `yaml:"-"`
@@ -255,6 +256,16 @@ type BastionUser struct {
 	// Allow lists "host:port" targets; host is a host name from hosts, an
 	// IP, or "*" for every host of the site; port may be "*".
 	Allow []string `yaml:"allow"`
+}
+
+// Firewall is the gate's own input policy (internal/firewall). It is on
+// whether the section is there or not.
+type Firewall struct {
+	// TunnelOpen opens more on the tunnel than the bastion's port:
+	// metrics, gokrazy, nut, tcp/PORT or udp/PORT.
+	TunnelOpen []string `yaml:"tunnel_open"`
+	// Off sets no policy at all.
+	Off bool `yaml:"off"`
 }
 
 // Bootstrap is PXE and cloud-init for re-imaging hosts.

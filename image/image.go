@@ -225,6 +225,7 @@ func programs(c *config.Config) []program {
 		name string
 		on   bool
 	}{
+		{"firewall", c.Firewall == nil || !c.Firewall.Off}, // first: the policy before the services
 		{"vpn", c.VPN != nil},
 		{"dyndns", c.DynDNS != nil},
 		{"upsd", c.UPS != nil},

@@ -84,14 +84,19 @@ func TestPrograms(t *testing.T) {
 		want   string
 	}{
 		{"example (static address, every section)", func(*config.Config) {},
-			"/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion"},
+			"/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/firewall /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion"},
 		{"dhcp, no sections", func(c *config.Config) {
 			c.Gate.Address = "dhcp"
 			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion = nil, nil, nil, nil, nil
+		}, "/gokrazy/dhcp /gokrazy/ntp /gokrazy/randomd /user/firewall"},
+		{"firewall off", func(c *config.Config) {
+			c.Gate.Address = "dhcp"
+			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion = nil, nil, nil, nil, nil
+			c.Firewall = &config.Firewall{Off: true}
 		}, "/gokrazy/dhcp /gokrazy/ntp /gokrazy/randomd"},
 		{"only the UPS", func(c *config.Config) {
 			c.VPN, c.DynDNS, c.Bootstrap, c.Bastion = nil, nil, nil, nil
-		}, "/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/upsd"},
+		}, "/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/firewall /user/upsd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := example(t)

@@ -7,12 +7,16 @@
 package mains
 
 // Names lists the daemons in the order the image starts them.
-func Names() []string { return []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} }
+func Names() []string {
+	return []string{"firewall", "vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+}
 
 // Lookup returns the main of the daemon called name, or of staticip (the
 // gate's static address, a gokrazy system program).
 func Lookup(name string) (main func(), ok bool) {
 	switch name {
+	case "firewall":
+		return Firewall, true
 	case "vpn":
 		return VPN, true
 	case "dyndns":
