@@ -182,7 +182,15 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	res.Links = links
-	rootFiles, err := rootTree(o, bins, links, kernel, root)
+	// Secrets stay out of the root whatever their form: inline ones move
+	// to /perm.
+	rootSite, inlined, err := inlineToFiles(o.Config, o.SiteYAML)
+	if err != nil {
+		return nil, err
+	}
+	ro := o
+	ro.SiteYAML = rootSite
+	rootFiles, err := rootTree(ro, bins, links, kernel, root)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +198,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	permFiles, err := permTree(o.Config, o.SiteYAML)
+	permFiles, err := permTree(o.Config, inlined)
 	if err != nil {
 		return nil, err
 	}
