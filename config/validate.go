@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	_ "time/tzdata" // site.timezone on the gate, whose root has no zone database
 )
 
 type validator struct {
