@@ -204,6 +204,9 @@ type HostShut struct {
 	SSHUser string `yaml:"ssh_user"` // default root
 	Command string `yaml:"command"`  // default "poweroff"
 	SSHKey  Secret `yaml:"ssh_key" secret:"sshkey"`
+	// HostKey pins the host's SSH host key (its ssh_host_ed25519_key.pub
+	// line); without it the first key seen is pinned on /perm.
+	HostKey *PublicKey `yaml:"host_key"`
 }
 
 // Role is how hosts of a kind are installed and configured.

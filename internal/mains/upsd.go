@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gate/internal/daemon"
+	"gate/internal/hostkeys"
 	"gate/internal/powerplan"
 	"gate/internal/upsd"
 )
@@ -34,6 +35,7 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 		return err
 	}
 	u.Off = gateOff(d, marker)
+	u.HostKeys = &hostkeys.Store{Path: filepath.Join(d.StateDir, "known_hosts")}
 	st, info, err := u.Plan.Check()
 	switch {
 	case err != nil:

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
+	"gate/internal/hostkeys"
 	"gate/internal/nut"
 	"gate/internal/powerplan"
 )
@@ -38,6 +41,9 @@ type Daemon struct {
 	Off func() error
 	// Source is the UPS (New sets it from the site file).
 	Source Source
+	// HostKeys pins the servers' SSH host keys for the ssh steps (nil: in
+	// a temporary file, for the life of the process).
+	HostKeys *hostkeys.Store
 
 	mu        sync.Mutex
 	snap      nut.Snapshot
@@ -253,9 +259,15 @@ func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
-	// The hosts' keys are not pinned here: the command is a shutdown, and
-	// the LAN is the site's own.
-	cc, chans, reqs, err := ssh.NewClientConn(nc, h.IP.String(), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	// The host's key: the site file's, else pinned at first use.
+	if d.HostKeys == nil {
+		d.HostKeys = &hostkeys.Store{Path: filepath.Join(os.TempDir(), fmt.Sprintf("gate-upsd-%d-known_hosts", os.Getpid()))}
+	}
+	var pinned ssh.PublicKey
+	if h.Shutdown.HostKey != nil {
+		pinned = h.Shutdown.HostKey.PublicKey
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(nc, net.JoinHostPort(h.IP.String(), "22"), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: d.HostKeys.Callback(pinned)})
 	if err != nil {
 		return err
 	}
