@@ -206,7 +206,7 @@ type HostShut struct {
 	SSHKey  Secret `yaml:"ssh_key" secret:"sshkey"`
 	// HostKey pins the host's SSH host key (its ssh_host_ed25519_key.pub
 	// line); without it the first key seen is pinned on /perm.
-	HostKey *PublicKey `yaml:"host_key"`
+	HostKey PublicKey `yaml:"host_key"`
 }
 
 // Role is how hosts of a kind are installed and configured.

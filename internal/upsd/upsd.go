@@ -263,11 +263,7 @@ func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
 	if d.HostKeys == nil {
 		d.HostKeys = &hostkeys.Store{Path: filepath.Join(os.TempDir(), fmt.Sprintf("gate-upsd-%d-known_hosts", os.Getpid()))}
 	}
-	var pinned ssh.PublicKey
-	if h.Shutdown.HostKey != nil {
-		pinned = h.Shutdown.HostKey.PublicKey
-	}
-	cc, chans, reqs, err := ssh.NewClientConn(nc, net.JoinHostPort(h.IP.String(), "22"), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: d.HostKeys.Callback(pinned)})
+	cc, chans, reqs, err := ssh.NewClientConn(nc, net.JoinHostPort(h.IP.String(), "22"), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: d.HostKeys.Callback(h.Shutdown.HostKey.PublicKey)})
 	if err != nil {
 		return err
 	}
