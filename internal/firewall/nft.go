@@ -13,15 +13,10 @@ import (
 // Apply replaces the table with the policy's, in one netlink batch: the
 // old rules hold until the new ones are in.
 func Apply(p Policy) error {
-	c, err := nftables.New()
+	c, t, err := dropTable()
 	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+		return err
 	}
-	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
-	// Adding then deleting empties an existing table and is harmless
-	// for a missing one; both go in the same batch as the new rules.
-	c.AddTable(t)
-	c.DelTable(t)
 	t = c.AddTable(t)
 
 	drop := nftables.ChainPolicyDrop
@@ -84,16 +79,26 @@ func Apply(p Policy) error {
 	return nil
 }
 
-// Remove deletes the table (firewall.off, tests).
+// Remove deletes the table (firewall.off).
 func Remove() error {
+	c, _, err := dropTable()
+	if err != nil {
+		return err
+	}
+	return c.Flush()
+}
+
+// dropTable starts a batch that deletes the table: adding then deleting
+// it empties an existing table and is harmless for a missing one.
+func dropTable() (*nftables.Conn, *nftables.Table, error) {
 	c, err := nftables.New()
 	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+		return nil, nil, fmt.Errorf("nftables: %w", err)
 	}
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
 	c.AddTable(t)
 	c.DelTable(t)
-	return c.Flush()
+	return c, t, nil
 }
 
 func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
