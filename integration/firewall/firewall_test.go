@@ -164,3 +164,34 @@ func TestIntegrationFirewallTunnelOpen(t *testing.T) {
 		}
 	}
 }
+
+// firewall.off removes the policy a previous boot set and leaves the
+// program stopped (exit 125).
+func TestIntegrationFirewallOff(t *testing.T) {
+	x := newLab(t, "")
+	x.startFirewall(t)
+	if reaches(x.hub, "", gateTun, "3493") {
+		t.Fatal("the policy is not in force")
+	}
+	b, err := os.ReadFile(x.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(x.site, append(b, "firewall: {off: true}\n"...), 0o644)
+	p := x.gate.Start("firewall-off", nil, netlab.Build(t, "gate/cmd/firewall"),
+		"-config", x.site, "-secrets", x.dir, "-state", filepath.Join(x.dir, "state"))
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("firewall with off: true did not exit")
+	}
+	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "125") {
+		t.Errorf("exit: %v, want status 125", p.Err())
+	}
+	if out, err := x.gate.Run("nft", "list", "table", "inet", "gate-firewall"); err == nil {
+		t.Errorf("the table is still there:\n%s", out)
+	}
+	if !reaches(x.hub, "", gateTun, "3493") {
+		t.Error("with the policy off, the hub does not reach port 3493")
+	}
+}
