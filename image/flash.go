@@ -117,7 +117,7 @@ func Flash(imagePath, target string, progress io.Writer) (string, error) {
 		return "", err
 	}
 	total := st.Size()
-	dst, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE, 0o644)
+	dst, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE, 0o600) // an image file holds secrets
 	if err != nil {
 		return "", fmt.Errorf("opening %s: %w", target, err)
 	}
