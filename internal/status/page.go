@@ -159,6 +159,8 @@ func SVG(title, unit string, pts []history.XY, from, to time.Time, yMax float64)
 	}
 	if len(coords) > 0 {
 		fmt.Fprintf(&b, `<polyline class="line" fill="none" points="%s"/>`, strings.Join(coords, " "))
+		x, y, _ := strings.Cut(coords[len(coords)-1], ",")
+		fmt.Fprintf(&b, `<circle class="last" cx="%s" cy="%s" r="2.5"/>`, x, y) // the newest point, visible alone
 	} else {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" class="none">no data yet</text>`, graphW/2-40, graphH/2)
 	}

@@ -12,6 +12,7 @@ package upsd
 import (
 	"context"
 	"fmt"
+	"math"
 	"log/slog"
 	"net"
 	"strconv"
@@ -121,6 +122,7 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.load, d.metrics.logins, d.metrics.flags, d.metrics.phase)
 	}
 	d.metrics.phase.WithLabelValues("idle").Set(1)
+	d.metrics.load.Set(math.NaN()) // until the UPS reports ups.load
 	d.Plan = &powerplan.Plan{Groups: groups, Journal: journal, Do: d, Log: log, Phase: func(p string) {
 		d.metrics.phase.Reset()
 		d.metrics.phase.WithLabelValues(p).Set(1)
