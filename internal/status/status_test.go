@@ -383,3 +383,21 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRender: the page of a full snapshot with a week of history.
+func BenchmarkRender(b *testing.B) {
+	s := &Snapshot{Site: "lab", Time: t0, Power: &Power{Status: "OL", Flags: []string{"OL"}}, Tunnel: &Tunnel{}, DNS: &DNS{}, Bastion: &Bastion{}}
+	for i := 0; i < 4; i++ {
+		s.Hosts = append(s.Hosts, Host{Name: fmt.Sprint("host-", i), IP: "192.168.1.1", MACs: []string{"52:54:00:00:00:01"}})
+	}
+	h := fullHistory(t0)
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := Render(&buf, s, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes/page")
+}
