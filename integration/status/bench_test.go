@@ -119,4 +119,3 @@ func (b *benchLab) metric(name string) float64 {
 	b.t.Fatalf("no %s in statusd's metrics", name)
 	return 0
 }
-

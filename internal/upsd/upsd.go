@@ -12,8 +12,8 @@ package upsd
 import (
 	"context"
 	"fmt"
-	"math"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
