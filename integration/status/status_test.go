@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"gate/integration/netlab"
 	"gate/integration/site"
@@ -49,14 +50,15 @@ type lab struct {
 	adminKey string // the bastion admin's private key file
 	statusd  *netlab.Proc
 	upsd     *netlab.Proc
+	full     bool // with the tunnel (a hub) and dyndns (BIND, an echo service)
 }
 
 const gateIP = "192.168.1.2"
 
-func newLab(t *testing.T, statusYAML string, secrets map[string]string) *lab {
+func newLab(t *testing.T, statusYAML string, secrets map[string]string, full bool) *lab {
 	netlab.Require(t, "upsc", "/lib/nut/upsmon", "/lib/nut/upsd", "/lib/nut/dummy-ups")
 	s := site.New(t, site.Options{})
-	l := &lab{t: t, s: s, dir: s.Dir}
+	l := &lab{t: t, s: s, dir: s.Dir, full: full}
 	l.src = s.StartNUTSource("mon", "sourcepw")
 	l.gate = s.Lab.Host("gate")
 	s.Lab.Attach(s.Switch, "br0", l.gate, "eth0", gateIP+"/24")
@@ -77,6 +79,27 @@ func newLab(t *testing.T, statusYAML string, secrets map[string]string) *lab {
 	for _, sv := range s.Servers {
 		fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", sv.Name, sv.Name)
 		fmt.Fprintf(&hosts, "  - {name: %s, macs: [%q], ip: %s, role: %s}\n", sv.Name, sv.MAC, sv.IP, sv.Role)
+	}
+	var hubKey wgtypes.Key
+	hubIface := s.Lab.Name("wh")
+	if full {
+		netlab.Require(t, "wireguard-go", "wg", "wg-quick", "/usr/sbin/named")
+		hubKey, _ = wgtypes.GeneratePrivateKey()
+		secrets["tsig"] = site.NewTSIGSecret()
+		statusYAML = fmt.Sprintf(`vpn:
+  interface: %s
+  keepalive: 2s
+  hubs:
+    - {name: vps1, endpoint: "%s:51820", public_key: %s, gate_address: 10.99.0.2/24, hub_address: 10.99.0.1}
+dyndns:
+  interval: 5s
+  sources: [{type: http, url: %q}]
+  provider: {type: rfc2136, server: "%s:53", zone: example.net, tsig_key: gate-key, tsig_secret: "file:tsig"}
+  records: [{name: home.example.net}]
+`, s.Lab.Name("wg"), site.Hub1WAN, hubKey.PublicKey(), site.EchoURL, site.DNSAddr) + statusYAML
+		for k, v := range map[string]string{"tsig": secrets["tsig"]} {
+			os.WriteFile(filepath.Join(l.secrets, k), []byte(v), 0o600)
+		}
 	}
 	l.siteFile = filepath.Join(l.dir, "site.yaml")
 	os.WriteFile(l.siteFile, []byte(fmt.Sprintf(`site: {name: lab}
@@ -103,6 +126,19 @@ hosts:
 		t.Fatal(out, err)
 	}
 	l.marker = filepath.Join(l.dir, "gate.poweroff")
+	if full {
+		l.gate.MustRun("ip", "route", "add", "default", "via", site.BoxLAN.String())
+		hub := s.Hub("vps1", site.Hub1WAN)
+		dir := filepath.Join(l.dir, "vps1")
+		if out, err := l.gate.Output(netlab.Build(t, "gate/gate"), "vps-config", "-c", l.siteFile, "-i", hubIface, "-o", dir, "vps1"); err != nil {
+			t.Fatalf("gate vps-config: %v\n%s", err, out)
+		}
+		keyFile := filepath.Join(dir, hubIface+".key")
+		os.WriteFile(keyFile, []byte(hubKey.String()+"\n"), 0o600)
+		s.StartHub(hub, hubIface, dir, keyFile)
+		s.StartBIND("example.net", "home.example.net", "gate-key", secrets["tsig"])
+		s.StartEcho()
+	}
 	return l
 }
 
@@ -129,6 +165,15 @@ func (l *lab) start(statusEnv []string) {
 		"-state", l.state("bastion"), "-metrics", "127.0.0.1:9105")
 	if err := b.WaitFor("msg=ready", 15*time.Second); err != nil {
 		t.Fatal(err, b.Output())
+	}
+	if l.full {
+		for _, d := range []struct{ name, port string }{{"vpn", "9101"}, {"dyndns", "9102"}} {
+			p := l.gate.Start(d.name, nil, netlab.Build(t, "gate/cmd/"+d.name), "-config", l.siteFile, "-secrets", l.secrets,
+				"-state", l.state(d.name), "-metrics", "127.0.0.1:"+d.port)
+			if err := p.WaitFor("msg=ready", 20*time.Second); err != nil {
+				t.Fatal(err, p.Output())
+			}
+		}
 	}
 	l.statusd = l.gate.Start("statusd", statusEnv, netlab.Build(t, "gate/cmd/statusd"), "-config", l.siteFile, "-secrets", l.secrets,
 		"-state", l.state("statusd"), "-metrics", "127.0.0.1:9107", "-perm", l.dir)
@@ -185,7 +230,7 @@ func text(html string) string {
 
 func TestIntegrationStatusPage(t *testing.T) {
 	netlab.Require(t, "chromium", "ssh", "curl")
-	l := newLab(t, "status: {interval: 1s}\n", map[string]string{})
+	l := newLab(t, "status: {interval: 1s}\n", map[string]string{}, true)
 	l.start(nil)
 	pw := l.secret("gokrazy-password")
 	laptop := l.s.Lab.Host("laptop")
@@ -195,6 +240,16 @@ func TestIntegrationStatusPage(t *testing.T) {
 	// opened, the connection refused, and the audit log says so).
 	laptop.Run("ssh", "-i", l.adminKey, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
 		"-o", "ConnectTimeout=5", "-p", "2222", "-W", "ceph-1:22", "admin@"+gateIP)
+	// The tunnel up and the record published, as statusd sees them.
+	if err := netlab.Eventually(60*time.Second, time.Second, func() error {
+		js, err := laptop.Output("curl", "-sf", "-u", "gokrazy:"+pw, "http://"+gateIP+":8081/status.json")
+		if err != nil || !strings.Contains(js, `"handshake_age_seconds"`) || !strings.Contains(js, `"value": "203.0.113.2"`) {
+			return fmt.Errorf("not yet: %v %s", err, js)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// The UPS on battery for a while, so the page has something to show.
 	l.src.Set("OB DISCHRG", 91, 1400)
 	time.Sleep(5 * time.Second)
@@ -215,6 +270,8 @@ func TestIntegrationStatusPage(t *testing.T) {
 	os.WriteFile(filepath.Join(outDir(t), "status-page.html"), []byte(dom), 0o644)
 	for id, wants := range map[string][]string{
 		"power":   {"UPS status OB DISCHRG (on battery)", "Battery charge 91 %", "Runtime 1400 s", "Shutdown plan idle", "No shutdown plan has run"},
+		"tunnel":  {"Active hub: vps1", "vps1 (active) up", "203.0.113.10:51820"},
+		"dns":     {"Public address: 203.0.113.2 (ipv4)", "home.example.net A 203.0.113.2"},
 		"hosts":   {"ceph-1 192.168.1.11 52:54:00:00:01:01 ceph up connected", "compute-1 192.168.1.21 52:54:00:00:02:01 compute up connected"},
 		"bastion": {"Open channels: 0", "connections 1", "admin", "ceph-1:22"},
 		"gate":    {"Host name gate-1", "Uptime", "/perm", "used of"},
@@ -372,7 +429,7 @@ alerts:
   limit: %d
   window: %s
   retry_max: 2s
-`, hookIP, mailIP, limit, window), map[string]string{"smtp-password": "mailpw"})
+`, hookIP, mailIP, limit, window), map[string]string{"smtp-password": "mailpw"}, false)
 
 	// The SMTP server: aiosmtpd with STARTTLS required and AUTH.
 	mailHost := l.s.Lab.Host("mail")
