@@ -91,10 +91,10 @@ func cloneMap[V any](m map[string]V) map[string]V {
 	return c
 }
 
-// Observe returns the events between the previous snapshot and s;
-// journals are upsd's plan journals (ReadJournals). The first observation
-// ever only sets the baseline.
-func (w *Watcher) Observe(s *Snapshot, journals []Journal) ([]alert.Event, error) {
+// Observe returns the events between the previous snapshot and s; plans
+// and returns are upsd's shutdown and return plan journals
+// (ReadJournals). The first observation ever only sets the baseline.
+func (w *Watcher) Observe(s *Snapshot, plans, returns []Journal) ([]alert.Event, error) {
 	if !w.loaded {
 		w.load()
 	}
@@ -124,7 +124,8 @@ func (w *Watcher) Observe(s *Snapshot, journals []Journal) ([]alert.Event, error
 		}
 	}
 	now := s.Time
-	w.power(s, journals, add)
+	w.power(s, plans, returns, add)
+	w.returns(returns, add)
 	w.tunnel(s, now, add)
 	w.dns(s, now, add)
 	w.hosts(s, now, add)
@@ -157,7 +158,7 @@ func finished(j Journal) bool {
 	return false
 }
 
-func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
+func (w *Watcher) power(s *Snapshot, journals, returns []Journal, add addFunc) {
 	p := s.Power
 	if p == nil {
 		return
@@ -216,8 +217,9 @@ func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
 			}
 		}
 	}
-	// After a finished plan and mains back: the hosts must come back.
-	if n := len(journals); n > 0 && finished(journals[n-1]) && p.OnLine() {
+	// After a finished plan and mains back: the hosts must come back (the
+	// return plan, when upsd runs one, says itself which did not).
+	if n := len(journals); n > 0 && finished(journals[n-1]) && p.OnLine() && !returnSince(returns, journals[n-1]) {
 		key := journalKey(journals[n-1])
 		if w.st.BackPlan != key {
 			w.st.BackPlan, w.st.BackSince = key, now
@@ -234,6 +236,42 @@ func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
 			}
 			w.st.BackDone[key] = true
 		}
+	}
+}
+
+// returnSince says whether a return plan began after plan's start.
+func returnSince(returns []Journal, plan Journal) bool {
+	n := len(returns)
+	return n > 0 && returns[n-1].Entries[0].At.After(plan.Entries[0].At)
+}
+
+// returns reports the return plan's steps, once each.
+func (w *Watcher) returns(journals []Journal, add addFunc) {
+	for _, j := range journals {
+		key := "return " + journalKey(j)
+		for i := w.st.Journals[key]; i < len(j.Entries); i++ {
+			e := j.Entries[i]
+			src := "plan " + key
+			switch e.Step {
+			case "return-start":
+				add(e.At, "return-started", src, alert.Info, "Return plan started: the site is powered on again in order", "After: "+e.Reason)
+			case "up":
+				add(e.At, "host-back", src, alert.Info, e.Host+" is back", "Group "+e.Group+".")
+			case "missing":
+				add(e.At, "host-not-back", src, alert.Warning, e.Host+" did not come back after the outage", "Group "+e.Group+": not up after its Wake-on-LAN tries.")
+			case "undo":
+				add(e.At, "return-undo", src, alert.Info, "Return plan: "+e.Pre+" undone for "+e.Group, "")
+			case "kept":
+				add(e.At, "return-kept", src, alert.Warning, "Return plan: "+e.Pre+" left in place for "+e.Group, e.Reason)
+			case "return-done":
+				add(e.At, "return-done", src, alert.Info, "Return plan done: the site is back", "")
+			case "abandoned":
+				add(e.At, "return-abandoned", src, alert.Warning, "Return plan abandoned: the power failed again", "")
+			default:
+				add(e.At, "return-"+e.Step, src, alert.Info, "Return plan step: "+e.Step+" "+e.Group+" "+e.Host, e.Reason)
+			}
+		}
+		w.st.Journals[key] = len(j.Entries)
 	}
 }
 

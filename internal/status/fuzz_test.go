@@ -56,7 +56,7 @@ func FuzzJournal(f *testing.F) {
 		dir := t.TempDir()
 		p := filepath.Join(dir, "plan.journal")
 		os.WriteFile(p, []byte(content), 0o600)
-		js, _, err := ReadJournals(dir)
+		js, _, err := ReadJournals(dir, PlanJournal)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func FuzzJournal(f *testing.F) {
 			n += len(j.Entries)
 		}
 		os.WriteFile(p, []byte(content+"\n"+`{"step":"poweroff","at":"2026-11-26T12:06:02Z"}`+"\n"), 0o600)
-		js2, _, _ := ReadJournals(dir)
+		js2, _, _ := ReadJournals(dir, PlanJournal)
 		m := 0
 		for _, j := range js2 {
 			m += len(j.Entries)

@@ -176,13 +176,19 @@ func (g *Gatherer) power(m Metrics, errs map[string]string) *Power {
 			}
 		}
 	}
-	j, file, err := ReadJournals(filepath.Join(g.StateRoot, "upsd"))
+	j, file, err := ReadJournals(filepath.Join(g.StateRoot, "upsd"), PlanJournal)
 	if err != nil {
 		errs["upsd journal"] = err.Error()
 	}
 	if len(j) > 0 {
-		last := j[len(j)-1]
-		p.Journal, p.JournalFile = last.Entries, filepath.Base(file)
+		p.Journal, p.JournalFile = j[len(j)-1].Entries, filepath.Base(file)
+	}
+	r, file, err := ReadJournals(filepath.Join(g.StateRoot, "upsd"), ReturnJournal)
+	if err != nil {
+		errs["upsd return journal"] = err.Error()
+	}
+	if len(r) > 0 {
+		p.Return, p.ReturnFile = r[len(r)-1].Entries, filepath.Base(file)
 	}
 	return p
 }
@@ -210,13 +216,19 @@ type Journal struct {
 	Entries []JournalEntry
 }
 
-// ReadJournals reads upsd's plan journals in dir: the archived ones
-// (plan.journal.<time>) oldest first, then the one in progress
-// (plan.journal). It returns them, the newest's file, and the first error.
-func ReadJournals(dir string) ([]Journal, string, error) {
-	files, _ := filepath.Glob(filepath.Join(dir, "plan.journal.*"))
+// upsd's journals (JSON lines), in its state directory.
+const (
+	PlanJournal   = "plan.journal"   // the shutdown plan
+	ReturnJournal = "return.journal" // the return plan (after the outage)
+)
+
+// ReadJournals reads one of upsd's journals in dir: the archived ones
+// (NAME.<time>) oldest first, then the one in progress (NAME). It returns
+// them, the newest's file, and the first error.
+func ReadJournals(dir, name string) ([]Journal, string, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, name+".*"))
 	sort.Strings(files) // the suffix is a UTC timestamp
-	files = append(files, filepath.Join(dir, "plan.journal"))
+	files = append(files, filepath.Join(dir, name))
 	var out []Journal
 	var first error
 	for _, f := range files {

@@ -39,6 +39,9 @@ type Power struct {
 	// one (JournalFile says which).
 	Journal     []JournalEntry `json:"journal,omitempty"`
 	JournalFile string         `json:"journal_file,omitempty"`
+	// Return is the return plan's journal (after an outage), the same way.
+	Return     []JournalEntry `json:"return_journal,omitempty"`
+	ReturnFile string         `json:"return_journal_file,omitempty"`
 }
 
 // OnLine says whether the UPS reports line power.
@@ -55,8 +58,10 @@ func hasFlag(flags []string, f string) bool {
 
 // JournalEntry is one line of upsd's plan journal.
 type JournalEntry struct {
-	Step   string    `json:"step"` // start, group, ups-off, poweroff (and the return plan's steps)
+	Step   string    `json:"step"` // start, group, ups-off, poweroff; the return plan's return-start, charged, up, missing, undo, kept, return-done, abandoned
 	Group  string    `json:"group,omitempty"`
+	Host   string    `json:"host,omitempty"`
+	Pre    string    `json:"pre,omitempty"`
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
 }

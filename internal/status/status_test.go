@@ -116,6 +116,7 @@ func fixture(t *testing.T) *Gatherer {
 	}
 	write("upsd/plan.journal.20261125T010000Z", `{"step":"start","reason":"old","at":"2026-11-25T01:00:00Z"}`+"\n"+`{"step":"poweroff","at":"2026-11-25T01:05:00Z"}`+"\n")
 	write("upsd/plan.journal", `{"step":"start","reason":"on battery and low battery","at":"2026-11-26T11:59:00Z"}`+"\n"+`{"step":"group","group":"compute","at":"2026-11-26T11:59:30Z"}`+"\n"+"garbage\n")
+	write("upsd/return.journal", `{"step":"return-start","reason":"plan.journal.20261125T010000Z","at":"2026-11-25T02:00:00Z"}`+"\n"+`{"step":"up","group":"ceph","host":"ceph-1","at":"2026-11-25T02:01:00Z"}`+"\n")
 	write("bootstrapd/hosts.json", `{"ceph-1":{"phase":"installing","last_boot":"2026-11-26T11:00:00Z","last_boot_to":"imager","written":50,"total":200},"compute-1":{"phase":"","last_result":"ok","installed_at":"2026-11-20T10:00:00Z"}}`)
 	write("dyndns/state.json", `{"config_hash":"x","records":{"home.example.net./A":{"addr":"198.51.100.7","updated":"2026-11-26T10:00:00Z","blocked":"badauth","last_error":"badauth"}}}`)
 	var audit strings.Builder
@@ -187,7 +188,7 @@ func TestRenderEverySection(t *testing.T) {
 	}
 	page := b.String()
 	for _, want := range []string{
-		`<section id="power">`, "OB DISCHRG", "87 %", "1500 s", "23 %", "42s", "on battery and low battery",
+		`<section id="power">`, "OB DISCHRG", "87 %", "1500 s", "23 %", "42s", "on battery and low battery", "Return plan journal", "return-start",
 		`<section id="tunnel">`, "vps2 (active)", "17 s", "203.0.113.20:51820", "2.0 KiB", "4.0 KiB", "hub switches: 1",
 		`<section id="dns">`, "198.51.100.7", "home.example.net A", "blocked: badauth", "2026-11-26 10:00:00 UTC",
 		`<section id="hosts">`, "192.168.1.11", "52:54:00:00:01:01", "installing 25%", "connected", "not connected",
@@ -302,7 +303,7 @@ func TestWatcher(t *testing.T) {
 	os.MkdirAll(jdir, 0o700)
 	journal := func(lines ...string) []Journal {
 		os.WriteFile(filepath.Join(jdir, "plan.journal"), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
-		j, _, err := ReadJournals(jdir)
+		j, _, err := ReadJournals(jdir, PlanJournal)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +311,7 @@ func TestWatcher(t *testing.T) {
 	}
 	step := func(s *Snapshot, j []Journal, want string) {
 		t.Helper()
-		got, err := w.Observe(s, j)
+		got, err := w.Observe(s, j, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +333,7 @@ func TestWatcher(t *testing.T) {
 	all := []string{start, group, `{"step":"group","group":"ceph","at":"2026-11-26T12:06:00Z"}`, `{"step":"ups-off","at":"2026-11-26T12:06:01Z"}`, `{"step":"poweroff","at":"2026-11-26T12:06:02Z"}`}
 	journal(all...)
 	os.Rename(filepath.Join(jdir, "plan.journal"), filepath.Join(jdir, "plan.journal.20261126T120300Z"))
-	j, _, _ := ReadJournals(jdir)
+	j, _, _ := ReadJournals(jdir, PlanJournal)
 	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
 	step(snap(time.Hour, "OL CHRG", true, "not connected"), j, "mains-back,plan-group,plan-ups-off,plan-finished")
 	// ceph-1 comes back, compute-1 does not.
@@ -400,4 +401,48 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(buf.Len()), "bytes/page")
+}
+
+// The return plan's journal (upsd, after the outage): each step once; the
+// watcher's own "did not come back" stays silent when upsd says it.
+func TestWatcherReturnPlan(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, lines ...string) {
+		os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	}
+	write("plan.journal.20261126T120300Z", `{"step":"start","reason":"low battery","at":"2026-11-26T12:03:00Z"}`, `{"step":"poweroff","at":"2026-11-26T12:06:02Z"}`)
+	w := &Watcher{Config: testConfig(t), HostBackAfter: time.Minute}
+	snap := func(at time.Duration) *Snapshot {
+		return &Snapshot{Time: t0.Add(at), Power: &Power{Status: "OL", Flags: []string{"OL"}},
+			Hosts: []Host{{Name: "ceph-1", NUT: "connected"}, {Name: "compute-1", NUT: "not connected"}}}
+	}
+	read := func() ([]Journal, []Journal) {
+		p, _, _ := ReadJournals(dir, PlanJournal)
+		r, _, _ := ReadJournals(dir, ReturnJournal)
+		return p, r
+	}
+	step := func(at time.Duration, want string) {
+		t.Helper()
+		p, r := read()
+		got, err := w.Observe(snap(at), p, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kinds(got) != want {
+			t.Errorf("at %s: %q, want %q", at, kinds(got), want)
+		}
+	}
+	step(time.Hour, "") // baseline
+	write("return.journal", `{"step":"return-start","reason":"plan.journal.20261126T120300Z","at":"2026-11-26T13:00:10Z"}`)
+	step(time.Hour+time.Second, "return-started")
+	write("return.journal", `{"step":"return-start","reason":"plan.journal.20261126T120300Z","at":"2026-11-26T13:00:10Z"}`,
+		`{"step":"charged","at":"2026-11-26T13:01:00Z"}`,
+		`{"step":"up","group":"ceph","host":"ceph-1","at":"2026-11-26T13:02:00Z"}`,
+		`{"step":"undo","group":"ceph","pre":"ceph-noout","at":"2026-11-26T13:02:01Z"}`,
+		`{"step":"missing","group":"compute","host":"compute-1","at":"2026-11-26T13:10:00Z"}`,
+		`{"step":"kept","group":"compute","pre":"k3s-drain","reason":"compute-1 is not back","at":"2026-11-26T13:10:01Z"}`,
+		`{"step":"return-done","at":"2026-11-26T13:10:02Z"}`)
+	os.Rename(filepath.Join(dir, "return.journal"), filepath.Join(dir, "return.journal.20261126T130010Z")) // archived
+	step(time.Hour+20*time.Minute, "return-charged,host-back,return-undo,host-not-back,return-kept,return-done")
+	step(time.Hour+30*time.Minute, "")
 }
