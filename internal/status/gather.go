@@ -34,6 +34,8 @@ const (
 	mUPSStatus    = "gate_ups_status"
 	mUPSPhase     = "gate_ups_plan_phase"
 	mUPSLogins    = "gate_ups_client_logins"
+	mUPSHostState = "gate_ups_host_state"   // {host, state}: the plans' view of each host, when upsd has it
+	mUPSReturn    = "gate_ups_return_phase" // {phase}: the return plan's, when upsd has one
 
 	mVPNBackend   = "gate_vpn_backend_info"
 	mVPNActive    = "gate_vpn_hub_active"
@@ -173,6 +175,11 @@ func (g *Gatherer) power(m Metrics, errs map[string]string) *Power {
 		for _, s := range m.All(mUPSPhase) {
 			if s.Value == 1 {
 				p.Phase = s.Labels["phase"]
+			}
+		}
+		for _, s := range m.All(mUPSReturn) {
+			if s.Value == 1 {
+				p.ReturnPhase = s.Labels["phase"]
 			}
 		}
 	}
@@ -380,6 +387,11 @@ func (g *Gatherer) hosts(ups Metrics, pw *Power, errs map[string]string) []Host 
 				o.Power = "up"
 			} else if planRan {
 				o.Power = "down"
+			}
+		}
+		for _, s := range ups.All(mUPSHostState) { // upsd's own view wins
+			if s.Labels["host"] == h.Name && s.Value == 1 {
+				o.Power = s.Labels["state"]
 			}
 		}
 		out = append(out, o)

@@ -35,6 +35,8 @@ type Power struct {
 	Load      *float64 `json:"load_percent,omitempty"`
 	OnBattery float64  `json:"on_battery_seconds"`
 	Phase     string   `json:"plan_phase"` // idle, group NAME, ups-off, poweroff
+	// ReturnPhase is the return plan's phase, when upsd runs one.
+	ReturnPhase string `json:"return_phase,omitempty"`
 	// Journal is the plan journal in progress, else the newest archived
 	// one (JournalFile says which).
 	Journal     []JournalEntry `json:"journal,omitempty"`
@@ -135,8 +137,11 @@ type Host struct {
 	Installed  *time.Time `json:"installed_at,omitempty"`
 	// NUT is "connected", "not connected" or "" (not a NUT host, or upsd
 	// not running).
-	NUT   string `json:"nut_secondary,omitempty"`
-	Power string `json:"power"` // up, down, unknown
+	NUT string `json:"nut_secondary,omitempty"`
+	// Power is upsd's view (gate_ups_host_state: up, shutting-down,
+	// logged-out, down, timeout, powering-on, missing) when it has one,
+	// else up (its upsmon connected), down (not, after a plan) or unknown.
+	Power string `json:"power"`
 }
 
 // Bastion is the SSH jump host.

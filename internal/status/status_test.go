@@ -68,6 +68,10 @@ gate_ups_status{flag="DISCHRG"} 1
 gate_ups_plan_phase{phase="idle"} 1
 gate_ups_client_logins{user="ceph-1"} 1
 gate_ups_client_logins{user="compute-1"} 0
+gate_ups_return_phase{phase="group ceph"} 1
+gate_ups_return_phase{phase="idle"} 0
+gate_ups_host_state{host="compute-1",state="powering-on"} 1
+gate_ups_host_state{host="compute-1",state="down"} 0
 `,
 	"vpn": `gate_vpn_backend_info{backend="userspace"} 1
 gate_vpn_hub_active{hub="vps1"} 0
@@ -154,7 +158,7 @@ func TestGather(t *testing.T) {
 		t.Errorf("dns: %+v", d)
 	}
 	h := s.Hosts
-	if len(h) != 2 || h[0].Reimage != "installing" || h[0].Progress != "25%" || h[0].NUT != "connected" || h[0].Power != "up" || h[1].NUT != "not connected" || h[1].Power != "down" || h[1].LastResult != "ok" || h[0].MACs[0] != "52:54:00:00:01:01" {
+	if len(h) != 2 || h[0].Reimage != "installing" || h[0].Progress != "25%" || h[0].NUT != "connected" || h[0].Power != "up" || h[1].NUT != "not connected" || h[1].Power != "powering-on" || h[1].LastResult != "ok" || h[0].MACs[0] != "52:54:00:00:01:01" {
 		t.Errorf("hosts: %+v", h)
 	}
 	b := s.Bastion
@@ -188,7 +192,7 @@ func TestRenderEverySection(t *testing.T) {
 	}
 	page := b.String()
 	for _, want := range []string{
-		`<section id="power">`, "OB DISCHRG", "87 %", "1500 s", "23 %", "42s", "on battery and low battery", "Return plan journal", "return-start",
+		`<section id="power">`, "OB DISCHRG", "87 %", "1500 s", "23 %", "42s", "on battery and low battery", "Return plan journal", "return-start", "<th>Return plan</th><td>group ceph</td>", "powering-on",
 		`<section id="tunnel">`, "vps2 (active)", "17 s", "203.0.113.20:51820", "2.0 KiB", "4.0 KiB", "hub switches: 1",
 		`<section id="dns">`, "198.51.100.7", "home.example.net A", "blocked: badauth", "2026-11-26 10:00:00 UTC",
 		`<section id="hosts">`, "192.168.1.11", "52:54:00:00:01:01", "installing 25%", "connected", "not connected",
