@@ -112,21 +112,21 @@ func TestSMTPModes(t *testing.T) {
 	e := Event{Time: time.Now(), Kind: "mains-lost", Source: "ups", Severity: Critical, Title: "Mains lost"}
 	for _, tc := range []struct {
 		name      string
-		server    fakeSMTP
+		server    struct{ starttls, implicit bool }
 		mode      string
 		user      string
 		wantErr   string
 		wantInLog string
 	}{
-		{"starttls with auth", fakeSMTP{starttls: true}, SMTPStartTLS, "gate", "", "EHLO,STARTTLS,TLS,EHLO,AUTH,MAIL,RCPT,DATA"},
-		{"starttls is required, not opportunistic", fakeSMTP{}, SMTPStartTLS, "gate", "offers no STARTTLS", "EHLO"},
-		{"the default mode is starttls", fakeSMTP{}, "", "", "offers no STARTTLS", "EHLO"},
-		{"implicit tls", fakeSMTP{implicit: true}, SMTPTLS, "gate", "", "TLS,EHLO,AUTH,MAIL,RCPT,DATA"},
-		{"none: a relay on the LAN", fakeSMTP{}, SMTPNone, "", "", "EHLO,MAIL,RCPT,DATA"},
+		{"starttls with auth", struct{ starttls, implicit bool }{starttls: true}, SMTPStartTLS, "gate", "", "EHLO,STARTTLS,TLS,EHLO,AUTH,MAIL,RCPT,DATA"},
+		{"starttls is required, not opportunistic", struct{ starttls, implicit bool }{}, SMTPStartTLS, "gate", "offers no STARTTLS", "EHLO"},
+		{"the default mode is starttls", struct{ starttls, implicit bool }{}, "", "", "offers no STARTTLS", "EHLO"},
+		{"implicit tls", struct{ starttls, implicit bool }{implicit: true}, SMTPTLS, "gate", "", "TLS,EHLO,AUTH,MAIL,RCPT,DATA"},
+		{"none: a relay on the LAN", struct{ starttls, implicit bool }{}, SMTPNone, "", "", "EHLO,MAIL,RCPT,DATA"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := tc.server
-			startFakeSMTP(t, &f, cert)
+			f := &fakeSMTP{starttls: tc.server.starttls, implicit: tc.server.implicit}
+			startFakeSMTP(t, f, cert)
 			s := &SMTP{Server: f.addr, TLS: tc.mode, From: "gate@lab", To: []string{"admin@lab"}, User: tc.user, Password: "pw",
 				TLSConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
 			err := s.Send(context.Background(), "lab", e)
