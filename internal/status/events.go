@@ -60,6 +60,9 @@ func (w *Watcher) load() {
 			w.st = watchState{}
 		}
 	}
+	// The tunnel's down time counts from this start: after a reboot the
+	// vpn needs its first handshake, and the time before does not count.
+	w.st.DownSince = time.Time{}
 }
 
 func (w *Watcher) save(before watchState) error {

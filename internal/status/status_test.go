@@ -355,6 +355,10 @@ func TestWatcher(t *testing.T) {
 	step(snap(at+30*time.Second, "OL", false, "connected"), j, "")
 	step(snap(at+61*time.Second, "OL", false, "connected"), j, "tunnel-down")
 	step(snap(at+2*time.Minute, "OL", false, "connected"), j, "")
+	// A restart (a reboot) while it is down: the down time counts again
+	// from the start, and the way back up is still told.
+	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
+	step(snap(at+150*time.Second, "OL", false, "connected"), j, "")
 	step(snap(at+3*time.Minute, "OL", true, "connected"), j, "tunnel-up")
 	fo := snap(at+4*time.Minute, "OL", true, "connected")
 	fo.Tunnel = &Tunnel{Active: "vps2", Hubs: []Hub{{Name: "vps2", Active: true, Up: true}}}
