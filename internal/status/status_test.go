@@ -360,7 +360,13 @@ func TestWatcher(t *testing.T) {
 	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
 	step(snap(at+150*time.Second, "OL", false, "connected"), j, "")
 	step(snap(at+3*time.Minute, "OL", true, "connected"), j, "tunnel-up")
-	fo := snap(at+4*time.Minute, "OL", true, "connected")
+	// Down, then statusd restarts before tunnel_down_after: the time
+	// before the restart does not count.
+	step(snap(at+200*time.Second, "OL", false, "connected"), j, "")
+	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
+	step(snap(at+270*time.Second, "OL", false, "connected"), j, "")
+	step(snap(at+275*time.Second, "OL", true, "connected"), j, "")
+	fo := snap(at+290*time.Second, "OL", true, "connected")
 	fo.Tunnel = &Tunnel{Active: "vps2", Hubs: []Hub{{Name: "vps2", Active: true, Up: true}}}
 	step(fo, j, "tunnel-failover")
 	// DNS blocked, re-imaging, a ban, the clock.
