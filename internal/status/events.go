@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -145,6 +146,10 @@ func (w *Watcher) Observe(s *Snapshot, plans, returns []Journal) ([]alert.Event,
 		w.st.Unsynced = !*c
 	}
 	w.st.Init = true
+	// One reading's events in the order they happened: a journal's steps
+	// carry the time upsd wrote them (possibly before a reboot), a change
+	// of state the time it was read.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, w.save(before)
 }
 

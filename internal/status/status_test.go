@@ -339,7 +339,7 @@ func TestWatcher(t *testing.T) {
 	os.Rename(filepath.Join(jdir, "plan.journal"), filepath.Join(jdir, "plan.journal.20261126T120300Z"))
 	j, _, _ := ReadJournals(jdir, PlanJournal)
 	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
-	step(snap(time.Hour, "OL CHRG", true, "not connected"), j, "mains-back,plan-group,plan-ups-off,plan-finished")
+	step(snap(time.Hour, "OL CHRG", true, "not connected"), j, "plan-group,plan-ups-off,plan-finished,mains-back")
 	// ceph-1 comes back, compute-1 does not.
 	back := snap(time.Hour+3*time.Minute, "OL CHRG", true, "connected")
 	back.Hosts[1].NUT = "not connected"
