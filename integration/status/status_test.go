@@ -505,8 +505,14 @@ alerts:
 	hook.down()
 	outageStart := len(hook.bodies())
 	mailStart := len(mails(t, maildir))
+	lost := strings.Count(l.statusd.Output(), "kind=mains-lost source=ups")
 	l.src.Set("OB DISCHRG", 80, 1200)
-	if err := l.statusd.WaitFor("kind=mains-lost source=ups", 20*time.Second); err != nil {
+	if err := netlab.Eventually(20*time.Second, 200*time.Millisecond, func() error {
+		if strings.Count(l.statusd.Output(), "kind=mains-lost source=ups") == lost {
+			return fmt.Errorf("statusd has not seen mains lost")
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	l.src.Set("OB LB", 10, 60)
@@ -521,7 +527,8 @@ alerts:
 	if !strings.Contains(l.statusd.Output(), "alert delivery failed; retrying\" daemon=statusd channel=webhook") {
 		t.Errorf("no failed delivery while the receiver was down")
 	}
-	t.Logf("statusd had seen by the power-off: %q", regexp.MustCompile(`kind=[a-z-]+`).FindAllString(l.statusd.Output()[strings.LastIndex(l.statusd.Output(), "kind=mains-lost source=ups"):], -1))
+	seen := l.statusd.Output()
+	t.Logf("statusd had seen by the power-off: %q", regexp.MustCompile(`msg=alert daemon=statusd kind=[a-z-]+`).FindAllString(seen[strings.LastIndex(seen, "kind=mains-lost source=ups"):], -1))
 	l.src.Set("OL CHRG", 12, 300)
 	if err := netlab.Eventually(20*time.Second, 300*time.Millisecond, func() error {
 		if st, _ := l.src.Status(); st != "OL CHRG" {

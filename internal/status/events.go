@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 
@@ -146,12 +145,12 @@ func (w *Watcher) Observe(s *Snapshot, plans, returns []Journal) ([]alert.Event,
 		w.st.Unsynced = !*c
 	}
 	w.st.Init = true
-	// One reading's events in the order they happened: a journal's steps
-	// carry the time upsd wrote them (possibly before a reboot), a change
-	// of state the time it was read.
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, w.save(before)
 }
+
+// NotDownGrace is how long after its group's turn a host still connected
+// counts as not gone down.
+const NotDownGrace = 10 * time.Second
 
 type addFunc func(at time.Time, kind, source, sev, title, text string)
 
@@ -172,20 +171,28 @@ func (w *Watcher) power(s *Snapshot, journals, returns []Journal, add addFunc) {
 		return
 	}
 	now := s.Time
+	// The order within one reading follows cause and effect: mains lost
+	// and low battery before the plan's steps read at the same time, mains
+	// back after them (after a reboot the journal holds the steps written
+	// just before the power-off).
+	charge := optional(p.Charge, "%.0f %%")
+	back := false
 	if p.Status != "" {
 		ob, lb := hasFlag(p.Flags, "OB"), hasFlag(p.Flags, "LB")
-		charge := optional(p.Charge, "%.0f %%")
 		if ob && !w.st.OnBattery {
 			add(now, "mains-lost", "ups", alert.Critical, "Mains lost: the UPS is on battery", fmt.Sprintf("ups.status %s, charge %s, runtime %s.", p.Status, charge, optional(p.Runtime, "%.0f s")))
 		}
-		if !ob && hasFlag(p.Flags, "OL") && w.st.OnBattery {
-			add(now, "mains-back", "ups", alert.Info, "Mains back: the UPS is on line power", fmt.Sprintf("ups.status %s, charge %s.", p.Status, charge))
-		}
+		back = !ob && hasFlag(p.Flags, "OL") && w.st.OnBattery
 		if lb && !w.st.LowBattery {
 			add(now, "low-battery", "ups", alert.Critical, "Low battery", fmt.Sprintf("ups.status %s, charge %s.", p.Status, charge))
 		}
 		w.st.OnBattery, w.st.LowBattery = ob, lb
 	}
+	defer func() {
+		if back {
+			add(now, "mains-back", "ups", alert.Info, "Mains back: the UPS is on line power", fmt.Sprintf("ups.status %s, charge %s.", p.Status, charge))
+		}
+	}()
 	for _, j := range journals {
 		key := journalKey(j)
 		src := "plan " + key
@@ -206,7 +213,9 @@ func (w *Watcher) power(s *Snapshot, journals, returns []Journal, add addFunc) {
 		}
 		w.st.Journals[key] = len(j.Entries)
 		// A group recorded done while one of its NUT hosts is still
-		// connected: that host did not go down.
+		// connected (NotDownGrace later: upsd's count of logins lags by a
+		// poll), or upsd says its group's timeout ran out: that host did
+		// not go down.
 		for _, e := range j.Entries {
 			if e.Step != "group" {
 				continue
@@ -217,7 +226,8 @@ func (w *Watcher) power(s *Snapshot, journals, returns []Journal, add addFunc) {
 					continue
 				}
 				for _, sh := range s.Hosts {
-					if sh.Name == h.Name && sh.NUT == "connected" && !finished(j) {
+					late := sh.NUT == "connected" && now.Sub(e.At) >= NotDownGrace && !finished(j)
+					if sh.Name == h.Name && (late || sh.Power == "timeout") {
 						add(now, "host-not-down", "host/"+h.Name, alert.Warning, h.Name+" did not go down", "Its group "+e.Group+" finished its turn and its upsmon is still connected.")
 						w.st.NotDown[k] = true
 					}
