@@ -463,3 +463,16 @@ func TestWatcherReturnPlan(t *testing.T) {
 	step(time.Hour+20*time.Minute, "return-charged,host-back,return-undo,host-not-back,return-kept,return-done")
 	step(time.Hour+30*time.Minute, "")
 }
+
+// upsd's own word (gate_ups_host_state timeout) reports a host at once.
+func TestWatcherHostTimeout(t *testing.T) {
+	w := &Watcher{Config: testConfig(t)}
+	j := []Journal{{Entries: []JournalEntry{{Step: "start", At: t0}, {Step: "group", Group: "compute", At: t0.Add(time.Minute)}}}}
+	s := &Snapshot{Time: t0, Power: &Power{}, Hosts: []Host{{Name: "compute-1", NUT: "connected", Power: "up"}}}
+	w.Observe(s, nil, nil) // baseline
+	s = &Snapshot{Time: t0.Add(time.Minute), Power: &Power{}, Hosts: []Host{{Name: "compute-1", NUT: "connected", Power: "timeout"}}}
+	got, _ := w.Observe(s, j, nil)
+	if kinds(got) != "plan-started,plan-group,host-not-down" || got[2].Title != "compute-1 did not go down" {
+		t.Errorf("events %q", kinds(got))
+	}
+}
