@@ -218,6 +218,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 // is the image's source date, before which the clock never starts.
 func programs(c *config.Config, floor time.Time) []program {
 	var ps []program
+	// tsnet more than doubles cmd/gated: only a site with a tailnet
+	// section gets it (internal/mains, build tag tailnet).
+	var gatedTags []string
+	if c.Tailnet != nil {
+		gatedTags = []string{"tailnet"}
+	}
 	if c.Gate.Address == "dhcp" {
 		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"})
 	} else {
@@ -226,7 +232,7 @@ func programs(c *config.Config, floor time.Time) []program {
 		for _, d := range c.LAN.DNS {
 			args = append(args, "-dns", d.String())
 		}
-		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args})
+		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args, Tags: gatedTags})
 	}
 	ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/randomd", Path: "/gokrazy/randomd"})
 	// The gate's own clock daemon replaces gokrazy's ntp: the site's NTP
@@ -245,9 +251,10 @@ func programs(c *config.Config, floor time.Time) []program {
 		{"bootstrapd", c.Bootstrap != nil, nil},
 		{"bastion", c.Bastion != nil, nil},
 		{"statusd", c.Status != nil || c.Alerts != nil, nil},
+		{"tailnet", c.Tailnet != nil, nil},
 	} {
 		if d.on {
-			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: append([]string{"-console"}, d.args...), Daemon: d.name})
+			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: append([]string{"-console"}, d.args...), Daemon: d.name, Tags: gatedTags})
 		}
 	}
 	return ps

@@ -26,7 +26,7 @@ pkgs=(
   # golden image boot loader (BIOS)
   extlinux syslinux-common
   # independent readers of the image we write
-  squashfs-tools dosfstools fdisk e2fsprogs file
+  squashfs-tools dosfstools mtools fdisk e2fsprogs file
   # TFTP clients
   tftp-hpa atftp
   # plumbing

@@ -114,18 +114,6 @@ func listenIn(h *netlab.Host, addr string) (net.Listener, error) {
 	return r.ln, nil
 }
 
-// BootGateAgain powers the gate on again from the same image after it
-// powered itself off (or was stopped), on the tap BootGate made.
-func (s *Site) BootGateAgain(g *GateVM, partuuid, mac string) *GateVM {
-	s.t.Helper()
-	select {
-	case <-g.Proc.Done():
-	default:
-		g.Proc.Stop()
-	}
-	return s.startGate("qemu-gate-again", g.Image, partuuid, mac)
-}
-
 // PXEMachine is a QEMU machine on the LAN that boots from the network
 // first (BIOS, QEMU's iPXE ROM for virtio-net), with a virtio disk.
 type PXEMachine struct {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/netip"
+	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"gate/internal/daemon"
+	"gate/internal/publicip"
 	"gate/internal/wgtunnel"
 )
 
@@ -46,6 +49,9 @@ func VPN() {
 			return err
 		}
 		defer t.Close()
+		// The box announces a new WAN address: the hub must learn it now.
+		box := &publicip.BoxEvents{Log: d.Log, Poll: 10 * time.Second}
+		go box.Run(ctx, func(netip.Addr) { t.WANChanged() })
 		d.Ready("backend", t.Backend(), "interface", v.Interface, "hub", t.Active())
 		return t.Run(ctx)
 	})
