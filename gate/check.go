@@ -163,6 +163,7 @@ func summarize(w io.Writer, c *config.Config) {
 	} else {
 		fmt.Fprintln(w, "  bastion     off (no bastion section)")
 	}
+	statusPlan(w, c)
 	fmt.Fprintln(w)
 }
 

@@ -32,6 +32,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -180,6 +181,7 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 	}
 	d.setReturnPhase("idle")
 	d.setPhase("idle")
+	d.metrics.load.Set(math.NaN()) // until the UPS reports ups.load
 	for _, h := range c.Hosts {
 		d.setHostState(h.Name, "up")
 	}
