@@ -2,10 +2,12 @@ package tailnet
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,14 +16,17 @@ import (
 	"testing"
 	"time"
 
+	"tailscale.com/derp/derpserver"
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/store/mem"
 	"tailscale.com/net/netns"
+	"tailscale.com/net/stun/stuntest"
 	"tailscale.com/tailcfg"
 	"tailscale.com/tsnet"
-	"tailscale.com/tstest/integration"
 	"tailscale.com/tstest/integration/testcontrol"
+	"tailscale.com/types/key"
 	"tailscale.com/types/logger"
+	"tailscale.com/types/nettype"
 )
 
 // The peers of these tests that are Go programs of the tailscale.com
@@ -56,7 +61,7 @@ func untilSignal() {
 func runControl(t *testing.T) {
 	addr := os.Getenv("CONTROL_ADDR")
 	netns.SetEnabled(false)
-	derpMap := integration.RunDERPAndSTUN(t, logger.Discard, addr)
+	derpMap := runDERPAndSTUN(t, addr)
 	control := &testcontrol.Server{
 		DERPMap:         derpMap,
 		DNSConfig:       &tailcfg.DNSConfig{Proxied: true},
@@ -140,4 +145,29 @@ func runAdmin(t *testing.T) {
 	}
 	fmt.Println("admin ready", st.TailscaleIPs)
 	untilSignal()
+}
+
+// runDERPAndSTUN serves a DERP server (HTTPS, self-signed: the DERP map
+// says InsecureForTests) and a STUN server on addr, and returns the DERP
+// map naming them.
+func runDERPAndSTUN(t *testing.T, addr string) *tailcfg.DERPMap {
+	d := derpserver.New(key.NewNode(), logger.Discard)
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(derpserver.Handler(d))
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	hs.StartTLS()
+	stunAddr, _ := stuntest.ServeWithPacketListener(t, nettype.Std{})
+	return &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{1: {
+		RegionID: 1, RegionCode: "lab",
+		Nodes: []*tailcfg.DERPNode{{
+			Name: "lab1", RegionID: 1, HostName: addr, IPv4: addr, IPv6: "none",
+			STUNPort: stunAddr.Port, DERPPort: ln.Addr().(*net.TCPAddr).Port,
+			InsecureForTests: true, STUNTestIP: addr,
+		}},
+	}}}
 }

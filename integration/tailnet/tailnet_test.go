@@ -140,7 +140,7 @@ tailnet:
 		t.Fatal(out, err)
 	}
 	l.state = filepath.Join(l.dir, "tailnet-state")
-	l.proc = l.startGate(l.state)
+	l.proc = l.startGate(l.state, "127.0.0.1:9106")
 	if err := l.proc.WaitFor("msg=ready", 120*time.Second); err != nil {
 		t.Fatal(err, l.proc.Output())
 	}
@@ -183,9 +183,9 @@ tailnet:
 // startGate runs the gate's tailnet daemon with its state in state; the
 // NUT server it relays is the lab's (Debian's upsd), the gate's upsd not
 // running here.
-func (l *lab) startGate(state string) *netlab.Proc {
+func (l *lab) startGate(state, metrics string) *netlab.Proc {
 	return l.gate.Start("tailnet", nil, netlab.Build(l.t, "gate/cmd/tailnet"), "-config", l.siteFile, "-secrets", l.secrets,
-		"-state", state, "-metrics", "127.0.0.1:9106", "-nut", l.nut.Addr)
+		"-state", state, "-metrics", metrics, "-nut", l.nut.Addr)
 }
 
 func (l *lab) setAuthKey(k string) {
@@ -220,7 +220,7 @@ func tailnetIPv4(t *testing.T, out string) string {
 // to the jump connection it opens for -J.
 func (l *lab) config() string {
 	p := l.key + ".config"
-	os.WriteFile(p, []byte(fmt.Sprintf("Host *\n  IdentityFile %s\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  ConnectTimeout 20\n  LogLevel ERROR\n", l.key)), 0o600)
+	os.WriteFile(p, []byte(fmt.Sprintf("Host *\n  IdentityFile %s\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  ConnectTimeout 20\n", l.key)), 0o600)
 	return p
 }
 
@@ -301,7 +301,7 @@ func TestIntegrationTailnet(t *testing.T) {
 		}
 		// The lab's upsd grants this user SET: only the relay refuses it.
 		out, err = l.admin.Run("upsrw", "-s", "ups.delay.shutdown=25", "-u", nutUser, "-p", nutPass, "ups@"+fwdNUT)
-		if err == nil || !strings.Contains(out, "Access denied") {
+		if err == nil || !strings.Contains(out, "ACCESS-DENIED") {
 			t.Errorf("upsrw through the tailnet: %v\n%s", err, out)
 		}
 		if v, _ := l.nut.Host.Output("upsc", "ups@"+l.nut.Addr, "ups.delay.shutdown"); strings.TrimSpace(v) != "20" {
@@ -329,7 +329,7 @@ func TestIntegrationTailnet(t *testing.T) {
 			t.Fatalf("stop: %v\n%s", err, site.Tail(l.proc.Output(), 10))
 		}
 		before := l.proc.Output()
-		l.proc = l.startGate(l.state)
+		l.proc = l.startGate(l.state, "127.0.0.1:9106")
 		if err := l.proc.WaitFor("msg=ready", 120*time.Second); err != nil {
 			t.Fatal(err, l.proc.Output())
 		}
@@ -345,7 +345,7 @@ func TestIntegrationTailnet(t *testing.T) {
 	})
 	t.Run("bad auth key, new state", func(t *testing.T) {
 		l.setAuthKey("tskey-auth-wrong")
-		p := l.startGate(filepath.Join(l.dir, "fresh-state"))
+		p := l.startGate(filepath.Join(l.dir, "fresh-state"), "")
 		select {
 		case <-p.Done():
 		case <-time.After(90 * time.Second):

@@ -36,7 +36,9 @@ type Config struct {
 	Hostname   string
 	Tags       []string
 	// Routes are advertised as subnet routes (the control server must
-	// approve them); tsnet forwards their traffic from userspace.
+	// approve them). tsnet drops what arrives for them unless a handler
+	// takes it: the node relays TCP connections to their destination from
+	// the gate's own stack (UDP and ICMP are not forwarded).
 	Routes []netip.Prefix
 	Log    *slog.Logger
 	// Debug receives tsnet's own (verbose) logs; nil drops them.
@@ -115,12 +117,31 @@ func (n *Node) Up(ctx context.Context) ([]netip.Addr, string, error) {
 			return nil, "", errors.New("tailnet: running, but the control server gave no address")
 		}
 		if len(n.cfg.Routes) > 0 {
+			n.srv.RegisterFallbackTCPHandler(n.routeTCP)
 			if _, err := lc.EditPrefs(ctx, &ipn.MaskedPrefs{AdvertiseRoutesSet: true, Prefs: ipn.Prefs{AdvertiseRoutes: n.cfg.Routes}}); err != nil {
 				return nil, "", fmt.Errorf("tailnet: advertising %v: %w", n.cfg.Routes, err)
 			}
 		}
 		return st.TailscaleIPs, st.Self.PublicKey.ShortString(), nil
 	}
+}
+
+// routeTCP takes a TCP flow to an address of the advertised routes and
+// relays it from the gate (the LAN host sees the gate's address).
+func (n *Node) routeTCP(src, dst netip.AddrPort) (func(net.Conn), bool) {
+	for _, r := range n.cfg.Routes {
+		if r.Contains(dst.Addr()) {
+			return func(c net.Conn) {
+				peer := n.Identify(src.String())
+				if err := relay(context.Background(), c, dst.String()); err != nil {
+					n.cfg.Log.Info("routed connection failed", "peer", peer, "source", src.String(), "destination", dst.String(), "err", err)
+					return
+				}
+				n.cfg.Log.Info("routed connection", "peer", peer, "source", src.String(), "destination", dst.String())
+			}, true
+		}
+	}
+	return nil, false
 }
 
 // Listen listens on port of the node's tailnet addresses.
