@@ -74,6 +74,10 @@ type journey struct {
 	ntp      *NTP
 	wan      netip.Addr // the box's public address now
 
+	// The first cold boot's figures (make bench): QEMU started, the kernel
+	// ran /gokrazy/init, every daemon ready, the hub reached the gate.
+	poweredOn, initAt, readyAt, tunnelAt time.Time
+
 	golden    *Golden // the golden image the spare host's role writes
 	goldenErr error
 }
@@ -342,10 +346,21 @@ func (j *journey) boot() error {
 	if err != nil {
 		return err
 	}
+	// The VPS is up before the gate: the tunnel's time from a cold boot
+	// is the gate's alone.
+	if err := j.startHub(); err != nil {
+		return err
+	}
+	j.poweredOn = time.Now()
 	j.gate = j.s.BootPi(pb, piMAC)
+	if err := j.gate.Proc.WaitFor("Run /gokrazy/init", 3*time.Minute); err != nil {
+		return fmt.Errorf("the kernel did not start gokrazy's init: %v\n%s", err, Tail(j.gate.Proc.Output(), 20))
+	}
+	j.initAt = time.Now()
 	if err := j.gate.WaitReady(j.daemons, 6*time.Minute); err != nil {
 		return err
 	}
+	j.readyAt = time.Now()
 	if c, err := j.gateClock(); err == nil {
 		fmt.Printf("JOURNEY    the Pi's clock at boot: %s\n", c.UTC().Format(time.RFC3339))
 	}
@@ -368,19 +383,34 @@ func (j *journey) tunnel() error {
 	if j.gate == nil {
 		return fmt.Errorf("the gate did not boot")
 	}
+	if j.hub == nil {
+		if err := j.startHub(); err != nil {
+			return err
+		}
+	}
+	if err := netlab.Eventually(90*time.Second, 250*time.Millisecond, j.hub.Handshaken); err != nil {
+		return fmt.Errorf("no handshake from the gate: %v\n%s", err, j.diagnosis())
+	}
+	if err := netlab.Eventually(30*time.Second, 250*time.Millisecond, func() error {
+		_, err := j.hub.Host.Run("ping", "-c1", "-W1", tunnelGate)
+		return err
+	}); err != nil {
+		return err
+	}
+	j.tunnelAt = time.Now()
+	return nil
+}
+
+// startHub configures the VPS with what `gate vps-config` writes and
+// starts its WireGuard.
+func (j *journey) startHub() error {
 	out := filepath.Join(j.dir, "vps")
 	os.MkdirAll(out, 0o700)
 	if o, err := runIn(j.dir, j.gateCLI, "vps-config", "-c", j.siteFile, "-i", j.hubIface, "-o", out); err != nil {
 		return fmt.Errorf("gate vps-config: %v\n%s", err, o)
 	}
 	j.hub = j.s.StartHub(j.s.hubHost("vps1"), j.hubIface, out, j.hubKey)
-	if err := netlab.Eventually(90*time.Second, time.Second, j.hub.Handshaken); err != nil {
-		return fmt.Errorf("no handshake from the gate: %v\n%s", err, Tail(j.gate.Proc.Output(), 20))
-	}
-	return netlab.Eventually(30*time.Second, time.Second, func() error {
-		_, err := j.hub.Host.Run("ping", "-c1", "-W1", tunnelGate)
-		return err
-	})
+	return nil
 }
 
 // jump: an admin on the internet reaches ceph-1's real sshd through the
@@ -646,6 +676,13 @@ func (j *journey) powerFailure() error {
 	if err := j.gate.Halted(time.Minute); err != nil {
 		return fmt.Errorf("%v\n%s", err, Tail(j.gate.Proc.Output(), 30))
 	}
+	if j.gate.Pi != nil {
+		// The power is cut; what the gate left on its SD card's /perm.
+		j.gate.PowerCut()
+		if out, err := j.gate.Pi.CheckPerm(); err != nil {
+			fmt.Printf("JOURNEY    PROBLEM /perm after the power-off (e2fsck -fn: %v):\n%s\n", err, indent(Tail(out, 12)))
+		}
+	}
 	fmt.Printf("JOURNEY    OB LB to the gate's power-off: %.1fs\n", time.Since(start).Seconds())
 	read := func(name string) (float64, error) {
 		b, err := os.ReadFile(markers[name])
@@ -799,6 +836,11 @@ func (j *journey) ntpUnreachable() error {
 	}
 	fmt.Printf("JOURNEY    NTP back: tunnel up %.1fs later\n", time.Since(start).Seconds())
 	return nil
+}
+
+// indent puts two spaces before each line of s.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
 }
 
 // lineWith is the first line of out that holds every one of parts.
