@@ -119,8 +119,8 @@ func journeySteps(t *testing.T, run Run) []Step {
 	}
 	if run.IPv6 {
 		steps = append(steps,
-			Step{Name: "D1. dual stack: AAAA = the box's /64 + ipv6_suffix; tunnel over IPv6", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.dualStack},
-			Step{Name: "D2. dual stack: ssh -J over IPv6 to the hub, the bastion", Missing: hubForwardsIPv6, Run: j.jump6},
+			Step{Name: "D1. dual stack: AAAA /64+ipv6_suffix; tunnel over IPv6", Missing: landed("cmd/dyndns", "cmd/vpn"), Run: j.dualStack},
+			Step{Name: "D2. dual stack: ssh -J over IPv6 via hub and bastion", Missing: hubForwardsIPv6, Run: j.jump6},
 		)
 	}
 	steps = append(steps, []Step{
@@ -130,7 +130,7 @@ func journeySteps(t *testing.T, run Run) []Step {
 	}...)
 	if run.Address == "dhcp" {
 		steps = append(steps,
-			Step{Name: "8. power-on with NTP unreachable: the vpn waits, says why, comes up with NTP", Missing: waitsForClock, Run: j.ntpUnreachable},
+			Step{Name: "8. NTP down at power-on: vpn waits, says why, comes up", Missing: waitsForClock, Run: j.ntpUnreachable},
 			Step{Name: "9. gate update to the next build (over the LAN, on the Pi)", Run: j.update},
 		)
 	}
