@@ -90,6 +90,13 @@ hosts:
 			"8:19: vpn.hubs[0].public_key: malformed WireGuard key",
 			"10:20: vpn.hubs[0].hub_address: 10.98.0.1 is outside the tunnel network",
 		}},
+		{"NUT user rights", minimal + `ups:
+  source: usb
+  users: [{name: a, password: "file:a", actions: [SET, shutdown], instcmds: ["load off"]}]
+`, []string{
+			"ups.users[0].actions[1]: unknown action \"shutdown\"",
+			"ups.users[0].instcmds[0]: \"load off\" is not a command name",
+		}},
 		{"thresholds out of range", minimal + `ups:
   source: usb
   thresholds: {charge: 140, runtime: 5s}
@@ -289,12 +296,18 @@ func TestDynDNSAPIProviders(t *testing.T) {
 		{"desec derives its domain", `{type: desec, token: "env:CF_TOKEN"}`, "1h", nil, nil},
 		{"desec raises a short TTL", `{type: desec, zone: example.org, token: "env:CF_TOKEN"}`, "60s", nil,
 			[]string{"6:37: warning: dyndns.records[0].ttl: desec publishes no TTL below 1h: this record is published with a TTL of 1h"}},
-		{"gandi raises a short TTL", `{type: gandi, zone: example.org, token: "env:CF_TOKEN", server: "http://127.0.0.1:8080/v5/livedns"}`, "1m", nil,
+		{"gandi raises a short TTL", `{type: gandi, zone: example.org, token: "env:CF_TOKEN", server: "https://127.0.0.1:8080/v5/livedns"}`, "1m", nil,
 			[]string{"dyndns.records[0].ttl: gandi publishes no TTL below 5m:"}},
 		{"hetzner needs a zone and a token", `{type: hetzner}`, "60s",
 			[]string{"dyndns.provider.token: missing", "dyndns.provider.zone: missing"}, nil},
 		{"a server that is no URL", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN", server: "api.example"}`, "60s",
 			[]string{"dyndns.provider.server: malformed URL"}, nil},
+		{"a token over http", `{type: hetzner, zone: example.org, token: "env:CF_TOKEN", server: "http://dns.example/api/v1"}`, "60s",
+			[]string{"dyndns.provider.server: \"http://dns.example/api/v1\": credentials are sent there, https:// only"}, nil},
+		{"a password over http", `{type: dyndns2, preset: ovh, server: "http://dns.example", username: u, password: "env:CF_TOKEN"}`, "60s",
+			[]string{"credentials are sent there, https:// only"}, nil},
+		{"verify and refresh intervals too short", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN"}` + "\n  verify_interval: 1s\n  max_interval: 10m", "60s",
+			[]string{"dyndns.verify_interval: 1s is too short", "dyndns.max_interval: 10m0s is too short"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("CF_TOKEN", "t0ken")

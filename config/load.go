@@ -152,6 +152,8 @@ func (c *Config) applyDefaults() {
 	}
 	if d := c.DynDNS; d != nil {
 		orDur(&d.Interval, 30*time.Second)
+		orDur(&d.VerifyInterval, 10*time.Minute)
+		orDur(&d.MaxInterval, 25*24*time.Hour)
 		orDur(&d.Timeout, 5*time.Second)
 		orStr(&d.Agree, "first")
 		if len(d.Sources) == 0 {
@@ -216,6 +218,17 @@ func (c *Config) applyDefaults() {
 		orDur(&b.BanFor, 10*time.Minute)
 		if b.HostKey == "" {
 			b.HostKey = "file:ssh_host_ed25519_key"
+		}
+	}
+	c.statusDefaults()
+	if t := c.Tailnet; t != nil {
+		orStr(&t.ControlURL, TailscaleControlURL)
+		orStr(&t.Hostname, c.Gate.Hostname)
+		if t.AuthKey == "" {
+			t.AuthKey = "file:tailnet-authkey"
+		}
+		if t.Services == nil {
+			t.Services = []string{"bastion"}
 		}
 	}
 	if b := c.Bootstrap; b != nil {

@@ -74,6 +74,15 @@ func (c *Config) validate() Problems {
 	if c.Bootstrap != nil {
 		v.bootstrap()
 	}
+	if c.Status != nil {
+		v.status()
+	}
+	if c.Alerts != nil {
+		v.alerts()
+	}
+	if c.Tailnet != nil {
+		v.tailnet()
+	}
 	v.secrets()
 	return v.problems
 }
@@ -287,6 +296,12 @@ func (v *validator) dyndns() {
 	if d.Interval.D() < 5*time.Second {
 		v.errf("dyndns.interval", "%s is too short (at least 5s; HTTP echo services are asked this often)", d.Interval.D())
 	}
+	if d.VerifyInterval.D() < 5*time.Second {
+		v.errf("dyndns.verify_interval", "%s is too short (at least 5s; the record is read from its provider this often)", d.VerifyInterval.D())
+	}
+	if d.MaxInterval.D() < time.Hour {
+		v.errf("dyndns.max_interval", "%s is too short (at least 1h; providers treat frequent unchanged updates as abuse)", d.MaxInterval.D())
+	}
 	switch d.Agree {
 	case "first", "majority", "all":
 	default:
@@ -335,10 +350,8 @@ func (v *validator) dyndns() {
 		default:
 			v.errf("dyndns.provider.preset", "unknown preset %q (ovh, noip, dynu, infomaniak, dyndns; or none with server)", pr.Preset)
 		}
-		if pr.Preset == "" {
-			v.url("dyndns.provider.server", pr.Server, true)
-		} else if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+		if pr.Preset == "" || pr.Server != "" {
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Username == "" {
 			v.errf("dyndns.provider.username", "missing (the provider's login for this record)")
@@ -351,7 +364,7 @@ func (v *validator) dyndns() {
 			v.errf("dyndns.provider.token", "missing (the provider's API token, e.g. file:%s-token)", pr.Type)
 		}
 		if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Zone == "" && pr.Type != "desec" {
 			v.errf("dyndns.provider.zone", "missing (the zone the records are in)")
@@ -424,6 +437,14 @@ func (v *validator) url(path, s string, required bool) {
 	}
 }
 
+// httpsURL checks a required URL that credentials are sent to: https only.
+func (v *validator) httpsURL(path, s string) {
+	v.url(path, s, true)
+	if strings.HasPrefix(strings.ToLower(s), "http://") {
+		v.errf(path, "%q: credentials are sent there, https:// only", s)
+	}
+}
+
 func (v *validator) ups() {
 	u := v.c.UPS
 	if !hostnameRE.MatchString(u.Name) {
@@ -481,6 +502,16 @@ func (v *validator) ups() {
 		case "secondary", "primary", "admin":
 		default:
 			v.errf(p+".role", "unknown role %q (secondary, primary or admin)", n.Role)
+		}
+		for j, a := range n.Actions {
+			if !strings.EqualFold(a, "SET") && !strings.EqualFold(a, "FSD") {
+				v.errf(fmt.Sprintf("%s.actions[%d]", p, j), "unknown action %q (SET or FSD, as in upsd.users)", a)
+			}
+		}
+		for j, c := range n.Instcmds {
+			if c == "" || strings.ContainsAny(c, " \t\"") {
+				v.errf(fmt.Sprintf("%s.instcmds[%d]", p, j), "%q is not a command name (e.g. load.off, or ALL)", c)
+			}
 		}
 	}
 	groups := map[string]bool{}
@@ -684,8 +715,8 @@ func (v *validator) bastion() {
 	if len(b.Users) == 0 {
 		v.errf("bastion.users", "no user (at least one admin with SSH keys)")
 	}
-	if v.c.VPN == nil && !b.ListenLAN {
-		v.errf("bastion", "no vpn section and listen_lan is false: the bastion would listen nowhere")
+	if v.c.VPN == nil && !b.ListenLAN && !v.c.Tailnet.Offers("bastion") {
+		v.errf("bastion", "no vpn section, listen_lan is false and the tailnet does not offer it: the bastion would listen nowhere")
 	}
 	if b.BanAfter < 1 {
 		v.errf("bastion.ban_after", "%d: must be at least 1 (failed logins from one source before a ban)", b.BanAfter)
@@ -733,6 +764,45 @@ func (v *validator) bastion() {
 				continue
 			}
 			v.errf(ap, "unknown host %q (a host name from hosts, a LAN IP, or *)", h)
+		}
+	}
+}
+
+var tagRE = regexp.MustCompile(`^tag:[a-z0-9][a-z0-9-]{0,62}$`)
+
+func (v *validator) tailnet() {
+	t := v.c.Tailnet
+	v.url("tailnet.control_url", t.ControlURL, true)
+	if !hostnameRE.MatchString(t.Hostname) {
+		v.errf("tailnet.hostname", "%q is not a valid host name (lowercase letters, digits and -)", t.Hostname)
+	}
+	for i, tag := range t.Tags {
+		if !tagRE.MatchString(tag) {
+			v.errf(fmt.Sprintf("tailnet.tags[%d]", i), "%q is not a tag (tag:NAME, NAME in lowercase letters, digits and -)", tag)
+		}
+	}
+	if len(t.Services) == 0 && !t.AdvertiseLAN {
+		v.errf("tailnet.services", "empty and advertise_lan is false: the gate would offer nothing on the tailnet (bastion, nut, metrics)")
+	}
+	seen := map[string]bool{}
+	for i, s := range t.Services {
+		p := fmt.Sprintf("tailnet.services[%d]", i)
+		if seen[s] {
+			v.errf(p, "%q given twice", s)
+		}
+		seen[s] = true
+		switch s {
+		case "bastion":
+			if v.c.Bastion == nil {
+				v.errf(p, "bastion offered but the site file has no bastion section (its users and allow lists)")
+			}
+		case "nut":
+			if v.c.UPS == nil {
+				v.errf(p, "nut offered but the site file has no ups section")
+			}
+		case "metrics":
+		default:
+			v.errf(p, "unknown service %q (bastion, nut or metrics)", s)
 		}
 	}
 }

@@ -23,6 +23,9 @@ type program struct {
 	// Link, when set, is the root path where Pkg is built; Path is then a
 	// symbolic link to it (the gate daemons share cmd/gated this way).
 	Link string
+	// Tags are build tags beside gokrazy,netgo,osusergo (programs sharing
+	// a Link must have the same).
+	Tags []string
 }
 
 // goEnv runs the go tool in the module root with the given environment.
@@ -98,6 +101,9 @@ func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(
 			return err
 		}
 		args := append(append(append([]string{}, flags...), extra...), "-o", out, p.Pkg)
+		if len(p.Tags) > 0 {
+			args[2] += "," + strings.Join(p.Tags, ",")
+		}
 		if _, err := goCmd(ctx, root, env, args...); err != nil {
 			return fmt.Errorf("building %s for %s: %w", p.Pkg, arch, err)
 		}
@@ -111,7 +117,7 @@ func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(
 			if _, done := bins[p.Link]; done {
 				continue
 			}
-			p = program{Pkg: p.Pkg, Path: p.Link}
+			p = program{Pkg: p.Pkg, Path: p.Link, Tags: p.Tags}
 		}
 		if err := build(p); err != nil {
 			return nil, nil, "", err

@@ -163,7 +163,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer os.RemoveAll(work)
 
-	progs := programs(o.Config)
+	progs := programs(o.Config, sourceDate(root))
 	bins, links, ts, err := compile(ctx, root, o.Arch, o.BuildTimestamp, func(h []byte) string {
 		return inputTimestamp(root, o, kernel, firmware, h)
 	}, progs, work)
@@ -213,10 +213,17 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// programs lists what the init supervises: gokrazy's system programs, then
-// the gate's daemons whose sections the site file has.
-func programs(c *config.Config) []program {
+// programs lists what the init supervises: gokrazy's system programs, the
+// clock, then the gate's daemons whose sections the site file has. floor
+// is the image's source date, before which the clock never starts.
+func programs(c *config.Config, floor time.Time) []program {
 	var ps []program
+	// tsnet more than doubles cmd/gated: only a site with a tailnet
+	// section gets it (internal/mains, build tag tailnet).
+	var gatedTags []string
+	if c.Tailnet != nil {
+		gatedTags = []string{"tailnet"}
+	}
 	if c.Gate.Address == "dhcp" {
 		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"})
 	} else {
@@ -225,24 +232,29 @@ func programs(c *config.Config) []program {
 		for _, d := range c.LAN.DNS {
 			args = append(args, "-dns", d.String())
 		}
-		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args})
+		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args, Tags: gatedTags})
 	}
-	ps = append(ps,
-		program{Pkg: "github.com/gokrazy/gokrazy/cmd/ntp", Path: "/gokrazy/ntp"},
-		program{Pkg: "github.com/gokrazy/gokrazy/cmd/randomd", Path: "/gokrazy/randomd"},
-	)
+	ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/randomd", Path: "/gokrazy/randomd"})
+	// The gate's own clock daemon replaces gokrazy's ntp: the site's NTP
+	// servers, the time saved on /perm as a floor, the synchronised flag
+	// the vpn and dyndns wait for (-wait-clock) and metrics.
+	wait := "-wait-clock=" + c.Time.Wait.D().String()
 	for _, d := range []struct {
 		name string
 		on   bool
+		args []string
 	}{
-		{"vpn", c.VPN != nil},
-		{"dyndns", c.DynDNS != nil},
-		{"upsd", c.UPS != nil},
-		{"bootstrapd", c.Bootstrap != nil},
-		{"bastion", c.Bastion != nil},
+		{"clock", true, []string{"-floor=" + floor.UTC().Format(time.RFC3339)}},
+		{"vpn", c.VPN != nil, []string{wait}},
+		{"dyndns", c.DynDNS != nil, []string{wait}},
+		{"upsd", c.UPS != nil, nil},
+		{"bootstrapd", c.Bootstrap != nil, nil},
+		{"bastion", c.Bastion != nil, nil},
+		{"statusd", c.Status != nil || c.Alerts != nil, nil},
+		{"tailnet", c.Tailnet != nil, nil},
 	} {
 		if d.on {
-			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: []string{"-console"}, Daemon: d.name})
+			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: append([]string{"-console"}, d.args...), Daemon: d.name, Tags: gatedTags})
 		}
 	}
 	return ps

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gate/config"
 	"gate/internal/gomodule"
@@ -85,25 +86,41 @@ func TestPrograms(t *testing.T) {
 		want   string
 	}{
 		{"example (static address, every section)", func(*config.Config) {},
-			"/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion"},
+			"/gokrazy/staticip /gokrazy/randomd /user/clock /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion /user/statusd"},
 		{"dhcp, no sections", func(c *config.Config) {
 			c.Gate.Address = "dhcp"
-			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion = nil, nil, nil, nil, nil
-		}, "/gokrazy/dhcp /gokrazy/ntp /gokrazy/randomd"},
+			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
+		}, "/gokrazy/dhcp /gokrazy/randomd /user/clock"},
 		{"only the UPS", func(c *config.Config) {
 			c.VPN, c.DynDNS, c.Bootstrap, c.Bastion = nil, nil, nil, nil
-		}, "/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/upsd"},
+		}, "/gokrazy/staticip /gokrazy/randomd /user/clock /user/upsd /user/statusd"},
+		{"alerts without the page", func(c *config.Config) {
+			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
+			c.Alerts = &config.Alerts{Webhook: &config.Webhook{URL: "http://192.168.1.9/x"}}
+		}, "/gokrazy/staticip /gokrazy/randomd /user/clock /user/statusd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := example(t)
 			tc.modify(c)
-			ps := programs(c)
+			floor := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			ps := programs(c, floor)
 			if got := paths(ps); got != tc.want {
 				t.Errorf("programs:\n got %s\nwant %s", got, tc.want)
 			}
 			for _, p := range ps {
 				if p.Path == "/gokrazy/staticip" && !strings.Contains(strings.Join(p.Args, " "), "-address 192.168.1.2/24") {
 					t.Errorf("staticip args %q lack the site's address", p.Args)
+				}
+				args := strings.Join(p.Args, " ")
+				switch p.Daemon {
+				case "clock":
+					if !strings.Contains(args, "-floor=2026-11-01T00:00:00Z") {
+						t.Errorf("clock args %q lack the floor", args)
+					}
+				case "vpn", "dyndns": // time.wait (the example's default, 10m)
+					if !strings.Contains(args, "-wait-clock=10m0s") {
+						t.Errorf("%s args %q lack -wait-clock=10m0s", p.Daemon, args)
+					}
 				}
 				if p.Daemon != "" && (len(p.Args) == 0 || p.Args[0] != "-console") {
 					t.Errorf("%s args %q: want -console (ready lines on the serial console)", p.Path, p.Args)

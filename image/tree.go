@@ -309,7 +309,7 @@ func permTree(c *config.Config, siteYAML []byte) (*tree, error) {
 	t := newTree()
 	t.dir("/gate", 0o700)
 	t.dir(PermSecrets, 0o700)
-	for _, d := range []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} {
+	for _, d := range []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion", "statusd"} {
 		t.dir("/gate/"+d, 0o700)
 	}
 	t.dir("/var", 0o755)

@@ -69,6 +69,10 @@ func (s *Site) ServeFiles(name string, addr netip.Addr, port int, dir string) *n
 	return h
 }
 
+// ListenIn opens a TCP listener inside h's namespace (a receiver in the
+// test process that a daemon in the lab can reach).
+func ListenIn(h *netlab.Host, addr string) (net.Listener, error) { return listenIn(h, addr) }
+
 // listenIn opens a TCP listener inside h's namespace; the socket stays
 // there whichever thread later serves it.
 func listenIn(h *netlab.Host, addr string) (net.Listener, error) {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"gate/integration/netlab"
+	"gate/internal/nocloud"
 )
 
 // Fixed addresses of the simulated site.
@@ -308,6 +309,8 @@ type NUTSource struct {
 	Addr    string // host:port of its upsd
 	UPS     string
 	devFile string
+	// Driver (dummy-ups) and Upsd, to signal by their process.
+	Driver, Upsd *netlab.Proc
 }
 
 // StartNUTSource runs Debian's dummy-ups and upsd on a LAN namespace host
@@ -343,6 +346,7 @@ func (s *Site) StartNUTSource(user, password string) *NUTSource {
 	drv := h.Start("dummy-ups", env, "/lib/nut/dummy-ups", "-D", "-a", "ups", "-u", "root")
 	time.Sleep(time.Second) // the driver's socket must exist before upsd starts; upsd retries anyway
 	srv := h.Start("upsd", env, "/lib/nut/upsd", "-D", "-u", "root")
+	n.Driver, n.Upsd = drv, srv
 	if err := netlab.Eventually(15*time.Second, 300*time.Millisecond, func() error {
 		st, err := n.Status()
 		if err == nil && st != "OL" {
@@ -357,7 +361,9 @@ func (s *Site) StartNUTSource(user, password string) *NUTSource {
 
 // Set rewrites the dummy UPS's state; dummy-ups picks the change up by itself.
 func (n *NUTSource) Set(status string, charge, runtime int) {
-	content := fmt.Sprintf("ups.status: %s\nbattery.charge: %d\nbattery.runtime: %d\nups.mfr: EATON\nups.model: Ellipse PRO 1600\ndevice.type: ups\nups.delay.shutdown: 20\nups.delay.start: 30\n", status, charge, runtime)
+	content := fmt.Sprintf("ups.status: %s\nbattery.charge: %d\nbattery.runtime: %d\nups.mfr: EATON\nups.model: Ellipse PRO 1600\ndevice.type: ups\nups.delay.shutdown: 20\nups.delay.start: 30\n", status, charge, runtime) +
+		// More of a real Eaton's variables (NUT's devices dumps library).
+		"ups.firmware: 02.08.0010\nups.timer.shutdown: -1\nups.timer.start: -1\nups.load: 23\ninput.voltage: 230.0\noutput.voltage: 230.0\nbattery.voltage: 27.3\nbattery.charge.low: 20\ninput.transfer.high: 285\n"
 	os.WriteFile(n.devFile, []byte(content), 0o644)
 	now := time.Now()
 	os.Chtimes(n.devFile, now, now)
@@ -401,27 +407,40 @@ func (s *Site) hubHost(name string) *netlab.Host {
 }
 
 // StartUpsmon runs Debian's upsmon on server sv as a NUT secondary of the
-// gate's upsd (the config bootstrapd's cloud-init installs). Its
-// SHUTDOWNCMD writes the time to marker instead of powering off. Each gets
-// a private /run/nut (several upsmon on one machine share its pid file).
-func (s *Site) StartUpsmon(sv Server, gate, ups, user, password, marker string) *netlab.Proc {
+// gate's upsd with the upsmon.conf bootstrapd's cloud-init installs
+// (nocloud.UpsmonConf), except that its SHUTDOWNCMD runs shutdownCmd (a
+// shell command line: record the moment, take the host off the LAN)
+// instead of powering off. Each gets a private /run/nut (several upsmon on
+// one machine share its pid file).
+func (s *Site) StartUpsmon(sv Server, gate, ups, user, password, shutdownCmd string) *netlab.Proc {
 	s.t.Helper()
 	netlab.Require(s.t, "/lib/nut/upsmon")
 	dir := filepath.Join(s.Dir, "upsmon-"+sv.Name)
 	os.MkdirAll(dir, 0o755)
-	conf := fmt.Sprintf(`MONITOR %s@%s 1 %s %s secondary
-MINSUPPLIES 1
-SHUTDOWNCMD "/bin/sh -c 'date +%%s.%%N > %s'"
-POLLFREQ 1
-POLLFREQALERT 1
-HOSTSYNC 15
-DEADTIME 15
-FINALDELAY 0
-POWERDOWNFLAG %s/killpower
-RUN_AS_USER root
-`, ups, gate, user, password, marker, dir)
+	conf := nocloud.UpsmonConf(nocloud.MonitorLine(ups, gate, user, password), "/bin/sh -c '"+shutdownCmd+"'")
 	os.WriteFile(filepath.Join(dir, "upsmon.conf"), []byte(conf), 0o640)
 	os.WriteFile(filepath.Join(dir, "nut.conf"), []byte("MODE=netclient\n"), 0o640)
 	env := []string{"NUT_CONFPATH=" + dir, "NUT_STATEPATH=" + dir}
 	return sv.Host.Start("upsmon", env, "sh", "-c", "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && exec /lib/nut/upsmon -D -F -u root")
+}
+
+// PowerOffCmd is a StartUpsmon shutdownCmd that plays a host's power-off:
+// it writes the time to marker, and after delay takes the host's eth0
+// down, so that it no longer answers on the LAN, and writes that time to
+// marker+".off".
+func PowerOffCmd(marker string, delay time.Duration) string {
+	return fmt.Sprintf("date +%%s.%%N > %s; sleep %.3f; ip link set eth0 down; date +%%s.%%N > %s.off", marker, delay.Seconds(), marker)
+}
+
+// PowerOn undoes PowerOffCmd: sv's eth0 up again, with its default route.
+func (s *Site) PowerOn(sv Server) {
+	s.t.Helper()
+	sv.Host.MustRun("ip", "link", "set", "eth0", "up")
+	sv.Host.MustRun("ip", "route", "replace", "default", "via", BoxLAN.String())
+}
+
+// MarkCmd is a StartUpsmon shutdownCmd that only writes the time to
+// marker: the host keeps answering on the LAN.
+func MarkCmd(marker string) string {
+	return fmt.Sprintf("date +%%s.%%N > %s", marker)
 }

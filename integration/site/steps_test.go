@@ -237,7 +237,7 @@ func (j *journey) setup() error {
 	if out, err := runIn(j.dir, j.gateCLI, "check", "-c", j.siteFile); err != nil {
 		return fmt.Errorf("gate check: %v\n%s", err, out)
 	}
-	j.daemons = []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+	j.daemons = []string{"clock", "vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
 	tsig, err := os.ReadFile(filepath.Join(j.secrets, "tsig.key"))
 	if err != nil {
 		return err

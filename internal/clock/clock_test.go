@@ -32,7 +32,12 @@ func (f *fakeSystem) Step(t time.Time) error {
 	f.now, f.steps = t, append(f.steps, t)
 	return nil
 }
-func (f *fakeSystem) Slew(d time.Duration) error { f.mu.Lock(); defer f.mu.Unlock(); f.slewed += d; return nil }
+func (f *fakeSystem) Slew(d time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.slewed += d
+	return nil
+}
 func (f *fakeSystem) MarkSynced(e time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

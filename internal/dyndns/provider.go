@@ -187,12 +187,12 @@ func (p *DynDNS2) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	}
 	req.SetBasicAuth(p.User, p.Password)
 	req.Header.Set("User-Agent", p.UserAgent)
-	c := p.Client
-	if c == nil {
-		c = &http.Client{Timeout: 15 * time.Second}
-	}
-	resp, err := c.Do(req)
+	resp, err := sendSecret(p.Client, req)
 	if err != nil {
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			return err
+		}
 		return fmt.Errorf("dyndns2 %s: %w", u.Host, err)
 	}
 	defer resp.Body.Close()

@@ -3,7 +3,6 @@ package mains
 import (
 	"context"
 	"flag"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,13 +47,10 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 	case st == powerplan.Finished:
 		d.Log.Info("a finished shutdown plan's journal was archived; it is not acted on again", "archive", info)
 	}
-	errc := make(chan error, len(c.UPS.Listen))
+	// A listener that fails (address gone, descriptors exhausted) is
+	// logged and opened again: it never stops the watch or the plan.
 	for _, a := range c.UPS.Listen {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return fmt.Errorf("NUT listener %s: %w", a, err)
-		}
-		go func() { errc <- u.Server.Serve(ctx, ln) }()
+		go serveNUT(ctx, d, u, a)
 	}
 	if st == powerplan.Unfinished {
 		d.Log.Warn("resuming the unfinished shutdown plan", "reason", info)
@@ -68,11 +64,29 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 		return nil
 	}
 	d.Ready("ups", c.UPS.Name, "source", c.UPS.Source, "listen", strings.Join(c.UPS.Listen, ","), "groups", len(u.Plan.Groups))
-	select {
-	case <-ctx.Done():
-		u.Wait(5 * time.Second)
-		return nil
-	case err := <-errc:
-		return err
+	<-ctx.Done()
+	u.Wait(5 * time.Second)
+	return nil
+}
+
+// serveNUT serves NUT on addr until ctx is done, listening again (after a
+// pause growing to a minute) whenever listening or serving fails.
+func serveNUT(ctx context.Context, d *daemon.Daemon, u *upsd.Daemon, addr string) {
+	pause := time.Second
+	for ctx.Err() == nil {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			pause = time.Second
+			err = u.Server.Serve(ctx, ln)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.Log.Error("NUT listener failed; upsd goes on watching the UPS", "addr", addr, "err", err, "retry_in", pause)
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Minute)
 	}
 }
