@@ -131,8 +131,9 @@ func journeySteps(t *testing.T, run Run) []Step {
 	if run.Address == "dhcp" {
 		steps = append(steps,
 			Step{Name: "8. NTP down at power-on: vpn waits, says why, comes up", Missing: waitsForClock, Run: j.ntpUnreachable},
-			Step{Name: "9. gate update to the next build (over the LAN, on the Pi)", Run: j.update},
 		)
+		// gate update on the Pi: TestIntegrationPiUpdate (the emulated
+		// USB NIC is too slow for make e2e's budget).
 	}
 	return steps
 }
@@ -879,6 +880,7 @@ func (j *journey) update() error {
 	start := time.Now()
 	upd := j.s.Box.Start("gate-update", nil, j.gateCLI, "update", "-c", j.siteFile, "--image", img, "--host", GateLAN.String(), "--wait", "6m")
 	restarted := false
+	deadline := time.After(12 * time.Minute)
 	for done := false; !done; {
 		select {
 		case <-upd.Done():
@@ -888,9 +890,9 @@ func (j *journey) update() error {
 				j.gate = j.gate.PowerOn("qemu-pi-updated")
 				restarted = true
 			}
-		case <-time.After(9 * time.Minute):
+		case <-deadline:
 			upd.Kill()
-			return fmt.Errorf("gate update did not end in 9 min:\n%s", Tail(upd.Output(), 20))
+			return fmt.Errorf("gate update did not end in 12 min:\n%s", Tail(upd.Output(), 20))
 		}
 	}
 	if upd.Err() != nil || !strings.Contains(upd.Output(), "update done") {
