@@ -129,9 +129,14 @@ func (pb *PiBoot) readBoot() error {
 // partition copies partition n (1-4) of the SD card to file.
 func (pb *PiBoot) partition(n int, file string) error {
 	p := pb.parts[n-1]
+	// qemu-img dd (7.2) counts count from the start of the input, skip
+	// included.
 	if out, err := exec.Command("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512",
-		fmt.Sprintf("skip=%d", p[0]), fmt.Sprintf("count=%d", p[1]), "if="+pb.SD, "of="+file).CombinedOutput(); err != nil {
+		fmt.Sprintf("skip=%d", p[0]), fmt.Sprintf("count=%d", p[0]+p[1]), "if="+pb.SD, "of="+file).CombinedOutput(); err != nil {
 		return fmt.Errorf("reading partition %d of the SD card: %v %s", n, err, out)
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() != p[1]*512 {
+		return fmt.Errorf("reading partition %d of the SD card: %d bytes, want %d (%v)", n, st.Size(), p[1]*512, err)
 	}
 	return nil
 }

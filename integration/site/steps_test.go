@@ -622,6 +622,9 @@ func (j *journey) mainsBack() error {
 	}
 	j.nut.Set("OL", 100, 1800)
 	j.gate.PowerCut()
+	for _, sv := range j.s.Servers { // their power is back too
+		j.s.PowerOn(sv)
+	}
 	j.setWAN(netipMust("203.0.113.4"))
 	start := time.Now()
 	j.gate = j.gate.PowerOn("qemu-gate-again")
@@ -655,7 +658,8 @@ func (j *journey) powerFailure() error {
 			return err
 		}
 		markers[sv.Name] = filepath.Join(j.dir, sv.Name+".down")
-		j.s.StartUpsmon(sv, GateLAN.String(), "ups", sv.Name, strings.TrimSpace(string(pw)), markers[sv.Name])
+		// Each host's shutdown: the moment to its marker, then off the LAN.
+		j.s.StartUpsmon(sv, GateLAN.String(), "ups", sv.Name, strings.TrimSpace(string(pw)), PowerOffCmd(markers[sv.Name], 2*time.Second))
 	}
 	ceph1 := j.s.Server("ceph-1").Host
 	if err := netlab.Eventually(60*time.Second, time.Second, func() error {
