@@ -135,8 +135,12 @@ func (pb *PiBoot) partition(n int, file string) error {
 		fmt.Sprintf("skip=%d", p[0]), fmt.Sprintf("count=%d", p[0]+p[1]), "if="+pb.SD, "of="+file).CombinedOutput(); err != nil {
 		return fmt.Errorf("reading partition %d of the SD card: %v %s", n, err, out)
 	}
-	if st, err := os.Stat(file); err != nil || st.Size() != p[1]*512 {
-		return fmt.Errorf("reading partition %d of the SD card: %d bytes, want %d (%v)", n, st.Size(), p[1]*512, err)
+	st, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if st.Size() != p[1]*512 {
+		return fmt.Errorf("reading partition %d of the SD card: %d bytes, want %d", n, st.Size(), p[1]*512)
 	}
 	return nil
 }
