@@ -362,6 +362,7 @@ func (j *journey) boot() error {
 		return err
 	}
 	j.readyAt = time.Now()
+	fmt.Printf("JOURNEY    QEMU start → /gokrazy/init %.1fs → every daemon ready %.1fs\n", j.initAt.Sub(j.poweredOn).Seconds(), j.readyAt.Sub(j.poweredOn).Seconds())
 	if c, err := j.gateClock(); err == nil {
 		fmt.Printf("JOURNEY    the Pi's clock at boot: %s\n", c.UTC().Format(time.RFC3339))
 	}
@@ -399,6 +400,9 @@ func (j *journey) tunnel() error {
 		return err
 	}
 	j.tunnelAt = time.Now()
+	if !j.poweredOn.IsZero() {
+		fmt.Printf("JOURNEY    QEMU start → tunnel up %.1fs\n", j.tunnelAt.Sub(j.poweredOn).Seconds())
+	}
 	return nil
 }
 
