@@ -27,6 +27,7 @@ type Config struct {
 	Status    *Status          `yaml:"status"`
 	Alerts    *Alerts          `yaml:"alerts"`
 	Tailnet   *Tailnet         `yaml:"tailnet"`
+	Firewall  *Firewall        `yaml:"firewall"`
 
 	// File is the path the config was loaded from ("" for bytes).
 	File string `yaml:"-"`
@@ -240,6 +241,9 @@ type HostShut struct {
 	// Wake: how the return plan powers the host on when it does not come
 	// up by itself: wol (default, magic packets to its macs) or none.
 	Wake string `yaml:"wake"`
+	// HostKey pins the host's SSH host key (its ssh_host_ed25519_key.pub
+	// line); without it the first key seen is pinned on /perm.
+	HostKey PublicKey `yaml:"host_key"`
 }
 
 // Role is how hosts of a kind are installed and configured.
@@ -333,6 +337,16 @@ func (t *Tailnet) Offers(s string) bool {
 // Headscale reports whether the control server is not Tailscale's.
 func (t *Tailnet) Headscale() bool {
 	return t != nil && t.ControlURL != TailscaleControlURL
+}
+
+// Firewall is the gate's own input policy (internal/firewall). It is on
+// whether the section is there or not.
+type Firewall struct {
+	// TunnelOpen opens more on the tunnel than the bastion's port:
+	// metrics, gokrazy, nut, tcp/PORT or udp/PORT.
+	TunnelOpen []string `yaml:"tunnel_open"`
+	// Off sets no policy at all.
+	Off bool `yaml:"off"`
 }
 
 // Bootstrap is PXE and cloud-init for re-imaging hosts.

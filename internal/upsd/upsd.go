@@ -32,8 +32,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,6 +46,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
+	"gate/internal/hostkeys"
 	"gate/internal/hostprobe"
 	"gate/internal/nut"
 	"gate/internal/powerplan"
@@ -64,6 +67,9 @@ type Daemon struct {
 	Off func() error
 	// Source is the UPS (New sets it from the site file).
 	Source Source
+	// HostKeys pins the servers' SSH host keys for the ssh steps (nil: in
+	// a temporary file, for the life of the process).
+	HostKeys *hostkeys.Store
 
 	// Probe probes a host on the LAN (hostprobe by default).
 	Probe func(ctx context.Context, ip netip.Addr) bool
@@ -175,6 +181,7 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 	}
 	d.setReturnPhase("idle")
 	d.setPhase("idle")
+	d.metrics.load.Set(math.NaN()) // until the UPS reports ups.load
 	for _, h := range c.Hosts {
 		d.setHostState(h.Name, "up")
 	}
@@ -362,9 +369,11 @@ func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
-	// The hosts' keys are not pinned here: the command is a shutdown, and
-	// the LAN is the site's own.
-	cc, chans, reqs, err := ssh.NewClientConn(nc, h.IP.String(), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	// The host's key: the site file's, else pinned at first use.
+	if d.HostKeys == nil {
+		d.HostKeys = &hostkeys.Store{Path: filepath.Join(os.TempDir(), fmt.Sprintf("gate-upsd-%d-known_hosts", os.Getpid()))}
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(nc, net.JoinHostPort(h.IP.String(), "22"), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: d.HostKeys.Callback(h.Shutdown.HostKey.PublicKey)})
 	if err != nil {
 		return err
 	}
