@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,10 @@ type Updater struct {
 	// Pause is the wait before a boot upload's second attempt, growing
 	// by as much each time (default 1 s).
 	Pause time.Duration
+	// Stall cuts a request that made no progress this long: no byte of
+	// the upload taken, or no answer after the last one (default 2m). A
+	// slow link (a Wi-Fi bridge, a VPN) takes as long as it needs.
+	Stall time.Duration
 }
 
 // Parts are the pieces of an image that an update sends.
@@ -92,9 +97,43 @@ func (u *Updater) logf(format string, args ...any) {
 }
 
 func (u *Updater) do(ctx context.Context, method, path string, body []byte, accept string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(u.BaseURL, "/")+path, bytes.NewReader(body))
+	stall := cmp.Or(u.Stall, 2*time.Minute)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pr := &progressReader{r: bytes.NewReader(body)}
+	pr.touch()
+	start := pr.last.Load()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(min(stall/4, time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				// Once the whole body is taken, what the socket buffers
+				// still hold drains no slower than the rest did: the
+				// answer may take that long again.
+				limit := stall
+				if pr.n.Load() == int64(len(body)) {
+					limit += time.Duration(pr.last.Load() - start)
+				}
+				if idle := pr.idle(); idle >= limit {
+					cancel(fmt.Errorf("no progress for %s (%d of %d bytes sent)", idle.Round(100*time.Millisecond), pr.n.Load(), len(body)))
+					return
+				}
+			}
+		}
+	}()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(u.BaseURL, "/")+path, pr)
 	if err != nil {
 		return nil, err
+	}
+	req.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		req.Body = http.NoBody
 	}
 	req.SetBasicAuth("gokrazy", u.Password)
 	if accept != "" {
@@ -102,6 +141,9 @@ func (u *Updater) do(ctx context.Context, method, path string, body []byte, acce
 	}
 	resp, err := u.Client.Do(req)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			err = cause
+		}
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
@@ -182,7 +224,7 @@ func (u *Updater) uploadBoot(ctx context.Context, boot []byte) error {
 // running system as it was.
 func (u *Updater) Update(ctx context.Context, p *Parts, wait time.Duration) error {
 	if u.Client == nil {
-		u.Client = &http.Client{Timeout: 10 * time.Minute}
+		u.Client = &http.Client{} // bounded by Stall, not by the total
 	}
 	before, err := u.Status(ctx)
 	if err != nil {
@@ -229,4 +271,26 @@ func (u *Updater) Update(ctx context.Context, p *Parts, wait time.Duration) erro
 		return nil
 	}
 	return fmt.Errorf("the gate did not come back with a new build within %s", wait)
+}
+
+// progressReader is a request body that remembers when it last moved.
+type progressReader struct {
+	r    io.Reader
+	n    atomic.Int64
+	last atomic.Int64 // unix nanoseconds
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.n.Add(int64(n))
+		p.touch()
+	}
+	return n, err
+}
+
+func (p *progressReader) touch() { p.last.Store(time.Now().UnixNano()) }
+
+func (p *progressReader) idle() time.Duration {
+	return time.Since(time.Unix(0, p.last.Load()))
 }

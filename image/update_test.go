@@ -99,3 +99,43 @@ func TestUpdateBootUpload(t *testing.T) {
 		})
 	}
 }
+
+// An upload over a slow link takes as long as it needs; one that stops
+// moving is cut after Stall, saying how far it got.
+func TestUploadStall(t *testing.T) {
+	data := bytes.Repeat([]byte{7}, 32<<20)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := io.ReadFull(r.Body, buf)
+			h.Write(buf[:n])
+			if err != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // 32 reads: 1.6 s in all, four times Stall
+		}
+		w.Write([]byte(hex.EncodeToString(h.Sum(nil))))
+	}))
+	defer slow.Close()
+	u := &Updater{BaseURL: slow.URL, Client: &http.Client{}, Stall: 400 * time.Millisecond}
+	if err := u.upload(context.Background(), "/update/root", data); err != nil {
+		t.Fatalf("a slow but moving upload: %v", err)
+	}
+
+	stuck := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.CopyN(io.Discard, r.Body, 8<<10)
+		select { // stops reading: the sender's buffers fill, nothing moves
+		case <-stuck:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(stuck) // before Close, which waits for the handler
+	u = &Updater{BaseURL: hung.URL, Client: &http.Client{}, Stall: 300 * time.Millisecond}
+	err := u.upload(context.Background(), "/update/root", bytes.Repeat([]byte{7}, 16<<20))
+	if err == nil || !strings.Contains(err.Error(), "no progress for") {
+		t.Fatalf("a stalled upload: %v", err)
+	}
+}
