@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,9 @@ func TestMinimalHasNoDaemons(t *testing.T) {
 	}
 	if c.Gate.Address != "dhcp" || c.Gate.Hostname != "gate" || c.LAN.DNS[0] != c.LAN.Gateway {
 		t.Errorf("gate defaults: %+v, dns %v", c.Gate, c.LAN.DNS)
+	}
+	if !slices.Equal(c.Time.Servers, DefaultNTPServers()) || c.Time.Wait.D() != 10*time.Minute {
+		t.Errorf("time defaults: %+v", c.Time)
 	}
 }
 
@@ -130,6 +134,16 @@ bastion: {port: twenty, users: [{name: a, keys: [not-a-key], allow: ["ceph-9:22"
 			"4:50: bastion.users[0].keys[0]: malformed SSH public key",
 			"4:70: bastion.users[0].allow[0]: unknown host \"ceph-9\"",
 			"4:83: bastion.users[0].allow[1]: port \"99999\" out of range",
+		}},
+		{"hub by name without public_address, with a bastion", minimal + `vpn:
+  hubs: [{name: v, endpoint: "vps.example.net:51820", public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=, gate_address: 10.99.0.2/24, hub_address: 10.99.0.1}]
+bastion: {users: [{name: a, keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl3TlqHKU6SvyTbdJdBFtN+5mCn8f9ViDGhAZkEmc7Q a"], allow: ["*:22"]}]}
+`, []string{"vpn.hubs[0].public_address: missing: the endpoint vps.example.net is a name"}},
+		{"time servers", minimal + `time: {servers: ["ntp.example.org", "192.168.1.1:123", "bad name!", "ntp.example.org:x"], wait: -1s}
+`, []string{
+			"time.servers[2]: \"bad name!\" is neither an IP address nor a DNS name",
+			"time.servers[3]: \"ntp.example.org:x\": port \"x\" is not a number",
+			"time.wait: negative duration",
 		}},
 		{"not yaml", "site: [\n", []string{"not valid YAML"}},
 		{"empty", "", []string{"1:1: the site file is empty"}},
@@ -282,12 +296,18 @@ func TestDynDNSAPIProviders(t *testing.T) {
 		{"desec derives its domain", `{type: desec, token: "env:CF_TOKEN"}`, "1h", nil, nil},
 		{"desec raises a short TTL", `{type: desec, zone: example.org, token: "env:CF_TOKEN"}`, "60s", nil,
 			[]string{"6:37: warning: dyndns.records[0].ttl: desec publishes no TTL below 1h: this record is published with a TTL of 1h"}},
-		{"gandi raises a short TTL", `{type: gandi, zone: example.org, token: "env:CF_TOKEN", server: "http://127.0.0.1:8080/v5/livedns"}`, "1m", nil,
+		{"gandi raises a short TTL", `{type: gandi, zone: example.org, token: "env:CF_TOKEN", server: "https://127.0.0.1:8080/v5/livedns"}`, "1m", nil,
 			[]string{"dyndns.records[0].ttl: gandi publishes no TTL below 5m:"}},
 		{"hetzner needs a zone and a token", `{type: hetzner}`, "60s",
 			[]string{"dyndns.provider.token: missing", "dyndns.provider.zone: missing"}, nil},
 		{"a server that is no URL", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN", server: "api.example"}`, "60s",
 			[]string{"dyndns.provider.server: malformed URL"}, nil},
+		{"a token over http", `{type: hetzner, zone: example.org, token: "env:CF_TOKEN", server: "http://dns.example/api/v1"}`, "60s",
+			[]string{"dyndns.provider.server: \"http://dns.example/api/v1\": credentials are sent there, https:// only"}, nil},
+		{"a password over http", `{type: dyndns2, preset: ovh, server: "http://dns.example", username: u, password: "env:CF_TOKEN"}`, "60s",
+			[]string{"credentials are sent there, https:// only"}, nil},
+		{"verify and refresh intervals too short", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN"}` + "\n  verify_interval: 1s\n  max_interval: 10m", "60s",
+			[]string{"dyndns.verify_interval: 1s is too short", "dyndns.max_interval: 10m0s is too short"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("CF_TOKEN", "t0ken")
@@ -319,5 +339,33 @@ func TestDynDNSAPIProviders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A host shut down over NUT still needs the shutdown SSH key when its
+// group has pre-steps (k3s drain, ceph noout run over SSH on it): the key
+// is defaulted, so gate secrets init creates it.
+func TestPreStepHostsGetTheShutdownKey(t *testing.T) {
+	c, err := Parse("site.yaml", []byte(minimal+`ups:
+  source: usb
+  shutdown_groups: [{name: compute, pre_steps: [k3s-drain]}, {name: ceph}]
+roles: {compute: {installer: {kernel: "http://x/k"}}, ceph: {installer: {kernel: "http://x/k"}}}
+hosts:
+  - {name: c1, macs: ["52:54:00:00:00:01"], ip: 10.1.0.10, role: compute}
+  - {name: s1, macs: ["52:54:00:00:00:02"], ip: 10.1.0.11, role: ceph}
+  - {name: s2, macs: ["52:54:00:00:00:03"], ip: 10.1.0.12, role: ceph, shutdown: {method: ssh}}
+`), t.TempDir())
+	if err != nil && c == nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host string
+		want Secret
+	}{{"c1", "file:shutdown_ed25519_key"}, {"s1", ""}, {"s2", "file:shutdown_ed25519_key"}} {
+		for _, h := range c.Hosts {
+			if h.Name == tc.host && h.Shutdown.SSHKey != tc.want {
+				t.Errorf("%s: ssh_key %q, want %q", tc.host, h.Shutdown.SSHKey, tc.want)
+			}
+		}
 	}
 }

@@ -113,6 +113,12 @@ func orBool(b **bool, def bool) {
 	}
 }
 
+// DefaultNTPServers is the public NTP pool, asked when time.servers is
+// left out.
+func DefaultNTPServers() []string {
+	return []string{"0.pool.ntp.org", "1.pool.ntp.org", "2.pool.ntp.org", "3.pool.ntp.org"}
+}
+
 // applyDefaults fills every field left out with its documented default.
 func (c *Config) applyDefaults() {
 	orStr(&c.Site.Timezone, "UTC")
@@ -127,6 +133,10 @@ func (c *Config) applyDefaults() {
 	if c.Gate.Password == "" {
 		c.Gate.Password = "file:gokrazy-password"
 	}
+	if len(c.Time.Servers) == 0 {
+		c.Time.Servers = DefaultNTPServers()
+	}
+	orDur(&c.Time.Wait, 10*time.Minute)
 	if v := c.VPN; v != nil {
 		orDur(&v.Keepalive, 25*time.Second)
 		orDur(&v.FailAfter, 90*time.Second)
@@ -142,6 +152,8 @@ func (c *Config) applyDefaults() {
 	}
 	if d := c.DynDNS; d != nil {
 		orDur(&d.Interval, 30*time.Second)
+		orDur(&d.VerifyInterval, 10*time.Minute)
+		orDur(&d.MaxInterval, 25*24*time.Hour)
 		orDur(&d.Timeout, 5*time.Second)
 		orStr(&d.Agree, "first")
 		if len(d.Sources) == 0 {
@@ -190,7 +202,9 @@ func (c *Config) applyDefaults() {
 		orStr(&h.Shutdown.NUTUser, h.Name)
 		orStr(&h.Shutdown.SSHUser, "root")
 		orStr(&h.Shutdown.Command, "poweroff")
-		if h.Shutdown.Method == "ssh" && h.Shutdown.SSHKey == "" {
+		// The key is the SSH shutdown's, and the pre-steps' (drain,
+		// noout) whatever the method: gate secrets init must create it.
+		if h.Shutdown.SSHKey == "" && (h.Shutdown.Method == "ssh" || c.groupHasPreSteps(h.Shutdown.Group)) {
 			h.Shutdown.SSHKey = "file:shutdown_ed25519_key"
 		}
 	}
@@ -208,6 +222,17 @@ func (c *Config) applyDefaults() {
 			b.HostKey = "file:ssh_host_ed25519_key"
 		}
 	}
+	c.statusDefaults()
+	if t := c.Tailnet; t != nil {
+		orStr(&t.ControlURL, TailscaleControlURL)
+		orStr(&t.Hostname, c.Gate.Hostname)
+		if t.AuthKey == "" {
+			t.AuthKey = "file:tailnet-authkey"
+		}
+		if t.Services == nil {
+			t.Services = []string{"bastion"}
+		}
+	}
 	if b := c.Bootstrap; b != nil {
 		orStr(&b.DHCP, "proxy")
 		orInt(&b.HTTPPort, 8080)
@@ -216,4 +241,18 @@ func (c *Config) applyDefaults() {
 			b.APIToken = "file:bootstrap-token"
 		}
 	}
+}
+
+// groupHasPreSteps reports whether the UPS shutdown group name runs
+// pre-steps (over SSH on its hosts).
+func (c *Config) groupHasPreSteps(name string) bool {
+	if c.UPS == nil {
+		return false
+	}
+	for _, g := range c.UPS.Groups {
+		if g.Name == name {
+			return len(g.PreSteps) > 0
+		}
+	}
+	return false
 }

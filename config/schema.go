@@ -16,6 +16,7 @@ type Config struct {
 	Site      Site             `yaml:"site"`
 	LAN       LAN              `yaml:"lan"`
 	Gate      Gate             `yaml:"gate"`
+	Time      Time             `yaml:"time"`
 	VPN       *VPN             `yaml:"vpn"`
 	DynDNS    *DynDNS          `yaml:"dyndns"`
 	UPS       *UPS             `yaml:"ups"`
@@ -24,6 +25,9 @@ type Config struct {
 	Bastion   *Bastion         `yaml:"bastion"`
 	Bootstrap *Bootstrap       `yaml:"bootstrap"`
 	Firewall  *Firewall        `yaml:"firewall"`
+	Status    *Status          `yaml:"status"`
+	Alerts    *Alerts          `yaml:"alerts"`
+	Tailnet   *Tailnet         `yaml:"tailnet"`
 
 	// File is the path the config was loaded from ("" for bytes).
 	File string `yaml:"-"`
@@ -66,6 +70,16 @@ type Gate struct {
 	UpdateHost string `yaml:"update_host"`
 }
 
+// Time is the gate's clock. The Pi has no real-time clock: it boots at
+// the last time it saved on /perm (or the image's build time) and is set
+// from NTP. The vpn and dyndns wait for a synchronised clock (WireGuard's
+// handshakes and TSIG signatures carry the time; TLS checks it) for at
+// most Wait, then go on and say so.
+type Time struct {
+	Servers []string `yaml:"servers"` // NTP servers (host or host:port); default the public pool
+	Wait    Duration `yaml:"wait"`    // default 10m
+}
+
 // VPN is the WireGuard tunnel to the fixed-IP hubs.
 type VPN struct {
 	PrivateKey Secret   `yaml:"private_key" secret:"wireguard"`
@@ -102,6 +116,13 @@ type DynDNS struct {
 	Timeout  Duration    `yaml:"timeout"` // per source, default 5s
 	// IPv6Suffix: the interface source publishes its prefix plus this suffix.
 	IPv6Suffix netip.Addr `yaml:"ipv6_suffix"`
+	// VerifyInterval: how often each published record is read back from
+	// its authority (RFC 2136: the zone's primary; APIs: the record) and
+	// rewritten when it drifted, default 10m.
+	VerifyInterval Duration `yaml:"verify_interval"`
+	// MaxInterval: a record is sent again after this long even when
+	// nothing changed (dyndns2 providers delete idle hosts), default 25 days.
+	MaxInterval Duration `yaml:"max_interval"`
 }
 
 // IPSource is one way to learn the public address.
@@ -269,6 +290,47 @@ type Firewall struct {
 	TunnelOpen []string `yaml:"tunnel_open"`
 	// Off sets no policy at all.
 	Off bool `yaml:"off"`
+}
+
+// Tailnet is the gate's membership of a tailnet (Tailscale, or a
+// self-hosted Headscale), beside the WireGuard hubs: cmd/tailnet runs a
+// tsnet node that offers the listed services to the tailnet's members.
+type Tailnet struct {
+	// ControlURL is the coordination server: Tailscale's (default) or a
+	// Headscale URL.
+	ControlURL string `yaml:"control_url"`
+	// AuthKey logs the node in the first time (issued by the control
+	// server; the node key then lives in the daemon's state on /perm).
+	AuthKey  Secret   `yaml:"auth_key" secret:"external"` // default file:tailnet-authkey
+	Hostname string   `yaml:"hostname"`                   // default: gate.hostname
+	Tags     []string `yaml:"tags"`                       // e.g. tag:gate
+	// Services are what the tailnet reaches: bastion, nut (read-only),
+	// metrics. Default [bastion].
+	Services []string `yaml:"services"`
+	// AdvertiseLAN offers lan.subnet as a subnet route (the control
+	// server must approve it).
+	AdvertiseLAN bool `yaml:"advertise_lan"`
+}
+
+// Tailscale's own coordination server, the default tailnet.control_url.
+const TailscaleControlURL = "https://controlplane.tailscale.com"
+
+// Offers reports whether the tailnet offers service s.
+func (t *Tailnet) Offers(s string) bool {
+	if t == nil {
+		return false
+	}
+	for _, x := range t.Services {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Headscale reports whether the control server is not Tailscale's.
+func (t *Tailnet) Headscale() bool {
+	return t != nil && t.ControlURL != TailscaleControlURL
 }
 
 // Bootstrap is PXE and cloud-init for re-imaging hosts.

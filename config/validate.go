@@ -57,6 +57,7 @@ func (c *Config) validate() Problems {
 	v.site()
 	v.lan()
 	v.gate()
+	v.time()
 	if c.VPN != nil {
 		v.vpn()
 	}
@@ -76,6 +77,15 @@ func (c *Config) validate() Problems {
 	}
 	if c.Firewall != nil {
 		v.firewall()
+	}
+	if c.Status != nil {
+		v.status()
+	}
+	if c.Alerts != nil {
+		v.alerts()
+	}
+	if c.Tailnet != nil {
+		v.tailnet()
 	}
 	v.secrets()
 	return v.problems
@@ -159,6 +169,27 @@ func (v *validator) gate() {
 	v.port("gate.http_port", g.HTTPPort)
 }
 
+func (v *validator) time() {
+	for i, s := range v.c.Time.Servers {
+		path := fmt.Sprintf("time.servers[%d]", i)
+		host, port := s, "123"
+		if h, p, err := net.SplitHostPort(s); err == nil {
+			host, port = h, p
+		}
+		if n, err := strconv.Atoi(port); err != nil {
+			v.errf(path, "%q: port %q is not a number (host or host:port, e.g. 0.pool.ntp.org or 192.168.1.1:123)", s, port)
+		} else {
+			v.port(path, n)
+		}
+		if _, err := netip.ParseAddr(host); err != nil && !validFQDN(host) {
+			v.errf(path, "%q is neither an IP address nor a DNS name (e.g. 0.pool.ntp.org)", s)
+		}
+	}
+	if v.c.Time.Wait.D() < 0 {
+		v.errf("time.wait", "negative duration %s", v.c.Time.Wait.D())
+	}
+}
+
 // GateAddr returns the gate's static LAN address, if it has one.
 func (c *Config) GateAddr() (netip.Prefix, bool) {
 	p, err := netip.ParsePrefix(c.Gate.Address)
@@ -223,6 +254,10 @@ func (v *validator) vpn() {
 			v.errf(p+".endpoint", "%v", err)
 		} else if a, err := netip.ParseAddr(host); err == nil && !h.PublicAddress.IsValid() {
 			vp.Hubs[i].PublicAddress = a
+		} else if err != nil && !h.PublicAddress.IsValid() && v.c.Bastion != nil {
+			// gate vps-config forwards the bastion's port on this
+			// address: say it now, not when the VPS is configured.
+			v.errf(p+".public_address", "missing: the endpoint %s is a name, and the VPS's public IP is needed to forward the bastion's port %d on it (e.g. public_address: 203.0.113.10)", host, h.BastionPort)
 		}
 		if h.PublicKey.IsZero() {
 			v.errf(p+".public_key", "missing (the VPS's WireGuard public key: wg pubkey < its private key)")
@@ -264,6 +299,12 @@ func (v *validator) dyndns() {
 	// providers are only contacted when the address changed.
 	if d.Interval.D() < 5*time.Second {
 		v.errf("dyndns.interval", "%s is too short (at least 5s; HTTP echo services are asked this often)", d.Interval.D())
+	}
+	if d.VerifyInterval.D() < 5*time.Second {
+		v.errf("dyndns.verify_interval", "%s is too short (at least 5s; the record is read from its provider this often)", d.VerifyInterval.D())
+	}
+	if d.MaxInterval.D() < time.Hour {
+		v.errf("dyndns.max_interval", "%s is too short (at least 1h; providers treat frequent unchanged updates as abuse)", d.MaxInterval.D())
 	}
 	switch d.Agree {
 	case "first", "majority", "all":
@@ -313,10 +354,8 @@ func (v *validator) dyndns() {
 		default:
 			v.errf("dyndns.provider.preset", "unknown preset %q (ovh, noip, dynu, infomaniak, dyndns; or none with server)", pr.Preset)
 		}
-		if pr.Preset == "" {
-			v.url("dyndns.provider.server", pr.Server, true)
-		} else if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+		if pr.Preset == "" || pr.Server != "" {
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Username == "" {
 			v.errf("dyndns.provider.username", "missing (the provider's login for this record)")
@@ -329,7 +368,7 @@ func (v *validator) dyndns() {
 			v.errf("dyndns.provider.token", "missing (the provider's API token, e.g. file:%s-token)", pr.Type)
 		}
 		if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Zone == "" && pr.Type != "desec" {
 			v.errf("dyndns.provider.zone", "missing (the zone the records are in)")
@@ -399,6 +438,14 @@ func (v *validator) url(path, s string, required bool) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.errf(path, "malformed URL %q (an http:// or https:// URL with a host)", s)
+	}
+}
+
+// httpsURL checks a required URL that credentials are sent to: https only.
+func (v *validator) httpsURL(path, s string) {
+	v.url(path, s, true)
+	if strings.HasPrefix(strings.ToLower(s), "http://") {
+		v.errf(path, "%q: credentials are sent there, https:// only", s)
 	}
 }
 
@@ -672,8 +719,8 @@ func (v *validator) bastion() {
 	if len(b.Users) == 0 {
 		v.errf("bastion.users", "no user (at least one admin with SSH keys)")
 	}
-	if v.c.VPN == nil && !b.ListenLAN {
-		v.errf("bastion", "no vpn section and listen_lan is false: the bastion would listen nowhere")
+	if v.c.VPN == nil && !b.ListenLAN && !v.c.Tailnet.Offers("bastion") {
+		v.errf("bastion", "no vpn section, listen_lan is false and the tailnet does not offer it: the bastion would listen nowhere")
 	}
 	if b.BanAfter < 1 {
 		v.errf("bastion.ban_after", "%d: must be at least 1 (failed logins from one source before a ban)", b.BanAfter)
@@ -721,6 +768,45 @@ func (v *validator) bastion() {
 				continue
 			}
 			v.errf(ap, "unknown host %q (a host name from hosts, a LAN IP, or *)", h)
+		}
+	}
+}
+
+var tagRE = regexp.MustCompile(`^tag:[a-z0-9][a-z0-9-]{0,62}$`)
+
+func (v *validator) tailnet() {
+	t := v.c.Tailnet
+	v.url("tailnet.control_url", t.ControlURL, true)
+	if !hostnameRE.MatchString(t.Hostname) {
+		v.errf("tailnet.hostname", "%q is not a valid host name (lowercase letters, digits and -)", t.Hostname)
+	}
+	for i, tag := range t.Tags {
+		if !tagRE.MatchString(tag) {
+			v.errf(fmt.Sprintf("tailnet.tags[%d]", i), "%q is not a tag (tag:NAME, NAME in lowercase letters, digits and -)", tag)
+		}
+	}
+	if len(t.Services) == 0 && !t.AdvertiseLAN {
+		v.errf("tailnet.services", "empty and advertise_lan is false: the gate would offer nothing on the tailnet (bastion, nut, metrics)")
+	}
+	seen := map[string]bool{}
+	for i, s := range t.Services {
+		p := fmt.Sprintf("tailnet.services[%d]", i)
+		if seen[s] {
+			v.errf(p, "%q given twice", s)
+		}
+		seen[s] = true
+		switch s {
+		case "bastion":
+			if v.c.Bastion == nil {
+				v.errf(p, "bastion offered but the site file has no bastion section (its users and allow lists)")
+			}
+		case "nut":
+			if v.c.UPS == nil {
+				v.errf(p, "nut offered but the site file has no ups section")
+			}
+		case "metrics":
+		default:
+			v.errf(p, "unknown service %q (bastion, nut or metrics)", s)
 		}
 	}
 }

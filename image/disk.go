@@ -184,6 +184,12 @@ func writeSquashfs(d *disk.Disk, t *tree, start int64) (int64, error) {
 			return 0, err
 		}
 	}
+	// The workspace is a 0700 temporary directory, and it becomes the
+	// root inode: gokrazy's programs that drop privileges (ntp) could then
+	// not even exec themselves. The root is 0755 like every directory.
+	if err := os.Chmod(ws, 0o755); err != nil {
+		return 0, err
+	}
 	if err := os.Chtimes(ws, fixedTime, fixedTime); err != nil {
 		return 0, err
 	}

@@ -55,6 +55,12 @@ func newLab(t *testing.T) *lab {
 // startDyndns runs cmd/dyndns in the gate with the given TSIG secret and
 // address sources (YAML flow list).
 func (l *lab) startDyndns(name, secret, sources string) *netlab.Proc {
+	return l.startDyndnsWith(name, secret, sources, "")
+}
+
+// startDyndnsWith is startDyndns with more lines of the dyndns section
+// (indented by two spaces).
+func (l *lab) startDyndnsWith(name, secret, sources, extra string) *netlab.Proc {
 	dir := filepath.Join(l.dir, name)
 	os.MkdirAll(filepath.Join(dir, "secrets"), 0o700)
 	os.WriteFile(filepath.Join(dir, "secrets", "tsig.key"), []byte(secret), 0o600)
@@ -66,7 +72,7 @@ dyndns:
   sources: %s
   provider: {type: rfc2136, server: "%s:53", zone: example.org, tsig_key: gate-key, tsig_secret: "file:tsig.key"}
   records: [{name: home.example.org, ttl: 60s}]
-`, sources, dnsAddr)), 0o644)
+%s`, sources, dnsAddr, extra)), 0o644)
 	p := l.gate.Start("dyndns-"+name, nil, netlab.Build(l.t, "gate/cmd/dyndns"), "-config", site, "-secrets", filepath.Join(dir, "secrets"),
 		"-state", filepath.Join(dir, "state"), "-metrics", "")
 	if err := p.WaitFor("msg=ready", 10*time.Second); err != nil {
@@ -143,4 +149,95 @@ func TestIntegrationUPnPNoPublicAddress(t *testing.T) {
 	if got := l.record(); got != "" {
 		t.Errorf("published %q from a box without a public address", got)
 	}
+}
+
+// nsupdate changes the zone behind the gate's back with Debian's nsupdate,
+// signed with the same key, from the DNS server's own host.
+func (l *lab) nsupdate(cmds string) {
+	l.t.Helper()
+	f := filepath.Join(l.dir, "nsupdate.txt")
+	os.WriteFile(f, []byte(fmt.Sprintf("server %s\nzone example.org\n%s\nsend\n", dnsAddr, cmds)), 0o600)
+	if out, err := l.bind.Host.Output("nsupdate", "-y", "hmac-sha256:gate-key:"+l.secret, f); err != nil {
+		l.t.Fatalf("nsupdate: %v\n%s", err, out)
+	}
+}
+
+// gateUpdates counts the updates BIND applied for the gate (which reaches
+// it from the box's WAN address) in named's log text.
+func gateUpdates(log string, from netip.Addr) int {
+	n := 0
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "client @") && strings.Contains(line, " "+from.String()+"#") && strings.Contains(line, "adding an RR at 'home.example.org' A") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIntegrationDynDNSDrift: a record deleted or changed at BIND with
+// nsupdate, behind the gate's back, is back within one verify interval,
+// with one UPDATE, logged as drift; and a TSIG secret file corrected while
+// the daemon runs lifts the block without a restart.
+func TestIntegrationDynDNSDrift(t *testing.T) {
+	netlab.Require(t, "dig", "nsupdate")
+	l := newLab(t)
+	const verify = 10 * time.Second
+	p := l.startDyndnsWith("drift", l.secret, l.echoSources(), "  verify_interval: 10s\n")
+	want := site.BoxWAN.String()
+	back := func(what string, limit time.Duration) {
+		t.Helper()
+		before := gateUpdates(l.named.Output(), site.BoxWAN)
+		start := time.Now()
+		if err := netlab.Eventually(limit, 100*time.Millisecond, func() error {
+			if got := l.record(); got != want {
+				return fmt.Errorf("after %s, home.example.org A = %q, want %s", what, got, want)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%v\n%s", err, site.Tail(p.Output(), 20))
+		}
+		t.Logf("record back %s after %s", time.Since(start).Round(time.Millisecond), what)
+		time.Sleep(time.Second) // let named log everything
+		if n := gateUpdates(l.named.Output(), site.BoxWAN) - before; n != 1 {
+			t.Errorf("%d UPDATEs from the gate after %s, want 1", n, what)
+		}
+	}
+	if err := netlab.Eventually(30*time.Second, 200*time.Millisecond, func() error {
+		if got := l.record(); got != want {
+			return fmt.Errorf("home.example.org A = %q", got)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, p.Output())
+	}
+
+	l.nsupdate("update delete home.example.org A")
+	if got := l.record(); got != "" {
+		t.Fatalf("nsupdate did not delete the record: %q", got)
+	}
+	back("a deletion", verify+2*time.Second)
+	if !strings.Contains(p.Output(), "drift") || !strings.Contains(p.Output(), "holds=nothing") {
+		t.Errorf("the deletion is not logged as drift:\n%s", site.Tail(p.Output(), 10))
+	}
+	l.nsupdate("update delete home.example.org A\nupdate add home.example.org 60 A 198.51.100.99")
+	back("a change", verify+2*time.Second)
+	if !strings.Contains(p.Output(), "holds=198.51.100.99") {
+		t.Errorf("the change is not logged as drift:\n%s", site.Tail(p.Output(), 10))
+	}
+	p.Stop()
+
+	// A wrong TSIG secret blocks the record; the corrected file lifts the
+	// block while the daemon runs.
+	wrong := make([]byte, 32)
+	rand.Read(wrong)
+	l.nsupdate("update delete home.example.org A")
+	bad := l.startDyndnsWith("fixkey", base64.StdEncoding.EncodeToString(wrong), fmt.Sprintf("[{type: http, url: %q}]", site.EchoURL), "")
+	if err := bad.WaitFor("record blocked until the site file changes", 30*time.Second); err != nil {
+		t.Fatal(err, bad.Output())
+	}
+	os.WriteFile(filepath.Join(l.dir, "fixkey", "secrets", "tsig.key"), []byte(l.secret), 0o600)
+	if err := bad.WaitFor("a secret changed: blocked record tried again", 15*time.Second); err != nil {
+		t.Fatal(err, bad.Output())
+	}
+	back("the corrected secret", 10*time.Second)
 }

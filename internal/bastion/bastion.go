@@ -95,6 +95,10 @@ type Config struct {
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 	Dial    func(ctx context.Context, addr string) (net.Conn, error)
 	Metrics *Metrics
+	// Identify, if set, names the peer at a connection's source address
+	// (ip:port) on an overlay network, e.g. its tailnet user and node;
+	// audit records carry it as "peer".
+	Identify func(source string) string
 }
 
 // Server is a running bastion.
@@ -425,6 +429,8 @@ func (s *Server) forward(ctx context.Context, user, key, source string, nc ssh.N
 	defer ch.Close()
 	go ssh.DiscardRequests(reqs)
 	s.cfg.Metrics.Channels.WithLabelValues("opened").Inc()
+	s.cfg.Metrics.Open.Inc()
+	defer s.cfg.Metrics.Open.Dec()
 	var in, out int64
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -461,6 +467,7 @@ type Record struct {
 	BytesToClient int64  `json:"bytes_to_client"`
 	Duration      string `json:"duration"`
 	Result        string `json:"result"`
+	Peer          string `json:"peer,omitempty"`
 }
 
 func (s *Server) audit(r Record) {
@@ -468,7 +475,10 @@ func (s *Server) audit(r Record) {
 	if r.Duration == "" {
 		r.Duration = "0s"
 	}
-	s.cfg.Log.Info("audit", "user", r.User, "key", r.Key, "source", r.Source, "destination", r.Destination,
+	if s.cfg.Identify != nil {
+		r.Peer = s.cfg.Identify(r.Source)
+	}
+	s.cfg.Log.Info("audit", "peer", r.Peer, "user", r.User, "key", r.Key, "source", r.Source, "destination", r.Destination,
 		"resolved", r.Resolved, "bytes_to_server", r.BytesToServer, "bytes_to_client", r.BytesToClient, "duration", r.Duration, "result", r.Result)
 	if s.cfg.Audit == nil {
 		return

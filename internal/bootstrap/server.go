@@ -460,7 +460,7 @@ func (s *Server) Facts(h *config.Host, instanceID string) *nocloud.Facts {
 			if name == "" {
 				name = "ups"
 			}
-			f.NUTMonitor = fmt.Sprintf("MONITOR %s@%s 1 %s %s secondary", name, s.GateIP, h.Shutdown.NUTUser, pw)
+			f.NUTMonitor = nocloud.MonitorLine(name, s.GateIP.String(), h.Shutdown.NUTUser, pw)
 		}
 	}
 	return f

@@ -57,6 +57,9 @@ const (
 	MetricsUPSD       = ":9103"
 	MetricsBootstrapd = ":9104"
 	MetricsBastion    = ":9105"
+	MetricsClock      = ":9106"
+	MetricsStatusd    = ":9107"
+	MetricsTailnet    = ":9108"
 )
 
 // ExitDisabled is the exit status for "nothing to do": gokrazy's

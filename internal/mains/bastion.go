@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -29,39 +27,19 @@ func runBastion(ctx context.Context, d *daemon.Daemon) error {
 	if c.Bastion == nil {
 		return daemon.ErrDisabled
 	}
-	key, created, err := bastion.HostKey(c)
-	if err != nil {
-		return err
-	}
-	if created {
-		d.Log.Warn("host key generated (none was provisioned)", "fingerprint", ssh.FingerprintSHA256(key.PublicKey()))
-	}
-	users, err := bastion.FromConfig(c)
-	if err != nil {
-		return err
-	}
-	hosts := map[string]netip.Addr{}
-	for _, h := range c.Hosts {
-		hosts[h.Name] = h.IP
-	}
-	// The audit trail on /perm: one JSON line per channel, at most 2×16 MiB.
-	audit, err := bastion.OpenAuditLog(filepath.Join(d.StateDir, "audit.log"), 16<<20)
+	srv, key, audit, err := bastion.FromSite(c, d.StateDir, d.Log, d.Registry, nil)
 	if err != nil {
 		return err
 	}
 	defer audit.Close()
-	m := bastion.NewMetrics()
-	m.Register(d.Registry)
-	srv, err := bastion.New(bastion.Config{
-		HostKey: key, Users: users, Hosts: hosts, IdleTimeout: c.Bastion.IdleTimeout.D(),
-		BanAfter: c.Bastion.BanAfter, BanFor: c.Bastion.BanFor.D(),
-		Log: d.Log, Audit: audit, Metrics: m,
-	})
-	if err != nil {
-		return err
-	}
+	users := c.Bastion.Users
 
 	addrs := bastion.ListenAddrs(c)
+	if len(addrs) == 0 {
+		// Only the tailnet offers it: cmd/tailnet serves it there.
+		d.Log.Info("no address to listen on: the bastion is served on the tailnet only, by the tailnet daemon")
+		return daemon.ErrDisabled
+	}
 	// The tunnel addresses may not exist yet (the tunnel is down, or vpn
 	// has not started): IP_FREEBIND binds them anyway.
 	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {

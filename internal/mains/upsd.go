@@ -11,6 +11,7 @@ import (
 
 	"gate/internal/daemon"
 	"gate/internal/hostkeys"
+	"gate/internal/poweroff"
 	"gate/internal/powerplan"
 	"gate/internal/upsd"
 )
@@ -102,5 +103,21 @@ func gateOff(d *daemon.Daemon, marker string) func() error {
 			return os.WriteFile(marker, []byte(time.Now().Format(time.RFC3339Nano)+"\n"), 0o644)
 		}
 	}
-	return upsd.SystemPowerOff
+	return func() error { return orderlyPowerOff(d) }
+}
+
+// orderlyPowerOff powers the gate off through gokrazy's init, so that
+// every service is stopped and /perm unmounted first (internal/poweroff);
+// if gokrazy refuses, or has not powered off two minutes later (this
+// process is normally stopped long before), the kernel directly.
+func orderlyPowerOff(d *daemon.Daemon) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := (&poweroff.Gokrazy{}).Request(ctx); err != nil {
+		d.Log.Error("orderly power-off refused: powering off directly (/perm not unmounted)", "err", err)
+		return upsd.SystemPowerOff()
+	}
+	d.Log.Info("power-off: gokrazy stops every service, unmounts /perm and powers off")
+	time.AfterFunc(2*time.Minute, func() { upsd.SystemPowerOff() })
+	return nil
 }

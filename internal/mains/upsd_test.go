@@ -147,7 +147,7 @@ func TestUPSDUserRights(t *testing.T) {
 		if err := cl.Login(tc.user, "userpw", ""); err != nil {
 			t.Fatal(err)
 		}
-		err := cl.InstCmd("ups", tc.cmd)
+		err := cl.InstCmd("ups", tc.cmd, "")
 		cl.Close()
 		var ne *nut.Error
 		switch {

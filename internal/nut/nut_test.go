@@ -112,7 +112,7 @@ func TestServerClient(t *testing.T) {
 	if err != nil || vars["ups.model"] != `Eaton "5SC"` || vars["ups.status"] != "OL" {
 		t.Fatalf("vars %v %v", vars, err)
 	}
-	if err := c.InstCmd("ups", "shutdown.return"); err == nil || !strings.Contains(err.Error(), "ACCESS-DENIED") {
+	if err := c.InstCmd("ups", "shutdown.return", ""); err == nil || !strings.Contains(err.Error(), "ACCESS-DENIED") {
 		t.Errorf("a secondary ran an INSTCMD: %v", err)
 	}
 	if _, err := c.Get("ups", "nope"); err == nil || !strings.Contains(err.Error(), "VAR-NOT-SUPPORTED") {

@@ -38,6 +38,13 @@ type Snapshot struct {
 	// the UPS behind the snapshot lets one change and run.
 	Writable map[string]bool
 	Commands map[string]string
+	// Types, Descs, Enums and Ranges, when set, are the source's own
+	// answers to GET TYPE ("RW STRING:16", "NUMBER"), GET DESC, LIST ENUM
+	// and LIST RANGE ({min, max} pairs), served as they are.
+	Types  map[string]string
+	Descs  map[string]string
+	Enums  map[string][]string
+	Ranges map[string][][2]string
 }
 
 // Server serves one UPS.
@@ -56,6 +63,12 @@ type Server struct {
 	// Writable lists the variables SET may change; Set changes one.
 	Writable map[string]bool
 	Set      func(name, value string) error
+
+	// OnFSD, when set, is called for an FSD from a NUT client (a primary
+	// or admin user) instead of raising the server's own latch; an error
+	// refuses it (ERR with the error's word when it is an *Error, else
+	// ACCESS-DENIED).
+	OnFSD func(user string) error
 
 	IdleTimeout time.Duration // default 60s
 	// MaxConn and MaxPerSource cap the connections served at once, in
@@ -233,6 +246,13 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 		if e := s.primaryCheck(c, args, "FSD"); e != "" {
 			return e, false
 		}
+		if s.OnFSD != nil {
+			if err := s.OnFSD(c.user); err != nil {
+				s.Log.Warn("FSD from a NUT client refused", "user", c.user, "client", c.RemoteAddr().String(), "err", err)
+				return errLine(errWord(err, "ACCESS-DENIED")), false
+			}
+			return "OK FSD-SET\n", false
+		}
 		s.SetFSD()
 		s.Log.Warn("FSD set by a NUT client", "user", c.user, "client", c.RemoteAddr().String())
 		return "OK FSD-SET\n", false
@@ -335,12 +355,15 @@ func (s *Server) get(c *conn, a []string) string {
 		_, cmds := s.caps()
 		d, ok := cmds[a[2]]
 		if !ok {
-			return errLine("CMD-NOT-SUPPORTED")
+			d = unavailable // as upsd answers for any name
 		}
 		return fmt.Sprintf("CMDDESC %s %s %s\n", ups, a[2], Quote(d))
 	case "VAR", "TYPE", "DESC":
 		if len(a) != 3 {
 			return errLine("INVALID-ARGUMENT")
+		}
+		if what == "DESC" { // upsd describes any name, served or not
+			return fmt.Sprintf("DESC %s %s %s\n", ups, a[2], Quote(s.describe(a[2])))
 		}
 		vars, e := s.vars(c)
 		if e != "" {
@@ -353,17 +376,8 @@ func (s *Server) get(c *conn, a []string) string {
 		switch what {
 		case "VAR":
 			return fmt.Sprintf("VAR %s %s %s\n", ups, a[2], Quote(v))
-		case "TYPE":
-			t := "NUMBER"
-			if _, err := strconv.ParseFloat(v, 64); err != nil {
-				t = fmt.Sprintf("STRING:%d", max(len(v), 32))
-			}
-			if rw, _ := s.caps(); rw[a[2]] {
-				t = "RW " + t
-			}
-			return fmt.Sprintf("TYPE %s %s %s\n", ups, a[2], t)
 		default:
-			return fmt.Sprintf("DESC %s %s %s\n", ups, a[2], Quote(describe(a[2])))
+			return fmt.Sprintf("TYPE %s %s %s\n", ups, a[2], s.varType(a[2], v))
 		}
 	}
 	return errLine("INVALID-ARGUMENT")
@@ -420,8 +434,25 @@ func (s *Server) list(c *conn, a []string) string {
 		if len(a) != 3 {
 			return errLine("INVALID-ARGUMENT")
 		}
+		vars, e := s.vars(c)
+		if e != "" {
+			return errLine(e)
+		}
+		if _, ok := vars[a[2]]; !ok {
+			return errLine("VAR-NOT-SUPPORTED")
+		}
 		query += " " + a[2]
 		fmt.Fprintf(&b, "BEGIN LIST %s\n", query)
+		snap := s.Data()
+		if what == "ENUM" {
+			for _, v := range snap.Enums[a[2]] {
+				fmt.Fprintf(&b, "ENUM %s %s %s\n", ups, a[2], Quote(v))
+			}
+		} else {
+			for _, r := range snap.Ranges[a[2]] {
+				fmt.Fprintf(&b, "RANGE %s %s %s %s\n", ups, a[2], Quote(r[0]), Quote(r[1]))
+			}
+		}
 	case "CLIENT":
 		s.mu.Lock()
 		var addrs []string
@@ -466,7 +497,7 @@ func (s *Server) set(c *conn, a []string) string {
 	}
 	if err := s.Set(a[2], a[3]); err != nil {
 		s.Log.Warn("SET failed", "var", a[2], "err", err)
-		return errLine("SET-FAILED")
+		return errLine(errWord(err, "SET-FAILED"))
 	}
 	s.Log.Info("variable set", "user", c.user, "var", a[2], "value", a[3])
 	return "OK\n"
@@ -495,7 +526,7 @@ func (s *Server) instcmd(c *conn, a []string) string {
 	}
 	if err := s.Exec(a[1], param); err != nil {
 		s.Log.Warn("INSTCMD failed", "cmd", a[1], "err", err)
-		return errLine("INSTCMD-FAILED")
+		return errLine(errWord(err, "INSTCMD-FAILED"))
 	}
 	s.Log.Info("instant command run", "user", c.user, "cmd", a[1])
 	return "OK\n"
@@ -517,8 +548,46 @@ func (s *Server) caps() (map[string]bool, map[string]string) {
 	return rw, cmds
 }
 
-// describe is GET DESC's answer: the descriptions NUT's upsd gives the
-// common variables (docs/nut-names.txt, data/cmdvartab).
+// errWord is the ERR word for a failed action: the source's own word when
+// err carries one (*Error: the UPS behind refused it), else fallback.
+func errWord(err error, fallback string) string {
+	var ne *Error
+	if errors.As(err, &ne) && ne.Word != "" && !strings.ContainsAny(ne.Word, " \t\r\n") {
+		return ne.Word
+	}
+	return fallback
+}
+
+// varType is GET TYPE's answer: the source's own when it gave one, else
+// guessed from the value as upsd types a variable its driver did not
+// flag (a number, else a string of up to 32 characters).
+func (s *Server) varType(name, value string) string {
+	if t := s.Data().Types[name]; t != "" {
+		return t
+	}
+	t := "NUMBER"
+	if _, err := strconv.ParseFloat(value, 64); err != nil {
+		t = fmt.Sprintf("STRING:%d", max(len(value), 32))
+	}
+	if rw, _ := s.caps(); rw[name] {
+		t = "RW " + t
+	}
+	return t
+}
+
+// describe is GET DESC's answer: the source's own, else NUT's.
+func (s *Server) describe(name string) string {
+	if d := s.Data().Descs[name]; d != "" {
+		return d
+	}
+	return describe(name)
+}
+
+// unavailable is upsd's description of a name it has none for.
+const unavailable = "Description unavailable"
+
+// describe gives the descriptions NUT's upsd gives the common variables
+// (docs/nut-names.txt, data/cmdvartab).
 func describe(v string) string {
 	switch v {
 	case "ups.status":
@@ -555,14 +624,12 @@ func describe(v string) string {
 		return "Input voltage (V)"
 	case "output.voltage":
 		return "Output voltage (V)"
-	case "device.type":
-		return "Device type"
-	case "device.mfr":
-		return "Device manufacturer"
-	case "device.model":
-		return "Device model"
+	case "ups.vendorid":
+		return "Vendor ID for USB devices"
+	case "ups.productid":
+		return "Product ID for USB devices"
 	case "driver.name":
 		return "Driver name"
 	}
-	return "Description unavailable"
+	return unavailable
 }

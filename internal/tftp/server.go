@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -32,6 +33,16 @@ type Server struct {
 	Timeout time.Duration
 	// MaxTransfers bounds concurrent transfers (default 64).
 	MaxTransfers int
+	// MaxPerSource bounds concurrent transfers per client address
+	// (default 4): one host cannot take every slot.
+	MaxPerSource int
+	// MaxTimeout is the longest retransmit timeout a client may ask for
+	// with the timeout option (default 10s); a longer one is declined
+	// (left out of the OACK, RFC 2347) and Timeout applies.
+	MaxTimeout time.Duration
+	// MaxDuration bounds a whole transfer (default 5m): a client that
+	// ACKs just often enough to keep it alive is cut off with an ERROR.
+	MaxDuration time.Duration
 	// Allow, if set, decides whether a client may read at all.
 	Allow func(addr *net.UDPAddr) bool
 
@@ -59,6 +70,12 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 		maxT = 64
 	}
 	sem := make(chan struct{}, maxT)
+	perSource := s.MaxPerSource
+	if perSource <= 0 {
+		perSource = 4
+	}
+	var mu sync.Mutex
+	bySource := map[netip.Addr]int{}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
@@ -91,9 +108,28 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 			conn.WriteToUDP(errorPacket(errAccess, "not allowed"), addr)
 			continue
 		}
+		src := addr.AddrPort().Addr().Unmap()
+		mu.Lock()
+		full := bySource[src] >= perSource
+		if !full {
+			bySource[src]++
+		}
+		mu.Unlock()
+		if full {
+			conn.WriteToUDP(errorPacket(errUndefined, "too many transfers from this address"), addr)
+			continue
+		}
+		release := func() {
+			mu.Lock()
+			if bySource[src]--; bySource[src] <= 0 {
+				delete(bySource, src)
+			}
+			mu.Unlock()
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
+			release()
 			conn.WriteToUDP(errorPacket(errUndefined, "server busy"), addr)
 			continue
 		}
@@ -101,6 +137,7 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer release()
 			err := s.transfer(ctx, root, local.IP, addr, req)
 			s.Transfers.Add(1)
 			if err != nil {
@@ -159,11 +196,16 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 		}
 		src, size = bytes.NewReader(b), int64(len(b))
 	}
-	n := negotiate(req, size)
+	maxTimeout := s.MaxTimeout
+	if maxTimeout <= 0 {
+		maxTimeout = 10 * time.Second
+	}
+	n := negotiate(req, size, int(maxTimeout/time.Second))
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = time.Second
 	}
+	own := timeout
 	if n.timeoutSec > 0 {
 		timeout = time.Duration(n.timeoutSec) * time.Second
 	}
@@ -171,7 +213,12 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if retries <= 0 {
 		retries = 5
 	}
-	t := &xfer{c: c, peer: peer, f: src, size: size, n: n, timeout: timeout, retries: retries}
+	maxDur := s.MaxDuration
+	if maxDur <= 0 {
+		maxDur = 5 * time.Minute
+	}
+	t := &xfer{ctx: ctx, c: c, peer: peer, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
+		end: time.Now().Add(maxDur), maxDur: maxDur}
 	if len(n.oack) > 0 {
 		if err := t.sendOACK(); err != nil {
 			return err
@@ -181,26 +228,57 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 }
 
 type xfer struct {
+	ctx     context.Context
 	c       *net.UDPConn
 	peer    *net.UDPAddr
 	f       io.ReaderAt
 	size    int64
 	n       negotiated
-	timeout time.Duration
+	timeout time.Duration // the retransmit timeout (the client's option or own)
+	own     time.Duration // the server's: used until the client first answers
 	retries int
+	end     time.Time // the transfer's deadline
+	maxDur  time.Duration
+	proven  bool // the client answered once: its address is not spoofed
 	buf     []byte
 }
 
+// rto is the retransmit timeout: the server's own until the client has
+// answered once, so that requests from spoofed addresses, which nobody
+// answers, free their slot after (Retries+1) × Timeout whatever timeout
+// they asked for.
+func (t *xfer) rto() time.Duration {
+	if !t.proven {
+		return min(t.timeout, t.own)
+	}
+	return t.timeout
+}
+
+// errTooLong ends a transfer past its deadline.
+var errTooLong = errors.New("transfer deadline passed")
+
 // recv reads the next packet from the peer's TID, answering strangers
-// with "unknown transfer ID" (RFC 1350).
+// with "unknown transfer ID" (RFC 1350). Past the transfer's deadline it
+// sends the client an ERROR and returns errTooLong; when the server stops,
+// ctx's error.
 func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 	if t.buf == nil {
 		t.buf = make([]byte, 1500)
+	}
+	if deadline.After(t.end) {
+		deadline = t.end
 	}
 	t.c.SetReadDeadline(deadline)
 	for {
 		n, a, err := t.c.ReadFromUDP(t.buf)
 		if err != nil {
+			if err := t.ctx.Err(); err != nil {
+				return nil, err
+			}
+			if isTimeout(err) && !time.Now().Before(t.end) {
+				t.c.WriteToUDP(errorPacket(errUndefined, fmt.Sprintf("transfer took longer than %s", t.maxDur)), t.peer)
+				return nil, fmt.Errorf("%w (%s)", errTooLong, t.maxDur)
+			}
 			return nil, err
 		}
 		if !a.IP.Equal(t.peer.IP) || a.Port != t.peer.Port {
@@ -229,7 +307,7 @@ func (t *xfer) sendOACK() error {
 		if _, err := t.c.WriteToUDP(pkt, t.peer); err != nil {
 			return err
 		}
-		deadline := time.Now().Add(t.timeout)
+		deadline := time.Now().Add(t.rto())
 		for {
 			p, err := t.recv(deadline)
 			if isTimeout(err) {
@@ -239,6 +317,7 @@ func (t *xfer) sendOACK() error {
 				return err
 			}
 			if binary.BigEndian.Uint16(p) == opACK && binary.BigEndian.Uint16(p[2:]) == 0 {
+				t.proven = true
 				return nil
 			}
 		}
@@ -269,7 +348,7 @@ func (t *xfer) run() error {
 				return err
 			}
 		}
-		deadline := time.Now().Add(t.timeout)
+		deadline := time.Now().Add(t.rto())
 		advanced := false
 		for !advanced {
 			p, err := t.recv(deadline)
@@ -282,6 +361,7 @@ func (t *xfer) run() error {
 			if binary.BigEndian.Uint16(p) != opACK {
 				continue
 			}
+			t.proven = true
 			ack := binary.BigEndian.Uint16(p[2:])
 			// Distance of ack from base-1 within the 16-bit space.
 			d := int64(uint16(ack - uint16(base-1)))

@@ -5,8 +5,24 @@
 //
 // Secondaries are shown FSD group by group: a host's upsmon sees "FSD"
 // only when its shutdown group's turn comes, and until then the UPS's LB
-// flag is masked from it (the gate decides; a secondary that saw OB+LB
-// would otherwise shut itself down after HOSTSYNC, out of order).
+// flag (and an FSD the source itself reports) is masked from it (the gate
+// decides; a secondary that saw OB+LB would otherwise shut itself down
+// after HOSTSYNC, out of order).
+//
+// Faults: while the UPS is (last known) on battery or a plan runs, the
+// secondaries keep being served the last data read, never DATA-STALE:
+// upsmon would otherwise declare the UPS dead after its DEADTIME and shut
+// every host down at once. The gate's own deadtime decides instead. An
+// FSD sent by a NUT client (a primary or admin user) starts the ordered
+// plan; it is not shown to every secondary at once. Once a plan is over
+// and the gate is still up (mains came back, or the power-off failed),
+// FSD is cleared as soon as the UPS is on line again, so secondaries that
+// boot later are not shut down again.
+//
+// Metrics (on the daemon's -metrics address): gate_ups_plan_phase{phase}
+// (idle, group <name>, ups-off, poweroff, over), gate_ups_host_state
+// {host,state} (up, shutting-down, logged-out, down, timeout: one is 1).
+// The plan's journal format is documented in internal/powerplan.
 package upsd
 
 import (
@@ -14,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +43,7 @@ import (
 
 	"gate/config"
 	"gate/internal/hostkeys"
+	"gate/internal/hostprobe"
 	"gate/internal/nut"
 	"gate/internal/powerplan"
 )
@@ -45,9 +63,15 @@ type Daemon struct {
 	// a temporary file, for the life of the process).
 	HostKeys *hostkeys.Store
 
+	// Probe probes a host on the LAN (hostprobe by default).
+	Probe func(ctx context.Context, ip netip.Addr) bool
+
 	mu        sync.Mutex
 	snap      nut.Snapshot
 	lastData  time.Time
+	onBattery bool            // the last known state was OB
+	planOver  bool            // a plan ran in this process and returned
+	fsd       chan string     // FSD requests from NUT clients (the user)
 	started   map[string]bool // groups shown FSD
 	born      time.Time       // when New ran: secondaries reconnect after it
 	seen      map[string]bool // users logged in at some time since born
@@ -61,14 +85,22 @@ type Daemon struct {
 
 type metrics struct {
 	charge, runtime, onBattery prometheus.Gauge
+	load                       prometheus.Gauge
+	logins                     *prometheus.GaugeVec
 	flags                      *prometheus.GaugeVec
 	phase                      *prometheus.GaugeVec
+	hostState                  *prometheus.GaugeVec
 }
+
+// hostStates are the values of gate_ups_host_state's state label.
+var hostStates = []string{"up", "shutting-down", "logged-out", "down", "timeout"}
 
 // New wires a daemon from the site file.
 func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal string) (*Daemon, error) {
 	u := c.UPS
-	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}, polled: make(chan struct{})}
+	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}, polled: make(chan struct{}), fsd: make(chan string, 1)}
+	prober := &hostprobe.Prober{}
+	d.Probe = prober.Answers
 	users := map[string]nut.User{}
 	for _, nu := range u.Users {
 		pw, err := c.ReadSecret(nu.Password)
@@ -106,10 +138,14 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 			return d.act(func(ctx context.Context) error { return d.Source.SetVar(ctx, name, value) })
 		},
 		Exec: func(cmd, param string) error {
-			if param != "" {
-				return fmt.Errorf("instant command %s: parameters are not passed on", cmd)
+			return d.act(func(ctx context.Context) error { return d.Source.InstCmd(ctx, cmd, param) })
+		},
+		OnFSD: func(user string) error {
+			select {
+			case d.fsd <- user:
+			default: // one is pending already
 			}
-			return d.act(func(ctx context.Context) error { return d.Source.InstCmd(ctx, cmd) })
+			return nil
 		},
 	}
 	d.Watch = &powerplan.Watch{P: powerplan.Policy{TrustLB: *u.TrustLowBatt, Charge: u.Thresholds.Charge, Runtime: u.Thresholds.Runtime.D(), OnBattery: u.Thresholds.OnBattery.D(), Deadtime: u.Deadtime.D()}}
@@ -117,25 +153,48 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		charge:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
 		runtime:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
 		onBattery: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
+		load:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_load_percent", Help: "Output load (ups.load)."}),
+		logins:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_client_logins", Help: "NUT logins of each host's account (its upsmon connected: 1 or more)."}, []string{"user"}),
 		flags:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
 		phase:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
+		hostState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
 	}
 	if reg != nil {
-		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.flags, d.metrics.phase)
+		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.load, d.metrics.logins, d.metrics.flags, d.metrics.phase, d.metrics.hostState)
 	}
-	d.metrics.phase.WithLabelValues("idle").Set(1)
-	d.Plan = &powerplan.Plan{Groups: groups, Journal: journal, Do: d, Log: log, Phase: func(p string) {
-		d.metrics.phase.Reset()
-		d.metrics.phase.WithLabelValues(p).Set(1)
-	}}
+	d.setPhase("idle")
+	for _, h := range c.Hosts {
+		d.setHostState(h.Name, "up")
+	}
+	d.Plan = &powerplan.Plan{Groups: groups, Journal: journal, Do: d, Log: log, Phase: d.setPhase, HostState: d.setHostState}
 	return d, nil
 }
+
+func (d *Daemon) setPhase(p string) {
+	d.metrics.phase.Reset()
+	d.metrics.phase.WithLabelValues(p).Set(1)
+}
+
+func (d *Daemon) setHostState(host, state string) {
+	for _, s := range hostStates {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		d.metrics.hostState.WithLabelValues(host, s).Set(v)
+	}
+}
+
+// StaleAfter is how old the data may be before clients get DATA-STALE
+// (as NUT's upsd), except on battery or during a plan (see the package
+// documentation).
+const StaleAfter = 15 * time.Second
 
 func (d *Daemon) data() nut.Snapshot {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.snap
-	if s.Vars != nil && time.Since(d.lastData) > 15*time.Second {
+	if s.Vars != nil && time.Since(d.lastData) > StaleAfter && !d.onBattery && !d.running {
 		s.Stale = true
 	}
 	return s
@@ -147,17 +206,17 @@ func (d *Daemon) status(user, st string) string {
 	defer d.mu.Unlock()
 	any := len(d.started) > 0
 	g, known := d.userGroup[user]
-	fsd := d.Server.FSD() || (known && d.started[g]) || (!known && any)
-	if !fsd && known {
-		var kept []string
-		for _, f := range strings.Fields(st) {
-			if f != "LB" {
-				kept = append(kept, f)
-			}
+	fsd := (known && d.started[g]) || (!known && any)
+	var kept []string
+	for _, f := range strings.Fields(st) {
+		// The source's FSD is the plan's to show; LB is masked from a
+		// secondary until its group's turn.
+		if f != "FSD" && (f != "LB" || fsd || !known) {
+			kept = append(kept, f)
 		}
-		st = strings.Join(kept, " ")
 	}
-	if fsd && !strings.Contains(st, "FSD") {
+	st = strings.Join(kept, " ")
+	if fsd {
 		st = strings.TrimSpace("FSD " + st)
 	}
 	return st
@@ -169,6 +228,16 @@ func (d *Daemon) StartGroup(g string) {
 	d.started[g] = true
 	d.mu.Unlock()
 	d.Log.Warn("FSD shown to the group's secondaries", "group", g)
+}
+
+// Answers implements powerplan.Actions: it probes the host's LAN address.
+func (d *Daemon) Answers(ctx context.Context, h powerplan.Host) bool {
+	for _, ch := range d.Cfg.Hosts {
+		if ch.Name == h.Name {
+			return d.Probe(ctx, ch.IP)
+		}
+	}
+	return false
 }
 
 // ReconnectGrace is how long after upsd starts a secondary that has not
@@ -198,6 +267,9 @@ func (d *Daemon) noteLogins() {
 		if n > 0 {
 			d.seen[u] = true
 		}
+	}
+	for u := range d.userGroup {
+		d.metrics.logins.WithLabelValues(u).Set(float64(logins[u]))
 	}
 }
 
@@ -291,7 +363,7 @@ func (d *Daemon) UPSOff(ctx context.Context) error {
 	if err := d.Source.SetVar(ctx, "ups.delay.start", strconv.Itoa(int(u.Delays.Start.D().Seconds()))); err != nil {
 		d.Log.Warn("setting ups.delay.start", "err", err)
 	}
-	return d.Source.InstCmd(ctx, "shutdown.return")
+	return d.Source.InstCmd(ctx, "shutdown.return", "")
 }
 
 // act runs a SET or INSTCMD a NUT client asked for on the source.
@@ -332,12 +404,15 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 				lastErr = ""
 			}
 			d.mu.Lock()
-			d.snap = nut.Snapshot{Vars: r.Vars, Writable: r.Writable, Commands: r.Commands}
+			d.snap = nut.Snapshot{Vars: r.Vars, Writable: r.Writable, Commands: r.Commands, Types: r.Types, Descs: r.Descs, Enums: r.Enums, Ranges: r.Ranges}
 			d.lastData = now
 			running := d.running
 			d.mu.Unlock()
 			d.observe(r.Vars)
 			crit, why = d.Watch.Observe(now, r.Vars)
+			if !crit && !powerplan.Flags(r.Vars["ups.status"])["OB"] {
+				d.planEnded()
+			}
 			if ol := powerplan.Flags(r.Vars["ups.status"])["OL"]; running && ol && !powerBack {
 				// Documented: a plan once begun completes; the UPS's
 				// shutdown.return brings the site back.
@@ -345,7 +420,11 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 				powerBack = true
 			}
 		}
-		if ob, since := d.Watch.OnBattery(); ob {
+		ob, since := d.Watch.OnBattery()
+		d.mu.Lock()
+		d.onBattery = ob
+		d.mu.Unlock()
+		if ob {
 			d.metrics.onBattery.Set(now.Sub(since).Seconds())
 		} else {
 			d.metrics.onBattery.Set(0)
@@ -361,8 +440,32 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case user := <-d.fsd:
+			d.Log.Warn("FSD from a NUT client: the ordered shutdown plan runs", "user", user)
+			d.runPlan(ctx, "FSD set by NUT client "+user)
 		}
 	}
+}
+
+// planEnded clears what a plan that is over left behind, once the UPS is
+// on line power again and not critical: FSD for every group (secondaries
+// that boot later must not be shut down again), the journal (archived),
+// so the next outage runs a plan of its own.
+func (d *Daemon) planEnded() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.planOver {
+		return
+	}
+	arch, err := d.Plan.Archive()
+	if err != nil {
+		d.Log.Error("archiving the finished plan's journal", "err", err)
+		return
+	}
+	d.started = map[string]bool{}
+	d.running, d.planOver = false, false
+	d.setPhase("idle")
+	d.Log.Warn("the UPS is on line power after the shutdown plan: FSD cleared for the secondaries", "archive", arch)
 }
 
 // Polled is closed once Poll has read the source the first time (whether
@@ -383,8 +486,15 @@ func (d *Daemon) runPlan(ctx context.Context, reason string) {
 	d.plans.Add(1)
 	go func() {
 		defer d.plans.Done()
-		if err := d.Plan.Run(ctx, reason); err != nil {
+		err := d.Plan.Run(ctx, reason)
+		if err != nil {
 			d.Log.Error("shutdown plan", "err", err)
+		}
+		if ctx.Err() == nil { // over, and the gate still up
+			d.mu.Lock()
+			d.planOver = true
+			d.mu.Unlock()
+			d.setPhase("over")
 		}
 	}()
 }
@@ -407,6 +517,9 @@ func (d *Daemon) observe(vars map[string]string) {
 	}
 	if v, err := strconv.ParseFloat(vars["battery.runtime"], 64); err == nil {
 		d.metrics.runtime.Set(v)
+	}
+	if v, err := strconv.ParseFloat(vars["ups.load"], 64); err == nil {
+		d.metrics.load.Set(v)
 	}
 	d.metrics.flags.Reset()
 	for f := range powerplan.Flags(vars["ups.status"]) {

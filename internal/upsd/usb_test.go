@@ -105,7 +105,7 @@ func TestUSBSource(t *testing.T) {
 	if err := s.SetVar(ctx, "ups.delay.shutdown", "25"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InstCmd(ctx, "shutdown.return"); err != nil {
+	if err := s.InstCmd(ctx, "shutdown.return", ""); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.writes) != 2 || f.writes[0] != "02 ff ff 1e 00" || f.writes[1] != "02 19 00 1e 00" {
@@ -124,7 +124,7 @@ func TestUSBSource(t *testing.T) {
 	if _, err := s.Read(ctx); err != nil || opens != 2 {
 		t.Errorf("after the error: %v, %d opens", err, opens)
 	}
-	if err := s.InstCmd(ctx, "beeper.enable"); err == nil {
+	if err := s.InstCmd(ctx, "beeper.enable", ""); err == nil {
 		t.Error("an unknown command was accepted")
 	}
 }

@@ -1,0 +1,62 @@
+package poweroff
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A stand-in for gokrazy's /poweroff handler (update.go's powerHandler):
+// POST, basic auth, the form values it reads.
+func TestRequest(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pw, ok := r.BasicAuth()
+		if !ok || user != "gokrazy" || pw != "permpw" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/poweroff" {
+			http.Error(w, "expected a POST request", http.StatusBadRequest)
+			return
+		}
+		got = append(got, r.FormValue("async")+" "+r.FormValue("wait_per_signal"))
+		w.Write([]byte("Powering off...\n"))
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	dir := t.TempDir()
+	portFile := filepath.Join(dir, "http-port.txt")
+	os.WriteFile(portFile, []byte(port+"\n"), 0o644)
+	perm, etc := filepath.Join(dir, "perm-pw"), filepath.Join(dir, "etc-pw")
+	os.WriteFile(etc, []byte("etcpw\n"), 0o400)
+
+	g := &Gokrazy{PortFile: portFile, PasswordFiles: []string{perm, etc}}
+	// Only the root's password: refused, with the status in the error.
+	if err := g.Request(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("with the wrong password: %v", err)
+	}
+	// /perm's password comes first, as gokrazy reads it.
+	os.WriteFile(perm, []byte("permpw\n"), 0o600)
+	if err := g.Request(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "true 20s" {
+		t.Errorf("requests %q, want one async with 20s per signal", got)
+	}
+	// Nothing listening: an error naming the address.
+	srv.Close()
+	if err := g.Request(context.Background()); err == nil || !strings.Contains(err.Error(), "127.0.0.1:"+port) {
+		t.Errorf("gokrazy down: %v", err)
+	}
+	// No password file at all.
+	g.PasswordFiles = []string{filepath.Join(dir, "none")}
+	if err := g.Request(context.Background()); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Errorf("no password: %v", err)
+	}
+}
