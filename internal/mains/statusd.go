@@ -12,8 +12,8 @@ import (
 
 	"gate/internal/alert"
 	"gate/internal/daemon"
-	"gate/internal/httpserve"
 	"gate/internal/history"
+	"gate/internal/httpserve"
 	"gate/internal/status"
 )
 
