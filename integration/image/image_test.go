@@ -265,8 +265,15 @@ func TestIntegrationImageBootAndUpdate(t *testing.T) {
 	if err := bootProxy.WaitFor("listening", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	upd, err = s.Box.Run(gateCLI, "update", "-c", siteFile, "--image", imgC, "--host", "192.168.1.3", "--wait", "4m")
-	if err != nil {
+	// Longer than Run's two minutes: two boot uploads and a reboot.
+	up := s.Box.Start("gate-update-boot", nil, gateCLI, "update", "-c", siteFile, "--image", imgC, "--host", "192.168.1.3", "--wait", "4m")
+	select {
+	case <-up.Done():
+	case <-time.After(8 * time.Minute):
+		t.Fatalf("gate update did not end:\n%s", up.Output())
+	}
+	upd = up.Output()
+	if err := up.Err(); err != nil {
 		t.Fatalf("an update whose first boot upload was corrupted: %v\n%s\nconsole:\n%s", err, upd, site.Tail(vm.Proc.Output(), 30))
 	}
 	if !strings.Contains(upd, "boot partition upload 1 of 5 failed") || !strings.Contains(bootProxy.Output(), "corrupting /update/boot") {
