@@ -75,9 +75,6 @@ func (c *Config) validate() Problems {
 	if c.Bootstrap != nil {
 		v.bootstrap()
 	}
-	if c.Firewall != nil {
-		v.firewall()
-	}
 	if c.Status != nil {
 		v.status()
 	}
@@ -86,6 +83,9 @@ func (c *Config) validate() Problems {
 	}
 	if c.Tailnet != nil {
 		v.tailnet()
+	}
+	if c.Firewall != nil {
+		v.firewall()
 	}
 	v.secrets()
 	return v.problems
@@ -537,6 +537,16 @@ func (v *validator) ups() {
 			}
 		}
 	}
+	r := u.Return
+	if *r.MinCharge < 0 || *r.MinCharge > 100 {
+		v.errf("ups.return.min_charge", "%d%% out of range (0 to 100; 0: line power is enough)", *r.MinCharge)
+	}
+	if r.WakeAfter.D() < 10*time.Second || r.WakeAfter.D() > time.Hour {
+		v.errf("ups.return.wake_after", "%s out of range (10s to 1h)", r.WakeAfter.D())
+	}
+	if r.WakeTries < 1 || r.WakeTries > 100 {
+		v.errf("ups.return.wake_tries", "%d out of range (1 to 100)", r.WakeTries)
+	}
 }
 
 // NUTSource is a parsed nut:// source URL.
@@ -647,6 +657,9 @@ func (v *validator) hosts() {
 			}
 		default:
 			v.errf(p+".shutdown.method", "unknown method %q (nut or ssh)", s.Method)
+		}
+		if s.Wake != "wol" && s.Wake != "none" {
+			v.errf(p+".shutdown.wake", "unknown way %q (wol or none)", s.Wake)
 		}
 	}
 }

@@ -1,72 +1,94 @@
 package bootstrap
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"gate/integration/netlab"
+	"gate/internal/tftp"
 )
 
-var slowLine = regexp.MustCompile(`slowloris (\w+): opened (\d+) closed (\d+) first (\S+) last (\S+)`)
-
-// TestIntegrationAbuseSlowloris: thirty slow requests (under the per-source cap) to each of the gate's
-// HTTP servers (bootstrapd's and a /metrics endpoint), trickling their
-// header or their body one byte a second: the server lets every one go
-// (header: ReadHeaderTimeout 10 s; body: ReadTimeout 30 s) before the
-// clients give up after 75 s.
-func TestIntegrationAbuseSlowloris(t *testing.T) {
-	netlab.Require(t)
+// TestIntegrationAbuseTFTP: the TFTP server as bootstrapd runs it (the
+// package's defaults), on the LAN, under the two floods of issue 15, with
+// Debian's atftp as the real client:
+//   - 64 read requests from 64 addresses that never answer (spoofed), each
+//     asking for the longest timeout: they hold every slot only for the
+//     server's own retransmits (seconds, not the 25 minutes 255 s × 6 tries
+//     would be), and atftp is served afterwards;
+//   - 200 requests from one address: it gets 4 slots, the rest ERRORs, and
+//     atftp from another address is served at once.
+func TestIntegrationAbuseTFTP(t *testing.T) {
+	netlab.Require(t, "atftp")
 	l := netlab.New(t)
-	gate, client := l.Host("gate"), l.Host("client")
-	l.Link(gate, "eth0", gateAddr+"/24", client, "eth0", "10.78.0.50/24")
-	dir := t.TempDir()
-	secrets := filepath.Join(dir, "secrets")
-	os.MkdirAll(secrets, 0o700)
-	os.WriteFile(filepath.Join(secrets, "token"), []byte("test-token\n"), 0o600)
-	os.WriteFile(filepath.Join(secrets, "pw"), []byte("pw\n"), 0o600)
-	assets := filepath.Join(dir, "assets")
-	os.MkdirAll(filepath.Join(assets, "ipxe"), 0o755)
-	site := filepath.Join(dir, "site.yaml")
-	os.WriteFile(site, []byte(siteYAML), 0o644)
-	boot := gate.Start("bootstrapd", nil, netlab.Build(t, "gate/cmd/bootstrapd"), "-config", site, "-secrets", secrets,
-		"-state", filepath.Join(dir, "state"), "-metrics", gateAddr+":9104", "-assets", assets)
-	if err := boot.WaitFor("msg=ready", 30*time.Second); err != nil {
-		t.Fatalf("bootstrapd: %v\n%s", err, boot.Output())
+	gate := l.Host("gate")
+	lan := l.Host("lan")
+	l.Link(gate, "eth0", "10.79.0.1/24", lan, "eth0", "10.79.0.10/24")
+	for i := range 64 {
+		lan.MustRun("ip", "addr", "add", fmt.Sprintf("10.79.0.%d/24", 100+i), "dev", "eth0")
 	}
-	flood := netlab.Build(t, "gate/integration/flood")
-	type run struct {
-		name, target, mode, path string
-		p                        *netlab.Proc
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "undionly.kpxe"), make([]byte, 70_000), 0o644)
+	os.Chmod(root, 0o755)
+	self, _ := os.Executable()
+	srv := gate.Start("tftp", []string{"GATE_TFTP_ABUSE_ROOT=" + root}, self, "-test.run=^TestTFTPAbuseHelper$", "-test.v")
+	if err := srv.WaitFor("tftp helper ready", 20*time.Second); err != nil {
+		t.Fatal(err, srv.Output())
 	}
-	runs := []*run{
-		{name: "bootstrapd header", target: gateAddr + ":8080", mode: "header", path: "/nocloud/phone-home"},
-		{name: "bootstrapd body", target: gateAddr + ":8080", mode: "body", path: "/imager/progress"},
-		{name: "metrics header", target: gateAddr + ":9104", mode: "header", path: "/metrics"},
-		{name: "metrics body", target: gateAddr + ":9104", mode: "body", path: "/metrics"},
-	}
-	for _, r := range runs {
-		r.p = client.Start(r.name, nil, flood, "-target", r.target, "-n", "30", "-trickle", r.mode, "-path", r.path, "-for", "75s")
-	}
-	before, _ := boot.RSSKiB()
-	for _, r := range runs {
-		if err := r.p.WaitFor("slowloris", 2*time.Minute); err != nil {
-			t.Fatalf("%s: %v\n%s", r.name, err, r.p.Output())
+	fetch := func() error { // from 10.79.0.10
+		out := filepath.Join(t.TempDir(), "out")
+		b, err := lan.Run("atftp", "--option", "blksize 1468", "--option", "tsize 0", "-g", "-r", "undionly.kpxe", "-l", out, "10.79.0.1", "69")
+		if err != nil {
+			return fmt.Errorf("atftp: %v: %s", err, strings.TrimSpace(b))
 		}
-		m := slowLine.FindStringSubmatch(r.p.Output())
-		if m == nil {
-			t.Fatalf("%s: %q", r.name, r.p.Output())
+		if st, err := os.Stat(out); err != nil || st.Size() != 70_000 {
+			return fmt.Errorf("atftp: short file")
 		}
-		opened, _ := strconv.Atoi(m[2])
-		closed, _ := strconv.Atoi(m[3])
-		t.Logf("%s: %d slow connections, %d let go by the server, the first after %s, the last after %s", r.name, opened, closed, m[4], m[5])
-		if opened == 0 || closed != opened {
-			t.Errorf("%s: the server held %d of %d slow connections for 75 s", r.name, opened-closed, opened)
+		return nil
+	}
+	flood := func(args ...string) {
+		t.Helper()
+		out, err := lan.Output(append([]string{self, "-test.run=^TestTFTPFloodHelper$", "-test.v"}, args...)...)
+		if err != nil || !strings.Contains(out, "flood sent") {
+			t.Fatalf("flood %v: %v\n%s", args, err, out)
 		}
 	}
-	after, _ := boot.RSSKiB()
-	t.Logf("bootstrapd RSS during the slowloris %d KiB, after %d KiB", before, after)
+
+	// Spoofed requests from 64 addresses.
+	start := time.Now()
+	flood("-flood.from=10.79.0.100", "-flood.n=64", "-flood.per=1")
+	busy := fetch()
+	if err := netlab.Eventually(60*time.Second, 500*time.Millisecond, func() error { return fetch() }); err != nil {
+		t.Fatalf("atftp not served after 64 spoofed requests: %v\n%s", err, srv.Output())
+	}
+	t.Logf("64 spoofed requests held every slot: atftp at once: %v; served %s after the flood", busy, time.Since(start).Round(100*time.Millisecond))
+
+	// 200 requests from one address.
+	time.Sleep(8 * time.Second) // the spoofed transfers are gone
+	flood("-flood.from=10.79.0.101", "-flood.n=1", "-flood.per=200")
+	start = time.Now()
+	if err := fetch(); err != nil {
+		t.Fatalf("atftp from another address not served during a one-address flood: %v", err)
+	}
+	t.Logf("200 requests from one address: atftp from another served in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestTFTPAbuseHelper serves GATE_TFTP_ABUSE_ROOT on 10.79.0.1:69 with
+// bootstrapd's settings until killed (a helper process; skips otherwise).
+func TestTFTPAbuseHelper(t *testing.T) {
+	root := os.Getenv("GATE_TFTP_ABUSE_ROOT")
+	if root == "" {
+		t.Skip("helper")
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 79, 0, 1), Port: 69})
+	if err != nil {
+		t.Fatal(err)
+	}
+	println("tftp helper ready")
+	(&tftp.Server{Root: root}).Serve(context.Background(), c)
 }

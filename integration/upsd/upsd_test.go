@@ -37,6 +37,8 @@ type labOptions struct {
 	groups string
 	// shutdown gives a host's shutdown: line ("{method: ssh, ...}").
 	shutdown map[string]string
+	// ups adds lines to the ups: section ("  return: {...}\n").
+	ups string
 }
 
 func newLab(t *testing.T, o labOptions) *lab {
@@ -73,13 +75,13 @@ ups:
   listen: ["192.168.1.2:3493"]
   poll_interval: 1s
   deadtime: 6s
-  users:
+%s  users:
 %s    - {name: admin, password: file:nut-admin, role: admin}
   shutdown_groups:
 %s
 roles: {ceph: {installer: {kernel: "http://192.168.1.2/k"}}, compute: {installer: {kernel: "http://192.168.1.2/k"}}}
 hosts:
-%s`, site.UPSSourceLAN, users.String(), groups, hosts.String())), 0o644)
+%s`, site.UPSSourceLAN, o.ups, users.String(), groups, hosts.String())), 0o644)
 	if out, err := l.gate.Run(netlab.Build(t, "gate/gate"), "secrets", "init", "-c", l.site); err != nil {
 		t.Fatal(out, err)
 	}
@@ -245,7 +247,7 @@ func TestIntegrationUPSFaults(t *testing.T) {
 // times are printed for ours.
 func TestSideBySideUPS(t *testing.T) {
 	netlab.Bench(t, "upsc", "/lib/nut/upsmon")
-	const rounds = 3
+	const rounds = 5
 	wait := func(markers map[string]string) {
 		if err := netlab.Eventually(120*time.Second, 100*time.Millisecond, func() error {
 			for n, m := range markers {
@@ -259,7 +261,7 @@ func TestSideBySideUPS(t *testing.T) {
 		}
 	}
 	since := func(start time.Time, at float64) float64 { return at - float64(start.UnixNano())/1e9 }
-	var ours, debian, computeCmd, computeOff, cephCmd []float64
+	var ours, debian, debianFirst, computeCmd, computeOff, cephCmd []float64
 	for range rounds {
 		// Ours.
 		l := newLab(t, labOptions{})
@@ -269,7 +271,7 @@ func TestSideBySideUPS(t *testing.T) {
 		start := time.Now()
 		l.src.Set("OB LB", 10, 60)
 		wait(markers)
-		last, firstCeph := 0.0, 1e18
+		last, firstCeph := 0.0, 1e18 // ours
 		for n, m := range markers {
 			at, _ := downAt(m)
 			last = max(last, since(start, at))
@@ -306,12 +308,12 @@ func TestSideBySideUPS(t *testing.T) {
 		start = time.Now()
 		d.src.Set("OB LB", 10, 60)
 		wait(dm)
-		last = 0
+		last, first := 0.0, 1e18
 		for _, m := range dm {
 			at, _ := downAt(m)
-			last = max(last, since(start, at))
+			last, first = max(last, since(start, at)), min(first, since(start, at))
 		}
-		debian = append(debian, last)
+		debian, debianFirst = append(debian, last), append(debianFirst, first)
 	}
 	mean := func(xs []float64) float64 {
 		s := 0.0
@@ -322,6 +324,8 @@ func TestSideBySideUPS(t *testing.T) {
 	}
 	t.Logf("ours %v, Debian %v", ours, debian)
 	netlab.Report(t, "UPS OB LB to compute-1's SHUTDOWNCMD, gate upsd (mean)", mean(computeCmd), "s")
+	netlab.Report(t, "UPS OB LB to the first SHUTDOWNCMD, Debian upsmon primary (mean)", mean(debianFirst), "s")
+	netlab.Report(t, "UPS first SHUTDOWNCMD ratio (ours/Debian)", mean(computeCmd)/mean(debianFirst), "")
 	netlab.Report(t, "UPS OB LB to compute-1 off the LAN, gate upsd (mean)", mean(computeOff), "s")
 	netlab.Report(t, "UPS OB LB to the first ceph SHUTDOWNCMD, gate upsd (mean)", mean(cephCmd), "s")
 	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, gate upsd, ordered (mean)", mean(ours), "s")

@@ -54,6 +54,20 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 		u.Resume(ctx, info)
 	}
 	go u.Poll(ctx, c.UPS.PollInterval.D())
+	if u.Return != nil && st != powerplan.Unfinished {
+		rst, rinfo, err := u.Return.State()
+		switch {
+		case err != nil:
+			d.Log.Error("return plan journal", "err", err)
+		case st == powerplan.Finished:
+			u.ReturnAfter(ctx, info) // the way back from the outage just archived
+		case rst == powerplan.Unfinished:
+			d.Log.Warn("resuming the unfinished return plan", "outage", rinfo)
+			u.ReturnAfter(ctx, rinfo)
+		case rst == powerplan.Finished:
+			d.Log.Info("a finished return plan's journal was archived", "archive", rinfo)
+		}
+	}
 	select { // ready once the UPS has been read (or tried)
 	case <-u.Polled():
 	case <-time.After(10 * time.Second):
@@ -111,9 +125,9 @@ func gateOff(d *daemon.Daemon, marker string) func() error {
 // if gokrazy refuses, or has not powered off two minutes later (this
 // process is normally stopped long before), the kernel directly.
 func orderlyPowerOff(d *daemon.Daemon) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := (&poweroff.Gokrazy{}).Request(ctx); err != nil {
+	// The request outlives this call: gokrazy answers it once every
+	// service has stopped, this one included.
+	if err := (&poweroff.Gokrazy{}).Request(context.Background()); err != nil {
 		d.Log.Error("orderly power-off refused: powering off directly (/perm not unmounted)", "err", err)
 		return upsd.SystemPowerOff()
 	}
