@@ -255,4 +255,31 @@ func TestIntegrationImageBootAndUpdate(t *testing.T) {
 	if out, _ := status(true); !strings.Contains(out, "test-build-B") {
 		t.Fatalf("after the refused update the gate reports %s", out)
 	}
+
+	// The boot partition alone corrupted on its first upload (gokrazy
+	// writes it in place): sent again until its hash matches, and the
+	// gate boots build C from it.
+	s.Box.MustRun("ip", "addr", "add", "192.168.1.3/24", "dev", "lan0")
+	bootProxy := s.Box.Start("corruptproxy-boot", nil, netlab.Build(t, "gate/integration/image/corruptproxy"), "-listen", "192.168.1.3:80",
+		"-target", "http://192.168.1.2:80", "-only", "/update/boot", "-times", "1")
+	if err := bootProxy.WaitFor("listening", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than Run's two minutes: two boot uploads and a reboot.
+	up := s.Box.Start("gate-update-boot", nil, gateCLI, "update", "-c", siteFile, "--image", imgC, "--host", "192.168.1.3", "--wait", "4m")
+	select {
+	case <-up.Done():
+	case <-time.After(8 * time.Minute):
+		t.Fatalf("gate update did not end:\n%s", up.Output())
+	}
+	upd = up.Output()
+	if err := up.Err(); err != nil {
+		t.Fatalf("an update whose first boot upload was corrupted: %v\n%s\nconsole:\n%s", err, upd, site.Tail(vm.Proc.Output(), 30))
+	}
+	if !strings.Contains(upd, "boot partition upload 1 of 5 failed") || !strings.Contains(bootProxy.Output(), "corrupting /update/boot") {
+		t.Errorf("the boot upload was not corrupted and sent again:\n%s", upd)
+	}
+	if out, _ := status(true); !strings.Contains(out, "test-build-C") {
+		t.Fatalf("after the repaired boot upload the gate reports %s", out)
+	}
 }

@@ -62,6 +62,12 @@ const (
 	MetricsTailnet    = ":9108"
 )
 
+// MetricsAddrs lists every daemon's metrics address (the firewall opens
+// them together).
+func MetricsAddrs() []string {
+	return []string{MetricsVPN, MetricsDynDNS, MetricsUPSD, MetricsBootstrapd, MetricsBastion, MetricsClock, MetricsStatusd, MetricsTailnet}
+}
+
 // ExitDisabled is the exit status for "nothing to do": gokrazy's
 // supervisor does not restart a program that exits with it.
 const ExitDisabled = 125

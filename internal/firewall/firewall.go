@@ -73,7 +73,7 @@ var NotInternet = []netip.Prefix{
 var named = map[string]func(c *config.Config) []Port{
 	"metrics": func(*config.Config) []Port {
 		var ps []Port
-		for _, a := range []string{daemon.MetricsVPN, daemon.MetricsDynDNS, daemon.MetricsUPSD, daemon.MetricsBootstrapd, daemon.MetricsBastion} {
+		for _, a := range daemon.MetricsAddrs() {
 			n, _ := strconv.Atoi(strings.TrimPrefix(a, ":"))
 			ps = append(ps, Port{"tcp", uint16(n)})
 		}

@@ -38,7 +38,7 @@ func TestFromConfig(t *testing.T) {
 		{"tunnel without bastion", base + vpn,
 			"lan sources [192.168.1.0/24 fe80::/10]; tunnel wg7 open [], private sources only [10.99.0.1 10.98.0.1]; public [udp/51999]"},
 		{"opened", base + vpn + bastion + "ups: {source: usb, listen: [\":3493\", \"192.168.1.2:3500\"]}\nfirewall: {tunnel_open: [metrics, nut, gokrazy, udp/53, tcp/2222]}\n",
-			"lan sources [192.168.1.0/24 fe80::/10]; tunnel wg7 open [tcp/2222 tcp/9101 tcp/9102 tcp/9103 tcp/9104 tcp/9105 tcp/3493 tcp/3500 tcp/80 udp/53], private sources only [10.99.0.1 10.98.0.1]; public [udp/51999]"},
+			"lan sources [192.168.1.0/24 fe80::/10]; tunnel wg7 open [tcp/2222 tcp/9101 tcp/9102 tcp/9103 tcp/9104 tcp/9105 tcp/9106 tcp/9107 tcp/9108 tcp/3493 tcp/3500 tcp/80 udp/53], private sources only [10.99.0.1 10.98.0.1]; public [udp/51999]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := config.Parse("site.yaml", []byte(tc.yaml), t.TempDir())

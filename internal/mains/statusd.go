@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"gate/internal/alert"
 	"gate/internal/daemon"
 	"gate/internal/history"
+	"gate/internal/httpserve"
 	"gate/internal/status"
 )
 
@@ -80,7 +80,6 @@ func runStatusd(ctx context.Context, d *daemon.Daemon, scrape, perm string) erro
 		}
 		svc.Alerter = al
 	}
-	var srv *http.Server
 	if s := c.Status; s != nil {
 		svc.Interval = s.Interval.D()
 		pw, err := c.ReadSecret(c.Gate.Password)
@@ -92,14 +91,15 @@ func runStatusd(ctx context.Context, d *daemon.Daemon, scrape, perm string) erro
 		if err != nil {
 			return fmt.Errorf("status.listen %s: %w", s.Listen, err)
 		}
-		srv = &http.Server{Handler: svc.Server, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
-		go srv.Serve(ln)
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
+		hctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := httpserve.Serve(hctx, ln, svc.Server, httpserve.Options{Log: d.Log}); err != nil {
+				d.Log.Error("status page server", "listen", s.Listen, "err", err)
+			}
 		}()
+		defer func() { stop(); <-done }()
 	} else {
 		svc.Server = &status.Server{History: svc.History, Log: d.Log} // gathered, not served
 	}

@@ -5,17 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gate/internal/bastion"
 	"gate/internal/daemon"
+	"gate/internal/httpserve"
 )
 
 // metricsPorts are the other daemons' /metrics, relayed on the tailnet
@@ -97,13 +96,8 @@ func Run(ctx context.Context, d *daemon.Daemon, o Options) error {
 		services = append(services, service{"nut", 3493, func(ln net.Listener) error { return p.Serve(ctx, ln) }})
 	}
 	if t.Offers("metrics") {
-		own := &http.Server{Handler: d.Mux, ReadHeaderTimeout: 10 * time.Second}
-		context.AfterFunc(ctx, func() { own.Close() })
 		services = append(services, service{"metrics", port(daemon.MetricsTailnet), func(ln net.Listener) error {
-			if err := own.Serve(ln); err != http.ErrServerClosed {
-				return err
-			}
-			return nil
+			return httpserve.Serve(ctx, ln, d.Mux, httpserve.Options{Log: d.Log})
 		}})
 		for _, m := range metricsPorts {
 			services = append(services, service{"metrics", port(m), func(ln net.Listener) error {

@@ -1,6 +1,7 @@
 // Command corruptproxy is a test peer: an HTTP reverse proxy that flips one
-// byte of every PUT body it forwards, to prove that `gate update` refuses
-// an upload the gate did not receive intact.
+// byte of every PUT body it forwards (or of the first -times PUTs to the
+// -only path), to prove that `gate update` refuses an upload the gate did
+// not receive intact, and sends a corrupted boot partition again.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 )
 
 type flipper struct {
@@ -32,7 +34,11 @@ func (f *flipper) Close() error { return f.r.Close() }
 func main() {
 	listen := flag.String("listen", ":80", "address to listen on")
 	target := flag.String("target", "", "the gate's base URL")
+	only := flag.String("only", "", "corrupt only PUTs to this path (e.g. /update/boot)")
+	times := flag.Int("times", 0, "corrupt only the first N such PUTs (0: all)")
 	flag.Parse()
+	var mu sync.Mutex
+	done := 0
 	u, err := url.Parse(*target)
 	if err != nil {
 		log.Fatal(err)
@@ -41,10 +47,18 @@ func main() {
 	inner := p.Director
 	p.Director = func(r *http.Request) {
 		inner(r)
-		if r.Method == http.MethodPut && r.Body != nil {
-			r.Body = &flipper{r: r.Body, at: 4096}
-			log.Printf("corrupting %s", r.URL.Path)
+		if r.Method != http.MethodPut || r.Body == nil || (*only != "" && r.URL.Path != *only) {
+			return
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		if *times > 0 && done >= *times {
+			log.Printf("passing %s intact", r.URL.Path)
+			return
+		}
+		done++
+		r.Body = &flipper{r: r.Body, at: 4096}
+		log.Printf("corrupting %s", r.URL.Path)
 	}
 	log.Printf("corruptproxy listening on %s", *listen)
 	log.Fatal(http.ListenAndServe(*listen, p))
