@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"net"
 	"os"
@@ -139,4 +140,24 @@ func TestACKTrickleCutOff(t *testing.T) {
 		}
 	}
 	t.Fatal("an ACK trickle kept the transfer alive past MaxDuration")
+}
+
+// TestDualStackListener: a server on [::] serves an IPv4 client (from
+// the transfer's own IPv6 socket, the client's address mapped).
+func TestDualStackListener(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), bytes.Repeat([]byte("y"), 1500), 0o644)
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Skip("no IPv6:", err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { (&Server{Root: root}).Serve(ctx, c); close(done) }()
+	defer func() { cancel(); <-done; c.Close() }()
+	got, err := fetch(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, "f")
+	if err != nil || len(got) != 1500 {
+		t.Fatalf("fetch over IPv4 from [::]: %d bytes, %v", len(got), err)
+	}
 }
