@@ -77,3 +77,31 @@ func cmdStatus(e *env, args []string) error {
 	}
 	return status.WriteText(e.stdout, &s)
 }
+
+// statusPlan is gate check's line for statusd.
+func statusPlan(w io.Writer, c *config.Config) {
+	if c.Status == nil && c.Alerts == nil {
+		fmt.Fprintln(w, "  statusd     off (no status or alerts section)")
+		return
+	}
+	page := "no page (no status section)"
+	if s := c.Status; s != nil {
+		var allow []string
+		for _, p := range s.Allow {
+			allow = append(allow, p.String())
+		}
+		page = fmt.Sprintf("status page on %s for %s (user gokrazy, gate.password)", s.Listen, strings.Join(allow, " "))
+	}
+	alerts := "no alerts"
+	if a := c.Alerts; a != nil {
+		var to []string
+		if a.Webhook != nil {
+			to = append(to, "webhook")
+		}
+		if e := a.Email; e != nil {
+			to = append(to, fmt.Sprintf("e-mail to %s via %s (%s)", strings.Join(e.To, ", "), e.Server, e.TLS))
+		}
+		alerts = fmt.Sprintf("alerts by %s, at most %d per source per %s", strings.Join(to, " and "), a.Limit, a.Window.D())
+	}
+	fmt.Fprintf(w, "  statusd     %s; %s\n", page, alerts)
+}

@@ -60,3 +60,20 @@ func TestStatus(t *testing.T) {
 		t.Errorf("no status section: %d %s", code, errs)
 	}
 }
+
+func TestCheckStatusPlan(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ yaml, want string }{
+		{"", "statusd     off (no status or alerts section)"},
+		{"status: {}\n", "status page on :8081 for 10.9.0.0/24 (user gokrazy, gate.password); no alerts"},
+		{"alerts: {webhook: {url: \"http://10.9.0.5/x\"}, email: {server: \"mail:587\", from: g@x, to: [a@x]}, limit: 2}\n",
+			"no page (no status section); alerts by webhook and e-mail to a@x via mail:587 (starttls), at most 2 per source per 1h0m0s"},
+	} {
+		p := filepath.Join(dir, "site.yaml")
+		os.WriteFile(p, []byte("site: {name: t}\nlan: {subnet: 10.9.0.0/24, gateway: 10.9.0.1}\n"+tc.yaml), 0o644)
+		code, out, errs := runGate(t, "", "check", "-c", p)
+		if code != exitOK || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: %d, want %q in:\n%s%s", tc.yaml, code, tc.want, out, errs)
+		}
+	}
+}

@@ -34,17 +34,7 @@ func cmdUpdate(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("gate.password: %w", err)
 	}
-	addr := *host
-	if addr == "" {
-		addr = c.Gate.UpdateHost
-	}
-	if addr == "" {
-		if p, ok := c.GateAddr(); ok {
-			addr = p.Addr().String()
-		} else {
-			addr = c.Gate.Hostname
-		}
-	}
+	addr := gateHost(c, *host)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Severities.
@@ -64,6 +66,8 @@ type Options struct {
 	MinRetry, MaxRetry time.Duration
 	Log                *slog.Logger
 	Now                func() time.Time
+	// Registry, when set, gets the alert metrics (README: "Metrics").
+	Registry prometheus.Registerer
 }
 
 // Alerter is the running alert machinery.
@@ -73,6 +77,10 @@ type Alerter struct {
 	queues []*Queue
 	wake   []chan struct{}
 	mu     sync.Mutex
+
+	events          *prometheus.CounterVec // by kind
+	sent, failed    *prometheus.CounterVec // by channel
+	queued, dropped *prometheus.GaugeVec   // by channel
 }
 
 // New opens (or creates) each channel's queue.
@@ -92,7 +100,16 @@ func New(o Options) (*Alerter, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &Alerter{o: o, lim: NewLimiter(o.Limit, o.Window)}
+	a := &Alerter{o: o, lim: NewLimiter(o.Limit, o.Window),
+		events:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_status_events_total", Help: "Events derived from the site's state, by kind (before the rate limit)."}, []string{"kind"}),
+		sent:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_status_alerts_sent_total", Help: "Alert messages delivered, by channel."}, []string{"channel"}),
+		failed:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_status_alert_failures_total", Help: "Failed delivery attempts, by channel."}, []string{"channel"}),
+		queued:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_status_alerts_queued", Help: "Alert messages waiting, by channel."}, []string{"channel"}),
+		dropped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_status_alerts_dropped", Help: "Messages dropped by the full queue since the last delivery, by channel."}, []string{"channel"}),
+	}
+	if o.Registry != nil {
+		o.Registry.MustRegister(a.events, a.sent, a.failed, a.queued, a.dropped)
+	}
 	for _, c := range o.Channels {
 		q, err := OpenQueue(filepath.Join(o.Dir, "queue-"+c.Name()+".json"), o.QueueMax)
 		if err != nil {
@@ -100,6 +117,7 @@ func New(o Options) (*Alerter, error) {
 		}
 		a.queues = append(a.queues, q)
 		a.wake = append(a.wake, make(chan struct{}, 1))
+		a.queued.WithLabelValues(c.Name()).Set(float64(q.Len()))
 	}
 	return a, nil
 }
@@ -111,6 +129,7 @@ func (a *Alerter) Notify(events ...Event) {
 	defer a.mu.Unlock()
 	var out []Event
 	for _, e := range events {
+		a.events.WithLabelValues(e.Kind).Inc()
 		out = append(out, a.lim.Admit(e)...)
 	}
 	out = append(out, a.lim.Due(a.o.Now())...)
@@ -131,6 +150,8 @@ func (a *Alerter) queue(out []Event) {
 			if err := q.Push(e); err != nil {
 				a.o.Log.Error("alert queue", "channel", a.o.Channels[i].Name(), "err", err)
 			}
+			a.queued.WithLabelValues(a.o.Channels[i].Name()).Set(float64(q.Len()))
+			a.dropped.WithLabelValues(a.o.Channels[i].Name()).Set(float64(q.Dropped()))
 			select {
 			case a.wake[i] <- struct{}{}:
 			default:
@@ -194,12 +215,16 @@ func (a *Alerter) deliver(ctx context.Context, i int) {
 			if err := q.Pop(); err != nil {
 				a.o.Log.Error("alert queue", "channel", c.Name(), "err", err)
 			}
+			a.sent.WithLabelValues(c.Name()).Inc()
+			a.queued.WithLabelValues(c.Name()).Set(float64(q.Len()))
+			a.dropped.WithLabelValues(c.Name()).Set(0)
 			a.o.Log.Info("alert delivered", "channel", c.Name(), "kind", e.Kind, "queued", q.Len())
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
+		a.failed.WithLabelValues(c.Name()).Inc()
 		backoff = min(max(2*backoff, a.o.MinRetry), a.o.MaxRetry)
 		wait := backoff/2 + rand.N(backoff/2+1)
 		a.o.Log.Warn("alert delivery failed; retrying", "channel", c.Name(), "kind", e.Kind, "queued", q.Len(), "in", wait.Round(time.Millisecond), "err", err)

@@ -15,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -189,7 +192,12 @@ func TestAlerterDeliversInOrderAfterOutage(t *testing.T) {
 	f.mu.Lock()
 	f.up = true
 	f.mu.Unlock()
-	a, err = New(Options{Site: "lab", Channels: []Channel{f}, Dir: dir, MinRetry: 10 * time.Millisecond})
+	failed := value(a.failed.WithLabelValues("flaky"))
+	if failed < 3 || value(a.queued.WithLabelValues("flaky")) != 4 || value(a.events.WithLabelValues("k")) != 4 {
+		t.Errorf("metrics while down: failed %v, queued %v", failed, value(a.queued.WithLabelValues("flaky")))
+	}
+	reg := prometheus.NewRegistry()
+	a, err = New(Options{Site: "lab", Channels: []Channel{f}, Dir: dir, MinRetry: 10 * time.Millisecond, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +213,15 @@ func TestAlerterDeliversInOrderAfterOutage(t *testing.T) {
 	defer f.mu.Unlock()
 	if strings.Join(f.got, "|") != "mains lost|plan started|group compute|plan finished" {
 		t.Fatalf("delivered %q", f.got)
+	}
+	mfs, err := reg.Gather()
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	if err != nil || !names["gate_status_alerts_sent_total"] || !names["gate_status_alerts_queued"] ||
+		value(a.sent.WithLabelValues("flaky")) != 4 || value(a.queued.WithLabelValues("flaky")) != 0 {
+		t.Errorf("metrics after delivery: %v (%v), sent %v", names, err, value(a.sent.WithLabelValues("flaky")))
 	}
 }
 
@@ -269,4 +286,14 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// value reads a counter's or gauge's value.
+func value(m prometheus.Metric) float64 {
+	var d dto.Metric
+	m.Write(&d)
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
 }

@@ -95,6 +95,14 @@ func (q *Queue) Pop() error {
 	return q.save()
 }
 
+// Dropped returns how many messages the full queue dropped since the last
+// delivery.
+func (q *Queue) Dropped() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.q.Dropped
+}
+
 // Len returns how many messages wait.
 func (q *Queue) Len() int {
 	q.mu.Lock()

@@ -74,7 +74,7 @@ func runStatusd(ctx context.Context, d *daemon.Daemon, scrape, perm string) erro
 			chans = append(chans, &alert.SMTP{Server: e.Server, TLS: e.TLS, From: e.From, To: e.To, User: e.User, Password: string(pw), Hello: c.Gate.Hostname})
 		}
 		al, err := alert.New(alert.Options{Site: c.Site.Name, Channels: chans, Dir: d.StateDir, QueueMax: a.Queue,
-			Limit: a.Limit, Window: a.Window.D(), MaxRetry: a.RetryMax.D(), Log: d.Log})
+			Limit: a.Limit, Window: a.Window.D(), MaxRetry: a.RetryMax.D(), Log: d.Log, Registry: d.Registry})
 		if err != nil {
 			return err
 		}

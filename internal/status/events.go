@@ -60,6 +60,9 @@ func (w *Watcher) load() {
 			w.st = watchState{}
 		}
 	}
+	// The tunnel's down time counts from this start: after a reboot the
+	// vpn needs its first handshake, and the time before does not count.
+	w.st.DownSince = time.Time{}
 }
 
 func (w *Watcher) save(before watchState) error {
@@ -91,10 +94,10 @@ func cloneMap[V any](m map[string]V) map[string]V {
 	return c
 }
 
-// Observe returns the events between the previous snapshot and s;
-// journals are upsd's plan journals (ReadJournals). The first observation
-// ever only sets the baseline.
-func (w *Watcher) Observe(s *Snapshot, journals []Journal) ([]alert.Event, error) {
+// Observe returns the events between the previous snapshot and s; plans
+// and returns are upsd's shutdown and return plan journals
+// (ReadJournals). The first observation ever only sets the baseline.
+func (w *Watcher) Observe(s *Snapshot, plans, returns []Journal) ([]alert.Event, error) {
 	if !w.loaded {
 		w.load()
 	}
@@ -124,7 +127,8 @@ func (w *Watcher) Observe(s *Snapshot, journals []Journal) ([]alert.Event, error
 		}
 	}
 	now := s.Time
-	w.power(s, journals, add)
+	w.power(s, plans, returns, add)
+	w.returns(returns, add)
 	w.tunnel(s, now, add)
 	w.dns(s, now, add)
 	w.hosts(s, now, add)
@@ -144,6 +148,10 @@ func (w *Watcher) Observe(s *Snapshot, journals []Journal) ([]alert.Event, error
 	return out, w.save(before)
 }
 
+// NotDownGrace is how long after its group's turn a host still connected
+// counts as not gone down.
+const NotDownGrace = 10 * time.Second
+
 type addFunc func(at time.Time, kind, source, sev, title, text string)
 
 func journalKey(j Journal) string { return j.Entries[0].At.UTC().Format(time.RFC3339Nano) }
@@ -157,26 +165,34 @@ func finished(j Journal) bool {
 	return false
 }
 
-func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
+func (w *Watcher) power(s *Snapshot, journals, returns []Journal, add addFunc) {
 	p := s.Power
 	if p == nil {
 		return
 	}
 	now := s.Time
+	// The order within one reading follows cause and effect: mains lost
+	// and low battery before the plan's steps read at the same time, mains
+	// back after them (after a reboot the journal holds the steps written
+	// just before the power-off).
+	charge := optional(p.Charge, "%.0f %%")
+	back := false
 	if p.Status != "" {
 		ob, lb := hasFlag(p.Flags, "OB"), hasFlag(p.Flags, "LB")
-		charge := optional(p.Charge, "%.0f %%")
 		if ob && !w.st.OnBattery {
 			add(now, "mains-lost", "ups", alert.Critical, "Mains lost: the UPS is on battery", fmt.Sprintf("ups.status %s, charge %s, runtime %s.", p.Status, charge, optional(p.Runtime, "%.0f s")))
 		}
-		if !ob && hasFlag(p.Flags, "OL") && w.st.OnBattery {
-			add(now, "mains-back", "ups", alert.Info, "Mains back: the UPS is on line power", fmt.Sprintf("ups.status %s, charge %s.", p.Status, charge))
-		}
+		back = !ob && hasFlag(p.Flags, "OL") && w.st.OnBattery
 		if lb && !w.st.LowBattery {
 			add(now, "low-battery", "ups", alert.Critical, "Low battery", fmt.Sprintf("ups.status %s, charge %s.", p.Status, charge))
 		}
 		w.st.OnBattery, w.st.LowBattery = ob, lb
 	}
+	defer func() {
+		if back {
+			add(now, "mains-back", "ups", alert.Info, "Mains back: the UPS is on line power", fmt.Sprintf("ups.status %s, charge %s.", p.Status, charge))
+		}
+	}()
 	for _, j := range journals {
 		key := journalKey(j)
 		src := "plan " + key
@@ -197,7 +213,9 @@ func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
 		}
 		w.st.Journals[key] = len(j.Entries)
 		// A group recorded done while one of its NUT hosts is still
-		// connected: that host did not go down.
+		// connected (NotDownGrace later: upsd's count of logins lags by a
+		// poll), or upsd says its group's timeout ran out: that host did
+		// not go down.
 		for _, e := range j.Entries {
 			if e.Step != "group" {
 				continue
@@ -208,7 +226,8 @@ func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
 					continue
 				}
 				for _, sh := range s.Hosts {
-					if sh.Name == h.Name && sh.NUT == "connected" && !finished(j) {
+					late := sh.NUT == "connected" && now.Sub(e.At) >= NotDownGrace && !finished(j)
+					if sh.Name == h.Name && (late || sh.Power == "timeout") {
 						add(now, "host-not-down", "host/"+h.Name, alert.Warning, h.Name+" did not go down", "Its group "+e.Group+" finished its turn and its upsmon is still connected.")
 						w.st.NotDown[k] = true
 					}
@@ -216,8 +235,9 @@ func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
 			}
 		}
 	}
-	// After a finished plan and mains back: the hosts must come back.
-	if n := len(journals); n > 0 && finished(journals[n-1]) && p.OnLine() {
+	// After a finished plan and mains back: the hosts must come back (the
+	// return plan, when upsd runs one, says itself which did not).
+	if n := len(journals); n > 0 && finished(journals[n-1]) && p.OnLine() && !returnSince(returns, journals[n-1]) {
 		key := journalKey(journals[n-1])
 		if w.st.BackPlan != key {
 			w.st.BackPlan, w.st.BackSince = key, now
@@ -234,6 +254,42 @@ func (w *Watcher) power(s *Snapshot, journals []Journal, add addFunc) {
 			}
 			w.st.BackDone[key] = true
 		}
+	}
+}
+
+// returnSince says whether a return plan began after plan's start.
+func returnSince(returns []Journal, plan Journal) bool {
+	n := len(returns)
+	return n > 0 && returns[n-1].Entries[0].At.After(plan.Entries[0].At)
+}
+
+// returns reports the return plan's steps, once each.
+func (w *Watcher) returns(journals []Journal, add addFunc) {
+	for _, j := range journals {
+		key := "return " + journalKey(j)
+		for i := w.st.Journals[key]; i < len(j.Entries); i++ {
+			e := j.Entries[i]
+			src := "plan " + key
+			switch e.Step {
+			case "return-start":
+				add(e.At, "return-started", src, alert.Info, "Return plan started: the site is powered on again in order", "After: "+e.Reason)
+			case "up":
+				add(e.At, "host-back", src, alert.Info, e.Host+" is back", "Group "+e.Group+".")
+			case "missing":
+				add(e.At, "host-not-back", src, alert.Warning, e.Host+" did not come back after the outage", "Group "+e.Group+": not up after its Wake-on-LAN tries.")
+			case "undo":
+				add(e.At, "return-undo", src, alert.Info, "Return plan: "+e.Pre+" undone for "+e.Group, "")
+			case "kept":
+				add(e.At, "return-kept", src, alert.Warning, "Return plan: "+e.Pre+" left in place for "+e.Group, e.Reason)
+			case "return-done":
+				add(e.At, "return-done", src, alert.Info, "Return plan done: the site is back", "")
+			case "abandoned":
+				add(e.At, "return-abandoned", src, alert.Warning, "Return plan abandoned: the power failed again", "")
+			default:
+				add(e.At, "return-"+e.Step, src, alert.Info, "Return plan step: "+e.Step+" "+e.Group+" "+e.Host, e.Reason)
+			}
+		}
+		w.st.Journals[key] = len(j.Entries)
 	}
 }
 

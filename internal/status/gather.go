@@ -34,6 +34,8 @@ const (
 	mUPSStatus    = "gate_ups_status"
 	mUPSPhase     = "gate_ups_plan_phase"
 	mUPSLogins    = "gate_ups_client_logins"
+	mUPSHostState = "gate_ups_host_state"   // {host, state}: the plans' view of each host, when upsd has it
+	mUPSReturn    = "gate_ups_return_phase" // {phase}: the return plan's, when upsd has one
 
 	mVPNBackend   = "gate_vpn_backend_info"
 	mVPNActive    = "gate_vpn_hub_active"
@@ -175,14 +177,25 @@ func (g *Gatherer) power(m Metrics, errs map[string]string) *Power {
 				p.Phase = s.Labels["phase"]
 			}
 		}
+		for _, s := range m.All(mUPSReturn) {
+			if s.Value == 1 {
+				p.ReturnPhase = s.Labels["phase"]
+			}
+		}
 	}
-	j, file, err := ReadJournals(filepath.Join(g.StateRoot, "upsd"))
+	j, file, err := ReadJournals(filepath.Join(g.StateRoot, "upsd"), PlanJournal)
 	if err != nil {
 		errs["upsd journal"] = err.Error()
 	}
 	if len(j) > 0 {
-		last := j[len(j)-1]
-		p.Journal, p.JournalFile = last.Entries, filepath.Base(file)
+		p.Journal, p.JournalFile = j[len(j)-1].Entries, filepath.Base(file)
+	}
+	r, file, err := ReadJournals(filepath.Join(g.StateRoot, "upsd"), ReturnJournal)
+	if err != nil {
+		errs["upsd return journal"] = err.Error()
+	}
+	if len(r) > 0 {
+		p.Return, p.ReturnFile = r[len(r)-1].Entries, filepath.Base(file)
 	}
 	return p
 }
@@ -210,13 +223,19 @@ type Journal struct {
 	Entries []JournalEntry
 }
 
-// ReadJournals reads upsd's plan journals in dir: the archived ones
-// (plan.journal.<time>) oldest first, then the one in progress
-// (plan.journal). It returns them, the newest's file, and the first error.
-func ReadJournals(dir string) ([]Journal, string, error) {
-	files, _ := filepath.Glob(filepath.Join(dir, "plan.journal.*"))
+// upsd's journals (JSON lines), in its state directory.
+const (
+	PlanJournal   = "plan.journal"   // the shutdown plan
+	ReturnJournal = "return.journal" // the return plan (after the outage)
+)
+
+// ReadJournals reads one of upsd's journals in dir: the archived ones
+// (NAME.<time>) oldest first, then the one in progress (NAME). It returns
+// them, the newest's file, and the first error.
+func ReadJournals(dir, name string) ([]Journal, string, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, name+".*"))
 	sort.Strings(files) // the suffix is a UTC timestamp
-	files = append(files, filepath.Join(dir, "plan.journal"))
+	files = append(files, filepath.Join(dir, name))
 	var out []Journal
 	var first error
 	for _, f := range files {
@@ -368,6 +387,11 @@ func (g *Gatherer) hosts(ups Metrics, pw *Power, errs map[string]string) []Host 
 				o.Power = "up"
 			} else if planRan {
 				o.Power = "down"
+			}
+		}
+		for _, s := range ups.All(mUPSHostState) { // upsd's own view wins
+			if s.Labels["host"] == h.Name && s.Value == 1 {
+				o.Power = s.Labels["state"]
 			}
 		}
 		out = append(out, o)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -148,17 +149,26 @@ func SVG(title, unit string, pts []history.XY, from, to time.Time, yMax float64)
 	if span <= 0 {
 		span = 1
 	}
-	var coords []string
+	var coords []byte
+	var lastX, lastY float64
+	n := 0
 	for _, p := range pts {
 		if p.T.Before(from) {
 			continue
 		}
-		x := float64(graphW) * p.T.Sub(from).Seconds() / span
-		y := float64(graphH) * (1 - min(max(p.V/yMax, 0), 1))
-		coords = append(coords, fmt.Sprintf("%.1f,%.1f", x, y))
+		lastX = float64(graphW) * p.T.Sub(from).Seconds() / span
+		lastY = float64(graphH) * (1 - min(max(p.V/yMax, 0), 1))
+		if n > 0 {
+			coords = append(coords, ' ')
+		}
+		coords = strconv.AppendFloat(coords, lastX, 'f', 1, 64)
+		coords = append(coords, ',')
+		coords = strconv.AppendFloat(coords, lastY, 'f', 1, 64)
+		n++
 	}
-	if len(coords) > 0 {
-		fmt.Fprintf(&b, `<polyline class="line" fill="none" points="%s"/>`, strings.Join(coords, " "))
+	if n > 0 {
+		fmt.Fprintf(&b, `<polyline class="line" fill="none" points="%s"/>`, coords)
+		fmt.Fprintf(&b, `<circle class="last" cx="%.1f" cy="%.1f" r="2.5"/>`, lastX, lastY) // the newest point, visible alone
 	} else {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" class="none">no data yet</text>`, graphW/2-40, graphH/2)
 	}

@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"gate/internal/alert"
@@ -32,8 +33,10 @@ func (s *Service) Step(ctx context.Context) *Snapshot {
 	snap := s.Gatherer.Gather(gctx)
 	s.Server.Set(snap)
 	s.History.Add(snap.Time, Sample(snap))
-	journals, _, _ := ReadJournals(s.Gatherer.StateRoot + "/upsd")
-	events, err := s.Watcher.Observe(snap, journals)
+	dir := filepath.Join(s.Gatherer.StateRoot, "upsd")
+	plans, _, _ := ReadJournals(dir, PlanJournal)
+	returns, _, _ := ReadJournals(dir, ReturnJournal)
+	events, err := s.Watcher.Observe(snap, plans, returns)
 	if err != nil {
 		s.Log.Error("status", "err", err)
 	}

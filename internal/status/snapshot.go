@@ -35,10 +35,15 @@ type Power struct {
 	Load      *float64 `json:"load_percent,omitempty"`
 	OnBattery float64  `json:"on_battery_seconds"`
 	Phase     string   `json:"plan_phase"` // idle, group NAME, ups-off, poweroff
+	// ReturnPhase is the return plan's phase, when upsd runs one.
+	ReturnPhase string `json:"return_phase,omitempty"`
 	// Journal is the plan journal in progress, else the newest archived
 	// one (JournalFile says which).
 	Journal     []JournalEntry `json:"journal,omitempty"`
 	JournalFile string         `json:"journal_file,omitempty"`
+	// Return is the return plan's journal (after an outage), the same way.
+	Return     []JournalEntry `json:"return_journal,omitempty"`
+	ReturnFile string         `json:"return_journal_file,omitempty"`
 }
 
 // OnLine says whether the UPS reports line power.
@@ -55,8 +60,10 @@ func hasFlag(flags []string, f string) bool {
 
 // JournalEntry is one line of upsd's plan journal.
 type JournalEntry struct {
-	Step   string    `json:"step"` // start, group, ups-off, poweroff (and the return plan's steps)
+	Step   string    `json:"step"` // start, group, ups-off, poweroff; the return plan's return-start, charged, up, missing, undo, kept, return-done, abandoned
 	Group  string    `json:"group,omitempty"`
+	Host   string    `json:"host,omitempty"`
+	Pre    string    `json:"pre,omitempty"`
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
 }
@@ -130,8 +137,11 @@ type Host struct {
 	Installed  *time.Time `json:"installed_at,omitempty"`
 	// NUT is "connected", "not connected" or "" (not a NUT host, or upsd
 	// not running).
-	NUT   string `json:"nut_secondary,omitempty"`
-	Power string `json:"power"` // up, down, unknown
+	NUT string `json:"nut_secondary,omitempty"`
+	// Power is upsd's view (gate_ups_host_state: up, shutting-down,
+	// logged-out, down, timeout, powering-on, missing) when it has one,
+	// else up (its upsmon connected), down (not, after a plan) or unknown.
+	Power string `json:"power"`
 }
 
 // Bastion is the SSH jump host.

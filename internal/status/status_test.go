@@ -68,6 +68,10 @@ gate_ups_status{flag="DISCHRG"} 1
 gate_ups_plan_phase{phase="idle"} 1
 gate_ups_client_logins{user="ceph-1"} 1
 gate_ups_client_logins{user="compute-1"} 0
+gate_ups_return_phase{phase="group ceph"} 1
+gate_ups_return_phase{phase="idle"} 0
+gate_ups_host_state{host="compute-1",state="powering-on"} 1
+gate_ups_host_state{host="compute-1",state="down"} 0
 `,
 	"vpn": `gate_vpn_backend_info{backend="userspace"} 1
 gate_vpn_hub_active{hub="vps1"} 0
@@ -116,6 +120,7 @@ func fixture(t *testing.T) *Gatherer {
 	}
 	write("upsd/plan.journal.20261125T010000Z", `{"step":"start","reason":"old","at":"2026-11-25T01:00:00Z"}`+"\n"+`{"step":"poweroff","at":"2026-11-25T01:05:00Z"}`+"\n")
 	write("upsd/plan.journal", `{"step":"start","reason":"on battery and low battery","at":"2026-11-26T11:59:00Z"}`+"\n"+`{"step":"group","group":"compute","at":"2026-11-26T11:59:30Z"}`+"\n"+"garbage\n")
+	write("upsd/return.journal", `{"step":"return-start","reason":"plan.journal.20261125T010000Z","at":"2026-11-25T02:00:00Z"}`+"\n"+`{"step":"up","group":"ceph","host":"ceph-1","at":"2026-11-25T02:01:00Z"}`+"\n")
 	write("bootstrapd/hosts.json", `{"ceph-1":{"phase":"installing","last_boot":"2026-11-26T11:00:00Z","last_boot_to":"imager","written":50,"total":200},"compute-1":{"phase":"","last_result":"ok","installed_at":"2026-11-20T10:00:00Z"}}`)
 	write("dyndns/state.json", `{"config_hash":"x","records":{"home.example.net./A":{"addr":"198.51.100.7","updated":"2026-11-26T10:00:00Z","blocked":"badauth","last_error":"badauth"}}}`)
 	var audit strings.Builder
@@ -153,7 +158,7 @@ func TestGather(t *testing.T) {
 		t.Errorf("dns: %+v", d)
 	}
 	h := s.Hosts
-	if len(h) != 2 || h[0].Reimage != "installing" || h[0].Progress != "25%" || h[0].NUT != "connected" || h[0].Power != "up" || h[1].NUT != "not connected" || h[1].Power != "down" || h[1].LastResult != "ok" || h[0].MACs[0] != "52:54:00:00:01:01" {
+	if len(h) != 2 || h[0].Reimage != "installing" || h[0].Progress != "25%" || h[0].NUT != "connected" || h[0].Power != "up" || h[1].NUT != "not connected" || h[1].Power != "powering-on" || h[1].LastResult != "ok" || h[0].MACs[0] != "52:54:00:00:01:01" {
 		t.Errorf("hosts: %+v", h)
 	}
 	b := s.Bastion
@@ -187,7 +192,7 @@ func TestRenderEverySection(t *testing.T) {
 	}
 	page := b.String()
 	for _, want := range []string{
-		`<section id="power">`, "OB DISCHRG", "87 %", "1500 s", "23 %", "42s", "on battery and low battery",
+		`<section id="power">`, "OB DISCHRG", "87 %", "1500 s", "23 %", "42s", "on battery and low battery", "Return plan journal", "return-start", "<th>Return plan</th><td>group ceph</td>", "powering-on",
 		`<section id="tunnel">`, "vps2 (active)", "17 s", "203.0.113.20:51820", "2.0 KiB", "4.0 KiB", "hub switches: 1",
 		`<section id="dns">`, "198.51.100.7", "home.example.net A", "blocked: badauth", "2026-11-26 10:00:00 UTC",
 		`<section id="hosts">`, "192.168.1.11", "52:54:00:00:01:01", "installing 25%", "connected", "not connected",
@@ -302,7 +307,7 @@ func TestWatcher(t *testing.T) {
 	os.MkdirAll(jdir, 0o700)
 	journal := func(lines ...string) []Journal {
 		os.WriteFile(filepath.Join(jdir, "plan.journal"), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
-		j, _, err := ReadJournals(jdir)
+		j, _, err := ReadJournals(jdir, PlanJournal)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +315,7 @@ func TestWatcher(t *testing.T) {
 	}
 	step := func(s *Snapshot, j []Journal, want string) {
 		t.Helper()
-		got, err := w.Observe(s, j)
+		got, err := w.Observe(s, j, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,16 +330,19 @@ func TestWatcher(t *testing.T) {
 	step(snap(3*time.Minute, "OB LB", true, "connected"), journal(start), "low-battery,plan-started")
 	group := `{"step":"group","group":"compute","at":"2026-11-26T12:04:00Z"}`
 	// compute's turn is over and compute-1 is still connected.
-	step(snap(4*time.Minute, "OB LB", true, "connected"), journal(start, group), "plan-group,host-not-down")
-	step(snap(5*time.Minute, "OB LB", true, "connected"), journal(start, group), "")
+	// compute-1 still connected when the group is recorded is upsd's
+	// lagging count; NotDownGrace later it did not go down.
+	step(snap(4*time.Minute, "OB LB", true, "connected"), journal(start, group), "plan-group")
+	step(snap(5*time.Minute, "OB LB", true, "connected"), journal(start, group), "host-not-down")
+	step(snap(6*time.Minute, "OB LB", true, "connected"), journal(start, group), "")
 	// The gate powers off; the next boot archives the journal before the
 	// new statusd reads it: the rest is reported once, not the start again.
 	all := []string{start, group, `{"step":"group","group":"ceph","at":"2026-11-26T12:06:00Z"}`, `{"step":"ups-off","at":"2026-11-26T12:06:01Z"}`, `{"step":"poweroff","at":"2026-11-26T12:06:02Z"}`}
 	journal(all...)
 	os.Rename(filepath.Join(jdir, "plan.journal"), filepath.Join(jdir, "plan.journal.20261126T120300Z"))
-	j, _, _ := ReadJournals(jdir)
+	j, _, _ := ReadJournals(jdir, PlanJournal)
 	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
-	step(snap(time.Hour, "OL CHRG", true, "not connected"), j, "mains-back,plan-group,plan-ups-off,plan-finished")
+	step(snap(time.Hour, "OL CHRG", true, "not connected"), j, "plan-group,plan-ups-off,plan-finished,mains-back")
 	// ceph-1 comes back, compute-1 does not.
 	back := snap(time.Hour+3*time.Minute, "OL CHRG", true, "connected")
 	back.Hosts[1].NUT = "not connected"
@@ -350,8 +358,18 @@ func TestWatcher(t *testing.T) {
 	step(snap(at+30*time.Second, "OL", false, "connected"), j, "")
 	step(snap(at+61*time.Second, "OL", false, "connected"), j, "tunnel-down")
 	step(snap(at+2*time.Minute, "OL", false, "connected"), j, "")
+	// A restart (a reboot) while it is down: the down time counts again
+	// from the start, and the way back up is still told.
+	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
+	step(snap(at+150*time.Second, "OL", false, "connected"), j, "")
 	step(snap(at+3*time.Minute, "OL", true, "connected"), j, "tunnel-up")
-	fo := snap(at+4*time.Minute, "OL", true, "connected")
+	// Down, then statusd restarts before tunnel_down_after: the time
+	// before the restart does not count.
+	step(snap(at+200*time.Second, "OL", false, "connected"), j, "")
+	w = &Watcher{Path: path, Config: c, TunnelDownAfter: time.Minute, HostBackAfter: 5 * time.Minute}
+	step(snap(at+270*time.Second, "OL", false, "connected"), j, "")
+	step(snap(at+275*time.Second, "OL", true, "connected"), j, "")
+	fo := snap(at+290*time.Second, "OL", true, "connected")
 	fo.Tunnel = &Tunnel{Active: "vps2", Hubs: []Hub{{Name: "vps2", Active: true, Up: true}}}
 	step(fo, j, "tunnel-failover")
 	// DNS blocked, re-imaging, a ban, the clock.
@@ -381,5 +399,80 @@ func TestWriteText(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// BenchmarkRender: the page of a full snapshot with a week of history.
+func BenchmarkRender(b *testing.B) {
+	s := &Snapshot{Site: "lab", Time: t0, Power: &Power{Status: "OL", Flags: []string{"OL"}}, Tunnel: &Tunnel{}, DNS: &DNS{}, Bastion: &Bastion{}}
+	for i := 0; i < 4; i++ {
+		s.Hosts = append(s.Hosts, Host{Name: fmt.Sprint("host-", i), IP: "192.168.1.1", MACs: []string{"52:54:00:00:00:01"}})
+	}
+	h := fullHistory(t0)
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := Render(&buf, s, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes/page")
+}
+
+// The return plan's journal (upsd, after the outage): each step once; the
+// watcher's own "did not come back" stays silent when upsd says it.
+func TestWatcherReturnPlan(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, lines ...string) {
+		os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	}
+	write("plan.journal.20261126T120300Z", `{"step":"start","reason":"low battery","at":"2026-11-26T12:03:00Z"}`, `{"step":"poweroff","at":"2026-11-26T12:06:02Z"}`)
+	w := &Watcher{Config: testConfig(t), HostBackAfter: time.Minute}
+	snap := func(at time.Duration) *Snapshot {
+		return &Snapshot{Time: t0.Add(at), Power: &Power{Status: "OL", Flags: []string{"OL"}},
+			Hosts: []Host{{Name: "ceph-1", NUT: "connected"}, {Name: "compute-1", NUT: "not connected"}}}
+	}
+	read := func() ([]Journal, []Journal) {
+		p, _, _ := ReadJournals(dir, PlanJournal)
+		r, _, _ := ReadJournals(dir, ReturnJournal)
+		return p, r
+	}
+	step := func(at time.Duration, want string) {
+		t.Helper()
+		p, r := read()
+		got, err := w.Observe(snap(at), p, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kinds(got) != want {
+			t.Errorf("at %s: %q, want %q", at, kinds(got), want)
+		}
+	}
+	step(time.Hour, "") // baseline
+	write("return.journal", `{"step":"return-start","reason":"plan.journal.20261126T120300Z","at":"2026-11-26T13:00:10Z"}`)
+	step(time.Hour+time.Second, "return-started")
+	write("return.journal", `{"step":"return-start","reason":"plan.journal.20261126T120300Z","at":"2026-11-26T13:00:10Z"}`,
+		`{"step":"charged","at":"2026-11-26T13:01:00Z"}`,
+		`{"step":"up","group":"ceph","host":"ceph-1","at":"2026-11-26T13:02:00Z"}`,
+		`{"step":"undo","group":"ceph","pre":"ceph-noout","at":"2026-11-26T13:02:01Z"}`,
+		`{"step":"missing","group":"compute","host":"compute-1","at":"2026-11-26T13:10:00Z"}`,
+		`{"step":"kept","group":"compute","pre":"k3s-drain","reason":"compute-1 is not back","at":"2026-11-26T13:10:01Z"}`,
+		`{"step":"return-done","at":"2026-11-26T13:10:02Z"}`)
+	os.Rename(filepath.Join(dir, "return.journal"), filepath.Join(dir, "return.journal.20261126T130010Z")) // archived
+	step(time.Hour+20*time.Minute, "return-charged,host-back,return-undo,host-not-back,return-kept,return-done")
+	step(time.Hour+30*time.Minute, "")
+}
+
+// upsd's own word (gate_ups_host_state timeout) reports a host at once.
+func TestWatcherHostTimeout(t *testing.T) {
+	w := &Watcher{Config: testConfig(t)}
+	j := []Journal{{Entries: []JournalEntry{{Step: "start", At: t0}, {Step: "group", Group: "compute", At: t0.Add(time.Minute)}}}}
+	s := &Snapshot{Time: t0, Power: &Power{}, Hosts: []Host{{Name: "compute-1", NUT: "connected", Power: "up"}}}
+	w.Observe(s, nil, nil) // baseline
+	s = &Snapshot{Time: t0.Add(time.Minute), Power: &Power{}, Hosts: []Host{{Name: "compute-1", NUT: "connected", Power: "timeout"}}}
+	got, _ := w.Observe(s, j, nil)
+	if kinds(got) != "plan-started,plan-group,host-not-down" || got[2].Title != "compute-1 did not go down" {
+		t.Errorf("events %q", kinds(got))
 	}
 }
