@@ -718,6 +718,9 @@ func (j *journey) powerFailure() error {
 	if !strings.Contains(j.gate.Proc.Output(), "shutdown.return") && !strings.Contains(j.gate.Proc.Output(), "UPS told to cut its output") {
 		return fmt.Errorf("the UPS was not told to power off")
 	}
+	for _, sv := range j.s.Servers { // they power on again with the mains
+		j.s.PowerOn(sv)
+	}
 	return nil
 }
 

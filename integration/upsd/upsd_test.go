@@ -247,7 +247,7 @@ func TestIntegrationUPSFaults(t *testing.T) {
 // times are printed for ours.
 func TestSideBySideUPS(t *testing.T) {
 	netlab.Bench(t, "upsc", "/lib/nut/upsmon")
-	const rounds = 3
+	const rounds = 5
 	wait := func(markers map[string]string) {
 		if err := netlab.Eventually(120*time.Second, 100*time.Millisecond, func() error {
 			for n, m := range markers {
@@ -261,7 +261,7 @@ func TestSideBySideUPS(t *testing.T) {
 		}
 	}
 	since := func(start time.Time, at float64) float64 { return at - float64(start.UnixNano())/1e9 }
-	var ours, debian, computeCmd, computeOff, cephCmd []float64
+	var ours, debian, debianFirst, computeCmd, computeOff, cephCmd []float64
 	for range rounds {
 		// Ours.
 		l := newLab(t, labOptions{})
@@ -271,7 +271,7 @@ func TestSideBySideUPS(t *testing.T) {
 		start := time.Now()
 		l.src.Set("OB LB", 10, 60)
 		wait(markers)
-		last, firstCeph := 0.0, 1e18
+		last, firstCeph := 0.0, 1e18 // ours
 		for n, m := range markers {
 			at, _ := downAt(m)
 			last = max(last, since(start, at))
@@ -308,12 +308,12 @@ func TestSideBySideUPS(t *testing.T) {
 		start = time.Now()
 		d.src.Set("OB LB", 10, 60)
 		wait(dm)
-		last = 0
+		last, first := 0.0, 1e18
 		for _, m := range dm {
 			at, _ := downAt(m)
-			last = max(last, since(start, at))
+			last, first = max(last, since(start, at)), min(first, since(start, at))
 		}
-		debian = append(debian, last)
+		debian, debianFirst = append(debian, last), append(debianFirst, first)
 	}
 	mean := func(xs []float64) float64 {
 		s := 0.0
@@ -324,6 +324,8 @@ func TestSideBySideUPS(t *testing.T) {
 	}
 	t.Logf("ours %v, Debian %v", ours, debian)
 	netlab.Report(t, "UPS OB LB to compute-1's SHUTDOWNCMD, gate upsd (mean)", mean(computeCmd), "s")
+	netlab.Report(t, "UPS OB LB to the first SHUTDOWNCMD, Debian upsmon primary (mean)", mean(debianFirst), "s")
+	netlab.Report(t, "UPS first SHUTDOWNCMD ratio (ours/Debian)", mean(computeCmd)/mean(debianFirst), "")
 	netlab.Report(t, "UPS OB LB to compute-1 off the LAN, gate upsd (mean)", mean(computeOff), "s")
 	netlab.Report(t, "UPS OB LB to the first ceph SHUTDOWNCMD, gate upsd (mean)", mean(cephCmd), "s")
 	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, gate upsd, ordered (mean)", mean(ours), "s")

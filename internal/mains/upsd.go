@@ -125,9 +125,9 @@ func gateOff(d *daemon.Daemon, marker string) func() error {
 // if gokrazy refuses, or has not powered off two minutes later (this
 // process is normally stopped long before), the kernel directly.
 func orderlyPowerOff(d *daemon.Daemon) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := (&poweroff.Gokrazy{}).Request(ctx); err != nil {
+	// The request outlives this call: gokrazy answers it once every
+	// service has stopped, this one included.
+	if err := (&poweroff.Gokrazy{}).Request(context.Background()); err != nil {
 		d.Log.Error("orderly power-off refused: powering off directly (/perm not unmounted)", "err", err)
 		return upsd.SystemPowerOff()
 	}

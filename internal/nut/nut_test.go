@@ -1,6 +1,7 @@
 package nut
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -187,4 +188,50 @@ func TestServerPassThrough(t *testing.T) {
 	if out, _ := s.command(c, []string{"INSTCMD", "ups", "load.off", "30"}); out != "OK\n" || param != "30" {
 		t.Errorf("INSTCMD with a parameter: %q, parameter %q", out, param)
 	}
+}
+
+// FuzzClientAnswers: whatever a source answers, the client's readers of
+// GET TYPE / GET DESC / LIST ENUM / LIST RANGE return an error or values
+// without a line break (they are served again, one per line), and never
+// hang or panic.
+func FuzzClientAnswers(f *testing.F) {
+	for _, s := range []string{
+		"TYPE ups x RW STRING:16\n", "DESC ups x \"UPS firmware\"\n", "ERR VAR-NOT-SUPPORTED\n",
+		"BEGIN LIST ENUM ups x\nENUM ups x \"a\"\nEND LIST ENUM ups x\n", "BEGIN LIST RANGE ups x\nRANGE ups x \"1\" \"2\"\nEND LIST RANGE ups x\n",
+		"TYPE ups y NUMBER\n", "DESC ups x \"a\\nb\"\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, answer string) {
+		for _, ask := range []func(c *Client) ([]string, error){
+			func(c *Client) ([]string, error) { v, err := c.Type("ups", "x"); return []string{v}, err },
+			func(c *Client) ([]string, error) { v, err := c.Desc("ups", "x"); return []string{v}, err },
+			func(c *Client) ([]string, error) { return c.Enum("ups", "x") },
+			func(c *Client) ([]string, error) {
+				rs, err := c.Range("ups", "x")
+				var vs []string
+				for _, r := range rs {
+					vs = append(vs, r[0], r[1])
+				}
+				return vs, err
+			},
+		} {
+			a, b := net.Pipe()
+			go func() {
+				bufio.NewReader(b).ReadString('\n') // the query
+				b.Write([]byte(answer))
+				b.Close()
+			}()
+			vals, err := ask(&Client{c: a, r: bufio.NewReader(a)})
+			a.Close()
+			if err != nil {
+				continue
+			}
+			for _, v := range vals {
+				if strings.ContainsAny(v, "\n") {
+					t.Fatalf("%q gave a value with a line break: %q", answer, v)
+				}
+			}
+		}
+	})
 }

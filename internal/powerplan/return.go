@@ -14,7 +14,8 @@ import (
 // (a second cut must not catch the site half up), then powers the groups
 // on in the reverse of the shutdown order (ceph before compute): a host
 // not up after WakeAfter gets Wake-on-LAN packets, WakeTries times, one
-// WakeAfter apart, and is reported missing after that; once a group's
+// WakeAfter apart, and is reported missing after that (a host without
+// WoL is waited for as long); once a group's
 // hosts are up (or missing) its pre-steps are undone, in reverse:
 // ceph-noout's `ceph osd unset noout` only when every host of the group
 // is back (with an OSD host down it would start a rebalance: noout is
@@ -228,14 +229,18 @@ func (r *Return) groupUp(ctx context.Context, g Group, done map[string]bool, sle
 			next := start.Add(r.WakeAfter)
 			for !r.Do.Up(ctx, h) {
 				if time.Now().After(next) {
-					if !h.Wake || wakes >= r.WakeTries {
+					// A host without WoL gets as long as one that is
+					// woken WakeTries times.
+					if wakes >= r.WakeTries {
 						r.record(entry{Step: "missing", Group: g.Name, Host: h.Name})
 						r.hostState(h.Name, "missing")
-						r.Log.Error("host did not come back; going on without it", "group", g.Name, "host", h.Name, "waited", time.Since(start).Round(time.Second), "wakes", wakes)
+						r.Log.Error("host did not come back; going on without it", "group", g.Name, "host", h.Name, "waited", time.Since(start).Round(time.Second), "wake_on_lan", h.Wake)
 						return
 					}
 					wakes++
-					if err := r.Do.Wake(ctx, h); err != nil {
+					if !h.Wake {
+						// wake: none: it powers on by itself, or a human does.
+					} else if err := r.Do.Wake(ctx, h); err != nil {
 						r.Log.Error("Wake-on-LAN", "host", h.Name, "err", err)
 					} else {
 						r.Log.Info("host woken (Wake-on-LAN)", "group", g.Name, "host", h.Name, "try", wakes, "of", r.WakeTries)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,12 +111,12 @@ func TestReturn(t *testing.T) {
 			if err := r.Run(context.Background(), "outage-1"); err != nil {
 				t.Fatal(err)
 			}
-			got := strings.Join(s.events, ", ")
+			got := byGroup(strings.Join(s.events, ", "))
 			want := tc.want
 			if s.onPower != nil {
 				want = "still charging, " + want
 			}
-			if got != want {
+			if want = byGroup(want); got != want {
 				t.Fatalf("events:\n got %s\nwant %s", got, want)
 			}
 			for h, n := range tc.wakes {
@@ -161,5 +162,39 @@ func TestReturnResumes(t *testing.T) {
 	r.Abandon("a new cut")
 	if st, _, _ := r.State(); st != NoPlan {
 		t.Errorf("abandoned journal: %v", st)
+	}
+}
+
+// byGroup sorts the events between two undo steps: the hosts of a group
+// come up concurrently, in any order.
+func byGroup(events string) string {
+	var out, seg []string
+	for _, e := range strings.Split(events, ", ") {
+		if strings.HasPrefix(e, "undo ") {
+			slices.Sort(seg)
+			out, seg = append(append(out, seg...), e), nil
+			continue
+		}
+		seg = append(seg, e)
+	}
+	slices.Sort(seg)
+	return strings.Join(append(out, seg...), ", ")
+}
+
+// A host with wake: none is never sent magic packets, and is waited for
+// as long as one that is woken WakeTries times before it is missing.
+func TestReturnNoWake(t *testing.T) {
+	s := &site{online: true, charge: 100, up: map[string]bool{}, wakes: map[string]int{}}
+	r := &Return{Groups: []Group{{Name: "ceph", Hosts: []Host{{Name: "nas"}}}}, Journal: filepath.Join(t.TempDir(), "return"), Do: s,
+		Log: slog.New(slog.DiscardHandler), WakeAfter: 30 * time.Millisecond, WakeTries: 2, Every: 5 * time.Millisecond}
+	start := time.Now()
+	if err := r.Run(context.Background(), "outage"); err != nil {
+		t.Fatal(err)
+	}
+	if s.wakes["nas"] != 0 {
+		t.Errorf("a wake: none host got %d magic packets", s.wakes["nas"])
+	}
+	if took := time.Since(start); took < 90*time.Millisecond {
+		t.Errorf("reported missing after %s, before WakeAfter × (WakeTries+1)", took)
 	}
 }
