@@ -183,13 +183,22 @@ func (u *Updater) Run(ctx context.Context) {
 	// A NOTIFY is easy to send on the LAN: events may not make the
 	// sources be asked more than a burst, then once per every.
 	wakes := &bucket{tokens: wakeBurst, max: wakeBurst, every: every, at: time.Now()}
+	putOff := false // a check asked by an event waits for its token
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if putOff {
+				putOff = false
+				wakes.take(time.Now()) // its token has come: spend it
+			}
 		case <-u.Wake:
+			if putOff {
+				continue // already due when its token comes
+			}
 			if wait := wakes.take(time.Now()); wait > 0 {
+				putOff = true
 				t.Reset(min(wait, u.Interval))
 				continue
 			}
