@@ -380,17 +380,17 @@ func (c *countingSource) Lookup(ctx context.Context) (netip.Addr, error) {
 	return c.fixedSource.Lookup(ctx)
 }
 
-// TestWakeGap: a flood of wake-ups (forged NOTIFYs on the LAN) asks the
-// sources at most once per WakeGap; one wake-up after a quiet spell is
-// acted on at once.
-func TestWakeGap(t *testing.T) {
+// TestWakeLimit: a flood of wake-ups (forged NOTIFYs on the LAN) asks the
+// sources a burst of three times, then once per WakeEvery; a wake-up after
+// a quiet spell is acted on at once.
+func TestWakeLimit(t *testing.T) {
 	src := &countingSource{}
 	src.set("198.51.100.7")
 	wake := make(chan struct{}, 1)
 	u := &Updater{
 		Provider: &heldProvider{}, Records: []Record{{Name: "home.example.org", Type: "A", TTL: time.Minute}},
 		Sources: []publicip.Source{src}, Timeout: time.Second, Interval: time.Hour, StatePath: filepath.Join(t.TempDir(), "state.json"),
-		Wake: wake, WakeGap: 300 * time.Millisecond, Log: slog.New(slog.DiscardHandler), Metrics: NewMetrics(nil),
+		Wake: wake, WakeEvery: 300 * time.Millisecond, Log: slog.New(slog.DiscardHandler), Metrics: NewMetrics(nil),
 	}
 	u.Load()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -409,7 +409,7 @@ func TestWakeGap(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	flood := lookups() - 1
-	time.Sleep(500 * time.Millisecond) // quiet: the last put-off check has run
+	time.Sleep(1200 * time.Millisecond) // quiet: the bucket fills again
 	before := lookups()
 	wake <- struct{}{}
 	for i := 0; lookups() == before && i < 100; i++ {
@@ -417,10 +417,33 @@ func TestWakeGap(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if flood < 1 || flood > 6 {
-		t.Errorf("a 1.2 s flood of wake-ups asked the sources %d times, want 1 to 6 (one per 300 ms gap)", flood)
+	// 3 at once, then one per 300 ms: about 7 in 1.2 s.
+	if flood < 1 || flood > 9 {
+		t.Errorf("a 1.2 s flood of wake-ups asked the sources %d times, want 1 to 9 (3 at once, then one per 300 ms)", flood)
 	}
-	if lookups() != before+1 {
+	if lookups() < before+1 {
 		t.Errorf("a wake-up after a quiet spell was not acted on")
+	}
+}
+
+func TestBucket(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	b := &bucket{tokens: 3, max: 3, every: 20 * time.Second, at: now}
+	for i := range 3 {
+		if w := b.take(now); w != 0 {
+			t.Fatalf("take %d of the burst waits %s", i, w)
+		}
+	}
+	if w := b.take(now); w != 20*time.Second {
+		t.Errorf("after the burst: wait %s, want 20s", w)
+	}
+	if w := b.take(now.Add(15 * time.Second)); w != 5*time.Second {
+		t.Errorf("15 s later: wait %s, want 5s", w)
+	}
+	if w := b.take(now.Add(20 * time.Second)); w != 0 {
+		t.Errorf("20 s later: wait %s, want none", w)
+	}
+	if w := b.take(now.Add(time.Hour)); w != 0 || b.tokens != 2 {
+		t.Errorf("an hour later: wait %s, %g tokens left, want none and 2 (the bucket holds 3)", w, b.tokens)
 	}
 }

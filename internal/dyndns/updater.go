@@ -57,9 +57,9 @@ type Updater struct {
 	// Wake, if set, makes the updater check the address at once (the box
 	// announced a new WAN address).
 	Wake <-chan struct{}
-	// WakeGap is the least time between two checks when Wake fires
-	// (default 5s).
-	WakeGap    time.Duration
+	// WakeEvery paces the checks Wake asks for: a burst of wakeBurst at
+	// once, then one per WakeEvery (default 20s).
+	WakeEvery  time.Duration
 	StatePath  string
 	ConfigHash string
 	Log        *slog.Logger
@@ -167,7 +167,6 @@ func (u *Updater) clock() time.Time {
 // rewritten.
 func (u *Updater) Run(ctx context.Context) {
 	u.Tick(ctx)
-	last := time.Now()
 	u.Verify(ctx)
 	t := time.NewTimer(u.Interval)
 	defer t.Stop()
@@ -177,21 +176,30 @@ func (u *Updater) Run(ctx context.Context) {
 		defer v.Stop()
 		verify = v.C
 	}
-	gap := u.WakeGap
-	if gap <= 0 {
-		gap = 5 * time.Second
+	every := u.WakeEvery
+	if every <= 0 {
+		every = 20 * time.Second
 	}
+	// A NOTIFY is easy to send on the LAN: events may not make the
+	// sources be asked more than a burst, then once per every.
+	wakes := &bucket{tokens: wakeBurst, max: wakeBurst, every: every, at: time.Now()}
+	putOff := false // a check asked by an event waits for its token
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if putOff {
+				putOff = false
+				wakes.take(time.Now()) // its token has come: spend it
+			}
 		case <-u.Wake:
-			// Events cannot make the sources be asked more than once per
-			// gap (a NOTIFY is easy to send on the LAN): a check soon
-			// after the last one is put off to the gap's end.
-			if wait := gap - time.Since(last); wait > 0 {
-				t.Reset(wait)
+			if putOff {
+				continue // already due when its token comes
+			}
+			if wait := wakes.take(time.Now()); wait > 0 {
+				putOff = true
+				t.Reset(min(wait, u.Interval))
 				continue
 			}
 			u.Log.Info("the box announced a WAN address change: checking now")
@@ -200,9 +208,30 @@ func (u *Updater) Run(ctx context.Context) {
 			continue
 		}
 		u.Tick(ctx)
-		last = time.Now()
 		t.Reset(u.Interval)
 	}
+}
+
+// wakeBurst is how many checks events may ask for at once.
+const wakeBurst = 3
+
+// bucket is a token bucket: max tokens, one more every every.
+type bucket struct {
+	tokens, max float64
+	every       time.Duration
+	at          time.Time // when tokens was last brought up to date
+}
+
+// take spends a token and returns 0, or returns how long until one is
+// there.
+func (b *bucket) take(now time.Time) time.Duration {
+	b.tokens = min(b.max, b.tokens+float64(now.Sub(b.at))/float64(b.every))
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) * float64(b.every))
 }
 
 // Verify reads every published record back from its authority and

@@ -42,7 +42,9 @@ func runDynDNS(ctx context.Context, d *daemon.Daemon, wait time.Duration) error 
 	// The box announces a new WAN address: check at once.
 	wake := make(chan struct{}, 1)
 	u.Wake = wake
-	box := &publicip.BoxEvents{Log: d.Log}
+	// Polled every 10 s too: a box without events is still followed
+	// within seconds (asking the box is local and cheap).
+	box := &publicip.BoxEvents{Log: d.Log, Poll: 10 * time.Second}
 	go box.Run(ctx, func(netip.Addr) {
 		select {
 		case wake <- struct{}{}:

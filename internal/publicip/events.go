@@ -102,7 +102,7 @@ func (b *BoxEvents) Run(ctx context.Context, changed func(netip.Addr)) {
 		cancel()
 		if err != nil {
 			if err.Error() != lastErr {
-				log.Info("no UPnP box to follow: WAN changes are learned by polling only", "err", err, "retry_in", "1m")
+				log.Info("no UPnP box to follow: a new WAN address is seen only by the daemon's own checks", "err", err, "retry_in", "1m")
 				lastErr = err.Error()
 			}
 			sleep(ctx, time.Minute)

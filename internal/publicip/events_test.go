@@ -72,18 +72,23 @@ func (b *genaBox) notify(sid, callback string, seq int, addr string) {
 	}
 }
 
-// set changes the WAN address and announces it (to sid, "" = the
-// subscriber's own).
-func (b *genaBox) set(addr, sid string) {
+// set changes the WAN address and announces it.
+func (b *genaBox) set(addr string) {
 	b.mu.Lock()
 	b.addr = addr
 	b.seq++
-	if sid == "" {
-		sid = b.sid
-	}
-	cb, seq := b.callback, b.seq
+	sid, cb, seq := b.sid, b.callback, b.seq
 	b.mu.Unlock()
 	b.notify(sid, cb, seq, addr)
+}
+
+// forge sends the subscriber an event under another subscription's SID,
+// the box's address unchanged.
+func (b *genaBox) forge(addr, sid string) {
+	b.mu.Lock()
+	cb := b.callback
+	b.mu.Unlock()
+	b.notify(sid, cb, 1, addr)
 }
 
 func (b *genaBox) external(context.Context) (string, error) {
@@ -137,13 +142,10 @@ func TestBoxEvents(t *testing.T) {
 		t.Fatalf("the first address %s was reported as a change", a)
 	default:
 	}
-	box.set("198.51.100.8", "")
+	box.set("198.51.100.8")
 	wait("198.51.100.8")
-	box.set("198.51.100.8", "") // the same again: nothing
-	box.set("203.0.113.9", "uuid:someone-else")
-	box.mu.Lock()
-	box.addr = "198.51.100.8" // the foreign event changed nothing
-	box.mu.Unlock()
+	box.set("198.51.100.8") // the same again: nothing
+	box.forge("203.0.113.9", "uuid:someone-else")
 	time.Sleep(300 * time.Millisecond)
 	select {
 	case a := <-got:

@@ -19,8 +19,9 @@ import (
 // ppoll(2) on its own thread, as dnsmasq's loop does, and reads and writes
 // with plain system calls.
 type udpSock struct {
-	fd  int
-	pfd [1]unix.PollFd
+	fd     int
+	family int
+	pfd    [1]unix.PollFd
 	// The last destination and its socket address, made once per peer.
 	lastTo netip.AddrPort
 	lastSA unix.Sockaddr
@@ -41,16 +42,22 @@ func listenUDP(ip net.IP) (*udpSock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tftp: socket: %w", err)
 	}
-	if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(a, 0))); err != nil {
+	if family == unix.AF_INET6 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0) // [::] serves IPv4 clients too
+	}
+	s := &udpSock{fd: fd, family: family}
+	if err := unix.Bind(fd, s.sockaddr(netip.AddrPortFrom(a, 0))); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("tftp: bind %s: %w", a, err)
 	}
-	return &udpSock{fd: fd}, nil
+	return s, nil
 }
 
-func sockaddr(ap netip.AddrPort) unix.Sockaddr {
+// sockaddr is ap in the socket's family (an IPv4 address is mapped on an
+// IPv6 socket).
+func (s *udpSock) sockaddr(ap netip.AddrPort) unix.Sockaddr {
 	a := ap.Addr().Unmap()
-	if a.Is4() {
+	if a.Is4() && s.family == unix.AF_INET {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
@@ -61,7 +68,7 @@ func (s *udpSock) Close() error { return unix.Close(s.fd) }
 // sendTo sends one datagram.
 func (s *udpSock) sendTo(p []byte, to netip.AddrPort) error {
 	if to != s.lastTo {
-		s.lastTo, s.lastSA = to, sockaddr(to)
+		s.lastTo, s.lastSA = to, s.sockaddr(to)
 	}
 	for {
 		err := unix.Sendto(s.fd, p, 0, s.lastSA)
