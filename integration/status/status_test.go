@@ -155,7 +155,8 @@ func (l *lab) start(statusEnv []string) {
 	t := l.t
 	l.startUpsd()
 	for _, sv := range l.s.Servers {
-		l.s.StartUpsmon(sv, gateIP, "ups", sv.Name, l.secret("nut-"+sv.Name), filepath.Join(l.dir, sv.Name+".down"))
+		// SHUTDOWNCMD plays the power-off: the server leaves the LAN.
+		l.s.StartUpsmon(sv, gateIP, "ups", sv.Name, l.secret("nut-"+sv.Name), site.PowerOffCmd(filepath.Join(l.dir, sv.Name+".down"), time.Second))
 	}
 	b := l.gate.Start("bastion", nil, netlab.Build(t, "gate/cmd/bastion"), "-config", l.siteFile, "-secrets", l.secrets,
 		"-state", l.state("bastion"), "-metrics", "127.0.0.1:9105")
