@@ -131,5 +131,6 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	gvisor.dev/gvisor v0.0.0-20260224225140-573d5e7127a8 // indirect
 	honnef.co/go/tools v0.7.0 // indirect
+	// tailscale.com: v1.102.5, the newest whose go line (1.26.6) our Go 1.26 builds; v1.104 needs Go 1.27.3.
 	tailscale.com v1.102.5 // indirect
 )

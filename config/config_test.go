@@ -106,6 +106,17 @@ hosts:
 			"5:38: ups.thresholds.runtime",
 			"6:34: ups.delays.start: 20s must exceed the shutdown delay",
 		}},
+		{"the way back", minimal + `ups:
+  source: usb
+  return: {min_charge: 101, wake_after: 1s, wake_tries: 101}
+roles: {ceph: {installer: {kernel: "http://x/k"}}}
+hosts: [{name: c, macs: ["52:54:00:00:00:01"], ip: 10.1.0.10, role: ceph, shutdown: {group: ceph, wake: magic}}]
+`, []string{
+			"ups.return.min_charge: 101% out of range",
+			"ups.return.wake_after: 1s out of range",
+			"ups.return.wake_tries: 101 out of range",
+			"hosts[0].shutdown.wake: unknown way \"magic\" (wol or none)",
+		}},
 		{"record outside its zone", minimal + `dyndns:
   provider: {type: rfc2136, server: "ns.example.org:53", zone: example.org, tsig_key: k, tsig_secret: "file:tsig"}
   records: [{name: home.example.net}]
@@ -342,30 +353,30 @@ func TestDynDNSAPIProviders(t *testing.T) {
 	}
 }
 
-// A host shut down over NUT still needs the shutdown SSH key when its
-// group has pre-steps (k3s drain, ceph noout run over SSH on it): the key
-// is defaulted, so gate secrets init creates it.
+// The pre-steps (k3s-drain, ceph-noout) and their undo run over SSH on a
+// group's hosts: those hosts get the shutdown key even when they shut
+// down over NUT, so that `gate secrets init` makes it.
 func TestPreStepHostsGetTheShutdownKey(t *testing.T) {
 	c, err := Parse("site.yaml", []byte(minimal+`ups:
   source: usb
-  shutdown_groups: [{name: compute, pre_steps: [k3s-drain]}, {name: ceph}]
-roles: {compute: {installer: {kernel: "http://x/k"}}, ceph: {installer: {kernel: "http://x/k"}}}
+  users: [{name: c, password: "file:nut-c"}, {name: d, password: "file:nut-d"}]
+  shutdown_groups: [{name: compute, pre_steps: [k3s-drain]}, {name: other}]
+roles: {compute: {installer: {kernel: "http://x/k"}}}
 hosts:
-  - {name: c1, macs: ["52:54:00:00:00:01"], ip: 10.1.0.10, role: compute}
-  - {name: s1, macs: ["52:54:00:00:00:02"], ip: 10.1.0.11, role: ceph}
-  - {name: s2, macs: ["52:54:00:00:00:03"], ip: 10.1.0.12, role: ceph, shutdown: {method: ssh}}
+  - {name: c, macs: ["52:54:00:00:00:01"], ip: 10.1.0.10, role: compute}
+  - {name: d, macs: ["52:54:00:00:00:02"], ip: 10.1.0.11, role: compute, shutdown: {group: other}}
 `), t.TempDir())
-	if err != nil && c == nil {
+	var ps Problems
+	if err != nil && !errors.As(err, &ps) {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		host string
-		want Secret
-	}{{"c1", "file:shutdown_ed25519_key"}, {"s1", ""}, {"s2", "file:shutdown_ed25519_key"}} {
-		for _, h := range c.Hosts {
-			if h.Name == tc.host && h.Shutdown.SSHKey != tc.want {
-				t.Errorf("%s: ssh_key %q, want %q", tc.host, h.Shutdown.SSHKey, tc.want)
-			}
-		}
+	if c == nil {
+		t.Fatalf("not loaded: %v", err)
+	}
+	if got := c.Hosts[0].Shutdown.SSHKey; got != "file:shutdown_ed25519_key" {
+		t.Errorf("host in a group with pre-steps: ssh_key %q", got)
+	}
+	if got := c.Hosts[1].Shutdown.SSHKey; got != "" {
+		t.Errorf("host in a group without pre-steps: ssh_key %q", got)
 	}
 }

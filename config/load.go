@@ -193,6 +193,12 @@ func (c *Config) applyDefaults() {
 		for i := range u.Groups {
 			orDur(&u.Groups[i].Timeout, 5*time.Minute)
 		}
+		orBool(&u.Return.Enable, true)
+		if u.Return.MinCharge == nil {
+			u.Return.MinCharge = new(50)
+		}
+		orDur(&u.Return.WakeAfter, 3*time.Minute)
+		orInt(&u.Return.WakeTries, 5)
 	}
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
@@ -200,11 +206,12 @@ func (c *Config) applyDefaults() {
 		orStr(&h.Shutdown.Group, h.Role)
 		orStr(&h.Shutdown.Method, "nut")
 		orStr(&h.Shutdown.NUTUser, h.Name)
+		orStr(&h.Shutdown.Wake, "wol")
 		orStr(&h.Shutdown.SSHUser, "root")
 		orStr(&h.Shutdown.Command, "poweroff")
-		// The key is the SSH shutdown's, and the pre-steps' (drain,
-		// noout) whatever the method: gate secrets init must create it.
-		if h.Shutdown.SSHKey == "" && (h.Shutdown.Method == "ssh" || c.groupHasPreSteps(h.Shutdown.Group)) {
+		// The key also runs the pre-steps (and their undo) on a group's
+		// hosts, whatever their shutdown method.
+		if (h.Shutdown.Method == "ssh" || c.hasPreSteps(h.Shutdown.Group)) && h.Shutdown.SSHKey == "" {
 			h.Shutdown.SSHKey = "file:shutdown_ed25519_key"
 		}
 	}
@@ -243,15 +250,14 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// groupHasPreSteps reports whether the UPS shutdown group name runs
-// pre-steps (over SSH on its hosts).
-func (c *Config) groupHasPreSteps(name string) bool {
+// hasPreSteps reports whether shutdown group g has pre-steps.
+func (c *Config) hasPreSteps(g string) bool {
 	if c.UPS == nil {
 		return false
 	}
-	for _, g := range c.UPS.Groups {
-		if g.Name == name {
-			return len(g.PreSteps) > 0
+	for _, sg := range c.UPS.Groups {
+		if sg.Name == g && len(sg.PreSteps) > 0 {
+			return true
 		}
 	}
 	return false

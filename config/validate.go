@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	_ "time/tzdata" // site.timezone on the gate, whose root has no zone database
 )
 
 type validator struct {
@@ -82,6 +83,9 @@ func (c *Config) validate() Problems {
 	}
 	if c.Tailnet != nil {
 		v.tailnet()
+	}
+	if c.Firewall != nil {
+		v.firewall()
 	}
 	v.secrets()
 	return v.problems
@@ -533,6 +537,16 @@ func (v *validator) ups() {
 			}
 		}
 	}
+	r := u.Return
+	if *r.MinCharge < 0 || *r.MinCharge > 100 {
+		v.errf("ups.return.min_charge", "%d%% out of range (0 to 100; 0: line power is enough)", *r.MinCharge)
+	}
+	if r.WakeAfter.D() < 10*time.Second || r.WakeAfter.D() > time.Hour {
+		v.errf("ups.return.wake_after", "%s out of range (10s to 1h)", r.WakeAfter.D())
+	}
+	if r.WakeTries < 1 || r.WakeTries > 100 {
+		v.errf("ups.return.wake_tries", "%d out of range (1 to 100)", r.WakeTries)
+	}
 }
 
 // NUTSource is a parsed nut:// source URL.
@@ -643,6 +657,9 @@ func (v *validator) hosts() {
 			}
 		default:
 			v.errf(p+".shutdown.method", "unknown method %q (nut or ssh)", s.Method)
+		}
+		if s.Wake != "wol" && s.Wake != "none" {
+			v.errf(p+".shutdown.wake", "unknown way %q (wol or none)", s.Wake)
 		}
 	}
 }
@@ -871,4 +888,26 @@ func (v *validator) secrets() {
 
 func walkSecretsPaths(c *Config, fn func(string, Secret, string)) {
 	walkSecrets(reflect.ValueOf(c).Elem(), "", fn)
+}
+
+func (v *validator) firewall() {
+	for i, o := range v.c.Firewall.TunnelOpen {
+		switch o {
+		case "metrics", "gokrazy", "nut":
+			continue
+		}
+		if _, _, err := ParseProtoPort(o); err != nil {
+			v.errf(fmt.Sprintf("firewall.tunnel_open[%d]", i), "%v (or metrics, gokrazy, nut)", err)
+		}
+	}
+}
+
+// ParseProtoPort parses "tcp/PORT" or "udp/PORT".
+func ParseProtoPort(s string) (proto string, port uint16, err error) {
+	proto, p, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(p)
+	if !ok || (proto != "tcp" && proto != "udp") || err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("%q is not tcp/PORT or udp/PORT", s)
+	}
+	return proto, uint16(n), nil
 }

@@ -155,16 +155,63 @@ func summarize(w io.Writer, c *config.Config) {
 		for _, u := range b.Users {
 			us = append(us, fmt.Sprintf("%s (%d key(s) → %s)", u.Name, len(u.Keys), strings.Join(u.Allow, " ")))
 		}
-		where := "the tunnel"
-		if b.ListenLAN {
-			where += " and the LAN"
+		var where []string
+		if c.VPN != nil {
+			where = append(where, "the tunnel")
 		}
-		fmt.Fprintf(w, "  bastion     SSH jump host on port %d of %s for %s\n", b.Port, where, strings.Join(us, ", "))
+		if b.ListenLAN {
+			where = append(where, "the LAN")
+		}
+		if c.Tailnet.Offers("bastion") {
+			where = append(where, "the tailnet")
+		}
+		fmt.Fprintf(w, "  bastion     SSH jump host on port %d of %s for %s\n", b.Port, strings.Join(where, " and "), strings.Join(us, ", "))
 	} else {
 		fmt.Fprintln(w, "  bastion     off (no bastion section)")
 	}
 	statusPlan(w, c)
+	summarizeTailnet(w, c)
 	fmt.Fprintln(w)
+}
+
+// summarizeTailnet explains the gate's tailnet membership.
+func summarizeTailnet(w io.Writer, c *config.Config) {
+	t := c.Tailnet
+	if t == nil {
+		fmt.Fprintln(w, "  tailnet     off (no tailnet section)")
+		return
+	}
+	control := "Tailscale"
+	if t.Headscale() {
+		control = "the Headscale at " + t.ControlURL
+	}
+	tags := ""
+	if len(t.Tags) > 0 {
+		tags = ", tags " + strings.Join(t.Tags, " ")
+	}
+	var offers []string
+	for _, s := range t.Services {
+		switch s {
+		case "bastion":
+			offers = append(offers, fmt.Sprintf("the bastion on port %d", c.Bastion.Port))
+		case "nut":
+			offers = append(offers, "NUT read-only (upsc) on port 3493")
+		case "metrics":
+			offers = append(offers, "the daemons' /metrics on ports 9101-9106")
+		}
+	}
+	fmt.Fprintf(w, "  tailnet     node %s on %s%s (tsnet in userspace; node key in /perm/gate/tailnet, logs in with %s the first time)\n", t.Hostname, control, tags, t.AuthKey)
+	if len(offers) > 0 {
+		fmt.Fprintf(w, "              offers %s; nothing else\n", strings.Join(offers, ", "))
+	}
+	if t.AdvertiseLAN {
+		fmt.Fprintf(w, "              advertises %s as a subnet route (once the control server approves it): the tailnet's ACL, not the bastion, then decides who reaches the LAN\n", c.LAN.Subnet)
+	}
+	if c.VPN != nil {
+		fmt.Fprintln(w, "              beside the WireGuard hub(s): either path works without the other")
+	} else {
+		fmt.Fprintln(w, "              the only way in from outside (no vpn section)")
+	}
 }
 
 func joinAddrs[T fmt.Stringer](as []T) string {

@@ -38,10 +38,23 @@ func cmdVPSConfig(e *env, args []string) error {
 		files = siteFiles{defaultSite}
 	}
 	var sites []vpsconfig.Site
+	var configs []*config.Config
 	for _, f := range files {
 		c, err := loadSite(e, f)
 		if err != nil {
 			return err
+		}
+		configs = append(configs, c)
+	}
+	// A site that names a Headscale also gets its policy; a site without
+	// a vpn section then needs nothing else from the VPS.
+	policy, headscale, err := vpsconfig.Headscale(configs)
+	if err != nil {
+		return err
+	}
+	for _, c := range configs {
+		if c.VPN == nil && headscale {
+			continue
 		}
 		s, err := hubSite(c)
 		if err != nil {
@@ -49,15 +62,22 @@ func cmdVPSConfig(e *env, args []string) error {
 		}
 		sites = append(sites, s)
 	}
-	out, err := vpsconfig.Render(fs.Arg(0), *iface, sites)
-	if err != nil {
-		return err
+	var paths []struct{ Path, Name, Text string }
+	if len(sites) > 0 || !headscale {
+		out, err := vpsconfig.Render(fs.Arg(0), *iface, sites)
+		if err != nil {
+			return err
+		}
+		paths = out.Paths()
+	}
+	if headscale {
+		paths = append(paths, struct{ Path, Name, Text string }{vpsconfig.HeadscalePath, "acl.hujson", policy})
 	}
 	if *outDir != "" {
 		if err := os.MkdirAll(*outDir, 0o755); err != nil {
 			return err
 		}
-		for _, p := range out.Paths() {
+		for _, p := range paths {
 			dst := filepath.Join(*outDir, p.Name)
 			if err := atomicfile.WriteFile(dst, []byte(p.Text), 0o600); err != nil {
 				return fmt.Errorf("writing %s: %w", dst, err)
@@ -66,7 +86,7 @@ func cmdVPSConfig(e *env, args []string) error {
 		}
 		return nil
 	}
-	for i, p := range out.Paths() {
+	for i, p := range paths {
 		if i > 0 {
 			fmt.Fprintln(e.stdout)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 )
@@ -102,7 +103,7 @@ func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(
 		}
 		args := append(append(append([]string{}, flags...), extra...), "-o", out, p.Pkg)
 		if len(p.Tags) > 0 {
-			args[2] += "," + strings.Join(p.Tags, ",")
+			args[slices.Index(args, "-tags")+1] += "," + strings.Join(p.Tags, ",")
 		}
 		if _, err := goCmd(ctx, root, env, args...); err != nil {
 			return fmt.Errorf("building %s for %s: %w", p.Pkg, arch, err)

@@ -34,6 +34,11 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 		return fmt.Errorf("creating %s: %w", o.Output, err)
 	}
 	defer d.Close()
+	// /perm holds every secret: the image is the owner's alone (go-diskfs
+	// creates it 0666 less the umask).
+	if err := os.Chmod(o.Output, 0o600); err != nil {
+		return fmt.Errorf("image %s: %w", o.Output, err)
+	}
 
 	total := uint32(o.Size / sector)
 	rootA := uint32(bootStart + bootSectors)

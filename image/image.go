@@ -192,7 +192,15 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	res.Links = links
-	rootFiles, err := rootTree(o, bins, links, kernel, root)
+	// Secrets stay out of the root whatever their form: inline ones move
+	// to /perm.
+	rootSite, inlined, err := inlineToFiles(o.Config, o.SiteYAML)
+	if err != nil {
+		return nil, err
+	}
+	ro := o
+	ro.SiteYAML = rootSite
+	rootFiles, err := rootTree(ro, bins, links, kernel, root)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +208,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	permFiles, err := permTree(o.Config, o.SiteYAML)
+	permFiles, err := permTree(o.Config, inlined)
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +252,7 @@ func programs(c *config.Config, floor time.Time) []program {
 		on   bool
 		args []string
 	}{
+		{"firewall", c.Firewall == nil || !c.Firewall.Off, nil}, // first: the policy before the services
 		{"clock", true, []string{"-floor=" + floor.UTC().Format(time.RFC3339)}},
 		{"vpn", c.VPN != nil, []string{wait}},
 		{"dyndns", c.DynDNS != nil, []string{wait}},

@@ -86,18 +86,23 @@ func TestPrograms(t *testing.T) {
 		want   string
 	}{
 		{"example (static address, every section)", func(*config.Config) {},
-			"/gokrazy/staticip /gokrazy/randomd /user/clock /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion /user/statusd"},
+			"/gokrazy/staticip /gokrazy/randomd /user/firewall /user/clock /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion /user/statusd"},
 		{"dhcp, no sections", func(c *config.Config) {
 			c.Gate.Address = "dhcp"
 			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
+		}, "/gokrazy/dhcp /gokrazy/randomd /user/firewall /user/clock"},
+		{"firewall off", func(c *config.Config) {
+			c.Gate.Address = "dhcp"
+			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
+			c.Firewall = &config.Firewall{Off: true}
 		}, "/gokrazy/dhcp /gokrazy/randomd /user/clock"},
 		{"only the UPS", func(c *config.Config) {
 			c.VPN, c.DynDNS, c.Bootstrap, c.Bastion = nil, nil, nil, nil
-		}, "/gokrazy/staticip /gokrazy/randomd /user/clock /user/upsd /user/statusd"},
+		}, "/gokrazy/staticip /gokrazy/randomd /user/firewall /user/clock /user/upsd /user/statusd"},
 		{"alerts without the page", func(c *config.Config) {
 			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
 			c.Alerts = &config.Alerts{Webhook: &config.Webhook{URL: "http://192.168.1.9/x"}}
-		}, "/gokrazy/staticip /gokrazy/randomd /user/clock /user/statusd"},
+		}, "/gokrazy/staticip /gokrazy/randomd /user/firewall /user/clock /user/statusd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := example(t)

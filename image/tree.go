@@ -136,7 +136,7 @@ func rootTree(o Options, bins, links map[string]string, kernel gomodule.Module, 
 	t.file("/etc/hostname", 0o644, []byte(c.Gate.Hostname))
 	t.file("/etc/hosts", 0o644, []byte(fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n", c.Gate.Hostname)))
 	t.file("/etc/http-port.txt", 0o644, []byte(fmt.Sprint(c.Gate.HTTPPort)))
-	t.file(SiteFilePath, 0o644, o.SiteYAML)
+	t.file(SiteFilePath, 0o644, o.SiteYAML) // without inline secrets: see Build
 
 	// gokrazy runs without any password unless /etc/gokr-pw.txt exists;
 	// it reads /perm/gokr-pw.txt first. The root's copy is therefore a
@@ -303,9 +303,10 @@ const (
 	PermSecrets = "/gate/secrets"
 )
 
-// permTree is /perm: the site's secrets (0600 in a 0700 directory), the
+// permTree is /perm: the site's secrets (0600 in a 0700 directory) and
+// the inline ones moved out of the site file (see inlineToFiles), the
 // daemons' state directories, and gokrazy's password file.
-func permTree(c *config.Config, siteYAML []byte) (*tree, error) {
+func permTree(c *config.Config, inlined map[string][]byte) (*tree, error) {
 	t := newTree()
 	t.dir("/gate", 0o700)
 	t.dir(PermSecrets, 0o700)
@@ -327,6 +328,9 @@ func permTree(c *config.Config, siteYAML []byte) (*tree, error) {
 		if _, err := os.Stat(src + ".pub"); err == nil {
 			t.copy(path.Join(PermSecrets, r.Name+".pub"), 0o644, src+".pub")
 		}
+	}
+	for name, v := range inlined {
+		t.file(path.Join(PermSecrets, name), 0o600, v)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("secrets missing: %s (run gate secrets init, or provide them)", strings.Join(missing, ", "))

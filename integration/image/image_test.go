@@ -70,6 +70,10 @@ func TestIntegrationImageReaders(t *testing.T) {
 		t.Run(arch, func(t *testing.T) {
 			img := filepath.Join(dir, arch+".img")
 			res := build(t, c, data, arch, img)
+			// /perm holds the secrets: the image is the owner's alone.
+			if ls := run(t, "ls", "-l", img); !strings.HasPrefix(ls, "-rw------- ") {
+				t.Errorf("ls -l of a fresh image: %s", ls)
+			}
 
 			var table struct {
 				PartitionTable struct {

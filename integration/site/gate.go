@@ -20,6 +20,7 @@ type GateVM struct {
 	Proc  *netlab.Proc
 	Image string
 	Arch  string
+	Pi    *PiBoot // the emulated Pi's SD card and boot files (arm64)
 	// start powers the same machine on again (same disk, same tap).
 	start func(name string) *GateVM
 }

@@ -42,7 +42,7 @@ type PiBoot struct {
 	Image string // the image as built (never written)
 	SD    string // the SD card: a qcow2 overlay over Image
 	dir   string
-	boot  [2]int64 // the boot partition's first sector and sector count
+	parts [4][2]int64 // each partition's first sector and sector count
 	// From the SD card's boot partition at the last power-on:
 	Kernel  string // vmlinuz
 	DTB     string // bcm2710-rpi-3-b.dtb, edited
@@ -70,7 +70,10 @@ func PreparePi(img, dir string) (*PiBoot, error) {
 	if mbr[510] != 0x55 || mbr[511] != 0xaa {
 		return nil, fmt.Errorf("%s: no MBR partition table", img)
 	}
-	pb.boot = [2]int64{int64(binary.LittleEndian.Uint32(mbr[446+8:])), int64(binary.LittleEndian.Uint32(mbr[446+12:]))}
+	for i := range pb.parts {
+		e := mbr[446+16*i:]
+		pb.parts[i] = [2]int64{int64(binary.LittleEndian.Uint32(e[8:])), int64(binary.LittleEndian.Uint32(e[12:]))}
+	}
 	size := int64(1)
 	for size < st.Size() {
 		size <<= 1
@@ -92,9 +95,8 @@ func PreparePi(img, dir string) (*PiBoot, error) {
 func (pb *PiBoot) readBoot() error {
 	fat := filepath.Join(pb.dir, "boot.fat")
 	defer os.Remove(fat)
-	if out, err := exec.Command("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512",
-		fmt.Sprintf("skip=%d", pb.boot[0]), fmt.Sprintf("count=%d", pb.boot[1]), "if="+pb.SD, "of="+fat).CombinedOutput(); err != nil {
-		return fmt.Errorf("reading the SD card's boot partition: %v %s", err, out)
+	if err := pb.partition(1, fat); err != nil {
+		return err
 	}
 	cmdlineFile := filepath.Join(pb.dir, "cmdline.txt")
 	for from, to := range map[string]string{"vmlinuz": pb.Kernel, "bcm2710-rpi-3-b.dtb": pb.DTB, "cmdline.txt": cmdlineFile} {
@@ -124,6 +126,38 @@ func (pb *PiBoot) readBoot() error {
 	return nil
 }
 
+// partition copies partition n (1-4) of the SD card to file.
+func (pb *PiBoot) partition(n int, file string) error {
+	p := pb.parts[n-1]
+	// qemu-img dd (7.2) counts count from the start of the input, skip
+	// included.
+	if out, err := exec.Command("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512",
+		fmt.Sprintf("skip=%d", p[0]), fmt.Sprintf("count=%d", p[0]+p[1]), "if="+pb.SD, "of="+file).CombinedOutput(); err != nil {
+		return fmt.Errorf("reading partition %d of the SD card: %v %s", n, err, out)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if st.Size() != p[1]*512 {
+		return fmt.Errorf("reading partition %d of the SD card: %d bytes, want %d", n, st.Size(), p[1]*512)
+	}
+	return nil
+}
+
+// CheckPerm runs e2fsck -fn on the SD card's /perm (partition 4) while
+// the Pi is off, and returns what it says; err when it finds a problem
+// (a journal left to recover included: /perm was not unmounted).
+func (pb *PiBoot) CheckPerm() (string, error) {
+	f := filepath.Join(pb.dir, "perm.ext4")
+	defer os.Remove(f)
+	if err := pb.partition(4, f); err != nil {
+		return "", err
+	}
+	out, err := exec.Command("e2fsck", "-fn", f).CombinedOutput()
+	return string(out), err
+}
+
 // EmulatedCmdline turns the image's cmdline.txt into QEMU's: the serial
 // console on ttyAMA0 (the firmware, which QEMU does not run, would have
 // resolved serial0) and the watchdog driver left out.
@@ -145,12 +179,12 @@ var PiRequirements = []string{"qemu-system-aarch64", "qemu-img", "fdtput", "mcop
 func (s *Site) BootPi(pb *PiBoot, mac string) *GateVM {
 	s.t.Helper()
 	s.Switch.Tap(s.Lab.Name("gt"), "br0")
-	g := &GateVM{Image: pb.Image, Arch: "arm64"}
+	g := &GateVM{Image: pb.Image, Arch: "arm64", Pi: pb}
 	g.start = func(name string) *GateVM {
 		if err := pb.readBoot(); err != nil {
 			s.t.Fatalf("powering the Pi on: %v", err)
 		}
-		return &GateVM{Image: pb.Image, Arch: "arm64", start: g.start, Proc: s.Switch.Start(name, nil, "qemu-system-aarch64",
+		return &GateVM{Image: pb.Image, Arch: "arm64", Pi: pb, start: g.start, Proc: s.Switch.Start(name, nil, "qemu-system-aarch64",
 			"-M", "raspi3b", "-nographic", "-no-reboot",
 			"-kernel", pb.Kernel, "-dtb", pb.DTB, "-append", pb.Cmdline,
 			"-drive", "file="+pb.SD+",if=sd,format=qcow2",

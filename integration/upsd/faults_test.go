@@ -108,7 +108,7 @@ func TestIntegrationUPSFSDFromAdmin(t *testing.T) {
 	os.Remove(markers["compute-1"])
 	l.s.StartUpsmon(sv, "192.168.1.2", "ups", "compute-1", l.password("compute-1"), site.MarkCmd(markers["compute-1"]))
 	l.waitClients(1)
-	time.Sleep(8 * time.Second) // upsmon polls every 2 s on line power
+	time.Sleep(8 * time.Second) // upsmon polls every second
 	if _, ok := downAt(markers["compute-1"]); ok {
 		t.Fatal("a secondary that reconnected after the plan was shut down again")
 	}

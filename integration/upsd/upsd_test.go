@@ -37,6 +37,8 @@ type labOptions struct {
 	groups string
 	// shutdown gives a host's shutdown: line ("{method: ssh, ...}").
 	shutdown map[string]string
+	// ups adds lines to the ups: section ("  return: {...}\n").
+	ups string
 }
 
 func newLab(t *testing.T, o labOptions) *lab {
@@ -73,13 +75,13 @@ ups:
   listen: ["192.168.1.2:3493"]
   poll_interval: 1s
   deadtime: 6s
-  users:
+%s  users:
 %s    - {name: admin, password: file:nut-admin, role: admin}
   shutdown_groups:
 %s
 roles: {ceph: {installer: {kernel: "http://192.168.1.2/k"}}, compute: {installer: {kernel: "http://192.168.1.2/k"}}}
 hosts:
-%s`, site.UPSSourceLAN, users.String(), groups, hosts.String())), 0o644)
+%s`, site.UPSSourceLAN, o.ups, users.String(), groups, hosts.String())), 0o644)
 	if out, err := l.gate.Run(netlab.Build(t, "gate/gate"), "secrets", "init", "-c", l.site); err != nil {
 		t.Fatal(out, err)
 	}

@@ -17,6 +17,7 @@
 package bastion
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,8 +82,9 @@ type Config struct {
 	BanAfter         int           // failures from one source; default 5
 	BanFor           time.Duration // default 10m
 	// MaxConns and MaxPerSource cap the connections held at once
-	// (defaults 256 and 16); MaxStartups and MaxStartupsPerSource cap the
-	// ones still in their handshake or authentication (defaults 32 and 4).
+	// (defaults 512 and 16); MaxStartups and MaxStartupsPerSource cap the
+	// ones still in their handshake or authentication (defaults 256 and
+	// 4: a flood fills them only from 64 sources or more).
 	MaxConns, MaxPerSource            int
 	MaxStartups, MaxStartupsPerSource int
 
@@ -143,8 +145,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Metrics = NewMetrics()
 	}
 	s := &Server{cfg: cfg, bans: newBanList(4096), users: map[string]*User{},
-		startups: tcpserve.Limit{Max: orDefault(cfg.MaxStartups, 32), PerSource: orDefault(cfg.MaxStartupsPerSource, 4)}}
-	s.accept = tcpserve.Server{Limit: tcpserve.Limit{Max: orDefault(cfg.MaxConns, 256), PerSource: orDefault(cfg.MaxPerSource, 16)},
+		startups: tcpserve.Limit{Max: cmp.Or(cfg.MaxStartups, 256), PerSource: cmp.Or(cfg.MaxStartupsPerSource, 4)}}
+	s.accept = tcpserve.Server{Limit: tcpserve.Limit{Max: cmp.Or(cfg.MaxConns, 512), PerSource: cmp.Or(cfg.MaxPerSource, 16)},
 		Log: cfg.Log, Refused: func(reason string) { cfg.Metrics.Connections.WithLabelValues("refused_" + reason).Inc() }}
 	for i := range cfg.Users {
 		s.users[cfg.Users[i].Name] = &cfg.Users[i]
@@ -175,13 +177,6 @@ func (s *Server) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissi
 		}
 	}
 	return nil, fmt.Errorf("key %s is not one of %s's", ssh.FingerprintSHA256(key), u.Name)
-}
-
-func orDefault(n, d int) int {
-	if n <= 0 {
-		return d
-	}
-	return n
 }
 
 // failed counts a connection that ended unauthenticated against src.

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"gate/config"
 	"gate/internal/imager"
 	"gate/internal/nocloud"
+	"gate/internal/powerstate"
 )
 
 // Server is bootstrapd's HTTP side.
@@ -40,7 +43,10 @@ type Server struct {
 	Neighbour func(ip netip.Addr) (net.HardwareAddr, bool)
 	// NUTPassword returns a NUT user's password ("" if none).
 	NUTPassword func(user string) string
-	Log         *slog.Logger
+	// PowerFile is upsd's power state (internal/powerstate), shown in
+	// GET /api/hosts; "" or absent: none.
+	PowerFile string
+	Log       *slog.Logger
 }
 
 // Handler returns the HTTP handler.
@@ -545,10 +551,30 @@ type HostStatus struct {
 	MACs []string `json:"macs"`
 	Role string   `json:"role"`
 	HostState
+	// Power is the host's power state as upsd knows it, and Return the
+	// return plan's phase after an outage (internal/powerstate).
+	Power  *powerstate.Host `json:"power,omitempty"`
+	Return string           `json:"return,omitempty"`
+}
+
+// power reads upsd's power state file, if there is one.
+func (s *Server) power() powerstate.State {
+	if s.PowerFile == "" {
+		return powerstate.State{}
+	}
+	ps, err := powerstate.Read(s.PowerFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log().Warn("upsd's power state", "err", err)
+	}
+	return ps
 }
 
 func (s *Server) status(h *config.Host) HostStatus {
-	hs := HostStatus{Name: h.Name, IP: h.IP.String(), Role: h.Role, HostState: s.Store.Get(h.Name)}
+	ps := s.power()
+	hs := HostStatus{Name: h.Name, IP: h.IP.String(), Role: h.Role, HostState: s.Store.Get(h.Name), Return: ps.Return}
+	if p, ok := ps.Hosts[h.Name]; ok {
+		hs.Power = &p
+	}
 	for _, m := range h.MACs {
 		hs.MACs = append(hs.MACs, net.HardwareAddr(m).String())
 	}

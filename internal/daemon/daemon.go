@@ -33,6 +33,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -119,6 +120,12 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 	if err != nil {
 		log.Error("site file rejected", "file", cfgPath, "err", err)
 		return 1
+	}
+	// site.timezone: the daemons' local time (log lines); the zone
+	// database is compiled in (the gate's root has none), and the site
+	// file's validation has already loaded it.
+	if loc, err := time.LoadLocation(cfg.Site.Timezone); err == nil {
+		time.Local = loc
 	}
 	if n, err := RaiseFileLimit(FileLimit); err != nil {
 		log.Warn("open-file limit not raised", "limit", n, "err", err)

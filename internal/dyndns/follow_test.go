@@ -233,23 +233,7 @@ func TestPresetWithServer(t *testing.T) {
 	srv := &scripted{}
 	ts := httptest.NewTLSServer(srv)
 	defer ts.Close()
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "secrets"), 0o700)
-	os.WriteFile(filepath.Join(dir, "secrets", "pw"), []byte("p"), 0o600)
-	c, err := config.Parse(filepath.Join(dir, "site.yaml"), []byte(fmt.Sprintf(`site: {name: lab}
-lan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}
-dyndns:
-  provider: {type: dyndns2, preset: ovh, server: %q, username: u, password: "file:pw"}
-  records: [{name: home.example.org}]
-`, ts.URL)), filepath.Join(dir, "secrets"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, recs, _, _, err := FromConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withClient(p, ts.Client())
+	p, recs := dyndns2FromSite(t, ts, "preset: ovh, ")
 	if err := p.Update(context.Background(), recs[0], netip.MustParseAddr("198.51.100.7")); err != nil {
 		t.Fatal(err)
 	}
@@ -282,22 +266,7 @@ func TestUserAgent(t *testing.T) {
 	srv := &scripted{}
 	ts := httptest.NewTLSServer(srv)
 	defer ts.Close()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "pw"), []byte("p"), 0o600)
-	c, err := config.Parse(filepath.Join(dir, "site.yaml"), []byte(fmt.Sprintf(`site: {name: lab}
-lan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}
-dyndns:
-  provider: {type: dyndns2, server: %q, username: u, password: "file:pw"}
-  records: [{name: home.example.org}]
-`, ts.URL)), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, recs, _, _, err := FromConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withClient(p, ts.Client())
+	p, recs := dyndns2FromSite(t, ts, "")
 	p.Update(context.Background(), recs[0], netip.MustParseAddr("198.51.100.7"))
 	if got := srv.reqs[0].Header.Get("User-Agent"); got != UserAgent {
 		t.Errorf("sent User-Agent %q", got)
@@ -370,5 +339,88 @@ func TestCredentialsStayOnHTTPS(t *testing.T) {
 				t.Errorf("credentials forwarded to another host: %s: %v", k, v)
 			}
 		}
+	}
+}
+
+// dyndns2FromSite is the dyndns2 provider FromConfig builds from a site
+// file whose server is ts (password "p"), with more provider fields
+// (e.g. "preset: ovh, "), sending with ts's client.
+func dyndns2FromSite(t *testing.T, ts *httptest.Server, fields string) (Provider, []Record) {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("p"), 0o600)
+	c, err := config.Parse(filepath.Join(dir, "site.yaml"), []byte(fmt.Sprintf(`site: {name: lab}
+lan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}
+dyndns:
+  provider: {type: dyndns2, %sserver: %q, username: u, password: "file:pw"}
+  records: [{name: home.example.org}]
+`, fields, ts.URL)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, recs, _, _, err := FromConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withClient(p, ts.Client())
+	return p, recs
+}
+
+// countingSource counts lookups.
+type countingSource struct {
+	fixedSource
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingSource) Lookup(ctx context.Context) (netip.Addr, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.fixedSource.Lookup(ctx)
+}
+
+// TestWakeGap: a flood of wake-ups (forged NOTIFYs on the LAN) asks the
+// sources at most once per WakeGap; one wake-up after a quiet spell is
+// acted on at once.
+func TestWakeGap(t *testing.T) {
+	src := &countingSource{}
+	src.set("198.51.100.7")
+	wake := make(chan struct{}, 1)
+	u := &Updater{
+		Provider: &heldProvider{}, Records: []Record{{Name: "home.example.org", Type: "A", TTL: time.Minute}},
+		Sources: []publicip.Source{src}, Timeout: time.Second, Interval: time.Hour, StatePath: filepath.Join(t.TempDir(), "state.json"),
+		Wake: wake, WakeGap: 300 * time.Millisecond, Log: slog.New(slog.DiscardHandler), Metrics: NewMetrics(nil),
+	}
+	u.Load()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
+	lookups := func() int { src.mu.Lock(); defer src.mu.Unlock(); return src.n }
+	for i := 0; lookups() == 0 && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	for time.Since(start) < 1200*time.Millisecond { // about 1000 wake-ups
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	flood := lookups() - 1
+	time.Sleep(500 * time.Millisecond) // quiet: the last put-off check has run
+	before := lookups()
+	wake <- struct{}{}
+	for i := 0; lookups() == before && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if flood < 1 || flood > 6 {
+		t.Errorf("a 1.2 s flood of wake-ups asked the sources %d times, want 1 to 6 (one per 300 ms gap)", flood)
+	}
+	if lookups() != before+1 {
+		t.Errorf("a wake-up after a quiet spell was not acted on")
 	}
 }

@@ -151,7 +151,7 @@ func FromConfig(c *config.Config) (Provider, []Record, []publicip.Source, string
 	for _, s := range d.Sources {
 		switch s.Type {
 		case "upnp":
-			srcs = append(srcs, publicip.UPnP{})
+			srcs = append(srcs, &publicip.UPnP{})
 		case "http":
 			srcs = append(srcs, publicip.HTTP{URL: s.URL, Family: s.Family, UserAgent: UserAgent})
 		case "interface":

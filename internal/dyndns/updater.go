@@ -56,7 +56,10 @@ type Updater struct {
 	Reload func() (Provider, string, error)
 	// Wake, if set, makes the updater check the address at once (the box
 	// announced a new WAN address).
-	Wake       <-chan struct{}
+	Wake <-chan struct{}
+	// WakeGap is the least time between two checks when Wake fires
+	// (default 5s).
+	WakeGap    time.Duration
 	StatePath  string
 	ConfigHash string
 	Log        *slog.Logger
@@ -164,6 +167,7 @@ func (u *Updater) clock() time.Time {
 // rewritten.
 func (u *Updater) Run(ctx context.Context) {
 	u.Tick(ctx)
+	last := time.Now()
 	u.Verify(ctx)
 	t := time.NewTimer(u.Interval)
 	defer t.Stop()
@@ -173,24 +177,30 @@ func (u *Updater) Run(ctx context.Context) {
 		defer v.Stop()
 		verify = v.C
 	}
+	gap := u.WakeGap
+	if gap <= 0 {
+		gap = 5 * time.Second
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-u.Wake:
-			u.Log.Info("the box announced a WAN address change: checking now")
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
+			// Events cannot make the sources be asked more than once per
+			// gap (a NOTIFY is easy to send on the LAN): a check soon
+			// after the last one is put off to the gap's end.
+			if wait := gap - time.Since(last); wait > 0 {
+				t.Reset(wait)
+				continue
 			}
+			u.Log.Info("the box announced a WAN address change: checking now")
 		case <-verify:
 			u.Verify(ctx)
 			continue
 		}
 		u.Tick(ctx)
+		last = time.Now()
 		t.Reset(u.Interval)
 	}
 }

@@ -102,6 +102,8 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 	base := "http://" + net.JoinHostPort(gateIP.String(), strconv.Itoa(port))
 	srv := &bootstrap.Server{Config: c, Store: store, Base: base, GateIP: gateIP, Assets: assets, Images: images,
 		Token: []byte(strings.TrimSpace(string(token))), Log: d.Log,
+		// upsd's state directory is a sibling of ours (/perm/gate/upsd).
+		PowerFile: filepath.Join(filepath.Dir(d.StateDir), "upsd", "power.json"),
 		NUTPassword: func(user string) string {
 			if c.UPS == nil {
 				return ""

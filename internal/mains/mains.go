@@ -8,7 +8,7 @@ package mains
 
 // Names lists the daemons in the order the image starts them.
 func Names() []string {
-	names := []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion", "statusd"}
+	names := []string{"firewall", "vpn", "dyndns", "upsd", "bootstrapd", "bastion", "statusd"}
 	if _, ok := tailnetMain(); ok {
 		names = append(names, "tailnet")
 	}
@@ -21,6 +21,8 @@ func Names() []string {
 // tailnet tag.
 func Lookup(name string) (main func(), ok bool) {
 	switch name {
+	case "firewall":
+		return Firewall, true
 	case "vpn":
 		return VPN, true
 	case "dyndns":

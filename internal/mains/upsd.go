@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gate/internal/daemon"
+	"gate/internal/hostkeys"
 	"gate/internal/poweroff"
 	"gate/internal/powerplan"
 	"gate/internal/upsd"
@@ -34,13 +35,8 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 	if err != nil {
 		return err
 	}
-	u.Off = func() error { return orderlyPowerOff(d) }
-	if marker != "" {
-		u.Off = func() error {
-			d.Log.Warn("power-off (test marker)", "file", marker)
-			return os.WriteFile(marker, []byte(time.Now().Format(time.RFC3339Nano)+"\n"), 0o644)
-		}
-	}
+	u.Off = gateOff(d, marker)
+	u.HostKeys = &hostkeys.Store{Path: filepath.Join(d.StateDir, "known_hosts")}
 	st, info, err := u.Plan.Check()
 	switch {
 	case err != nil:
@@ -58,6 +54,20 @@ func runUPSD(ctx context.Context, d *daemon.Daemon, marker string) error {
 		u.Resume(ctx, info)
 	}
 	go u.Poll(ctx, c.UPS.PollInterval.D())
+	if u.Return != nil && st != powerplan.Unfinished {
+		rst, rinfo, err := u.Return.State()
+		switch {
+		case err != nil:
+			d.Log.Error("return plan journal", "err", err)
+		case st == powerplan.Finished:
+			u.ReturnAfter(ctx, info) // the way back from the outage just archived
+		case rst == powerplan.Unfinished:
+			d.Log.Warn("resuming the unfinished return plan", "outage", rinfo)
+			u.ReturnAfter(ctx, rinfo)
+		case rst == powerplan.Finished:
+			d.Log.Info("a finished return plan's journal was archived", "archive", rinfo)
+		}
+	}
 	select { // ready once the UPS has been read (or tried)
 	case <-u.Polled():
 	case <-time.After(10 * time.Second):
@@ -90,6 +100,24 @@ func serveNUT(ctx context.Context, d *daemon.Daemon, u *upsd.Daemon, addr string
 		}
 		pause = min(2*pause, time.Minute)
 	}
+}
+
+// gateOff is the plan's last step: the gate's power-off (a marker file for
+// tests), or nothing with ups.power_off_gate: false.
+func gateOff(d *daemon.Daemon, marker string) func() error {
+	if !*d.Config.UPS.PowerOffGate {
+		return func() error {
+			d.Log.Warn("plan finished; the gate stays up (ups.power_off_gate: false)")
+			return nil
+		}
+	}
+	if marker != "" {
+		return func() error {
+			d.Log.Warn("power-off (test marker)", "file", marker)
+			return os.WriteFile(marker, []byte(time.Now().Format(time.RFC3339Nano)+"\n"), 0o644)
+		}
+	}
+	return func() error { return orderlyPowerOff(d) }
 }
 
 // orderlyPowerOff powers the gate off through gokrazy's init, so that

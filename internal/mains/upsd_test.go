@@ -178,3 +178,32 @@ func (s *syncLog) String() string {
 }
 
 func (s *syncLog) has(sub string) bool { return strings.Contains(s.String(), sub) }
+
+// ups.power_off_gate decides the plan's last step.
+func TestPowerOffGate(t *testing.T) {
+	for _, tc := range []struct {
+		yaml   string
+		marked bool
+	}{
+		{"", true},
+		{"  power_off_gate: true\n", true},
+		{"  power_off_gate: false\n", false},
+	} {
+		c, err := config.Parse("site.yaml", []byte("site: {name: lab}\nlan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}\nups:\n  source: usb\n"+tc.yaml), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &syncLog{}
+		d := &daemon.Daemon{Config: c, Log: slog.New(slog.NewTextHandler(logs, nil))}
+		marker := filepath.Join(t.TempDir(), "off")
+		if err := gateOff(d, marker)(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(marker); (err == nil) != tc.marked {
+			t.Errorf("%q: powered off %v, want %v", tc.yaml, err == nil, tc.marked)
+		}
+		if !tc.marked && !logs.has("the gate stays up") {
+			t.Errorf("%q: not logged:\n%s", tc.yaml, logs)
+		}
+	}
+}

@@ -52,9 +52,9 @@ const HostShutdownCmd = "/sbin/shutdown -h +0"
 // hosts; tests record the moment instead), and the settings the ordered
 // shutdown needs:
 //
-//   - POLLFREQ 2, POLLFREQALERT 1: the gate shows FSD to a group when its
-//     turn comes; the host sees it within a second once the UPS is on
-//     battery (2 s if the UPS went critical straight from line power).
+//   - POLLFREQ 1, POLLFREQALERT 1: the gate shows FSD to a group when its
+//     turn comes; the host sees it within a second (one short GET a
+//     second per host on the LAN).
 //   - FINALDELAY 0: the gate already warned and ordered; upsmon's default
 //     5 s would only delay the host's shutdown and the next group.
 //   - DEADTIME 30: the gate serves the last data while on battery, so
@@ -65,7 +65,7 @@ const HostShutdownCmd = "/sbin/shutdown -h +0"
 func UpsmonConf(monitor, shutdownCmd string) string {
 	return monitor + "\n" + `MINSUPPLIES 1
 SHUTDOWNCMD "` + shutdownCmd + `"
-POLLFREQ 2
+POLLFREQ 1
 POLLFREQALERT 1
 DEADTIME 30
 FINALDELAY 0

@@ -2,6 +2,7 @@ package nut
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ type Server struct {
 
 	IdleTimeout time.Duration // default 60s
 	// MaxConn and MaxPerSource cap the connections served at once, in
-	// all and from one source (upsd's MAXCONN; 0: tcpserve's defaults).
+	// all and from one source (0: 1024, upsd's MAXCONN, and 16).
 	MaxConn, MaxPerSource int
 	Log                   *slog.Logger
 
@@ -132,7 +133,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.clients == nil {
 		s.clients = map[*conn]bool{}
-		s.accept.Max, s.accept.PerSource, s.accept.Log = s.MaxConn, s.MaxPerSource, s.Log
+		s.accept.Max, s.accept.PerSource, s.accept.Log = cmp.Or(s.MaxConn, 1024), cmp.Or(s.MaxPerSource, 16), s.Log
 	}
 	s.mu.Unlock()
 	return s.accept.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {

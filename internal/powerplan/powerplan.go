@@ -121,6 +121,7 @@ type Host struct {
 	Name    string
 	NUTUser string // method nut
 	SSH     bool   // method ssh
+	Wake    bool   // the return plan may wake it (Wake-on-LAN)
 }
 
 // Group is one step of the plan.
@@ -168,6 +169,7 @@ type entry struct {
 	Group     string    `json:"group,omitempty"`
 	Host      string    `json:"host,omitempty"`
 	Outcome   string    `json:"outcome,omitempty"`
+	Pre       string    `json:"pre,omitempty"`
 	LoggedOut float64   `json:"logged_out_s,omitempty"`
 	Down      float64   `json:"down_s,omitempty"`
 	Reason    string    `json:"reason,omitempty"`

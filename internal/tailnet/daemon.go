@@ -112,7 +112,7 @@ func Run(ctx context.Context, d *daemon.Daemon, o Options) error {
 		}
 	}
 
-	ips, err := node.Up(ctx)
+	ips, nodeKey, err := node.Up(ctx)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func Run(ctx context.Context, d *daemon.Daemon, o Options) error {
 		go func() { errc <- s.serve(ln) }()
 		offered = append(offered, s.name+":"+strconv.Itoa(s.port))
 	}
-	d.Ready("tailnet_ips", fmt.Sprint(ips), "hostname", t.Hostname, "control", t.ControlURL, "services", strings.Join(offered, ","), "routes", fmt.Sprint(routes))
+	d.Ready("tailnet_ips", fmt.Sprint(ips), "node_key", nodeKey, "hostname", t.Hostname, "control", t.ControlURL, "services", strings.Join(offered, ","), "routes", fmt.Sprint(routes))
 	for range services {
 		if err := <-errc; err != nil && ctx.Err() == nil {
 			return err

@@ -36,7 +36,9 @@ type Config struct {
 	Hostname   string
 	Tags       []string
 	// Routes are advertised as subnet routes (the control server must
-	// approve them); tsnet forwards their traffic from userspace.
+	// approve them). tsnet drops what arrives for them unless a handler
+	// takes it: the node relays TCP connections to their destination from
+	// the gate's own stack (UDP and ICMP are not forwarded).
 	Routes []netip.Prefix
 	Log    *slog.Logger
 	// Debug receives tsnet's own (verbose) logs; nil drops them.
@@ -75,25 +77,26 @@ func New(cfg Config) *Node {
 // Up starts the node and waits until it runs on the tailnet, logging the
 // login URL when the control server wants an interactive login (no or an
 // expired auth key), and returning the control server's refusal (a bad
-// key) as an error. It returns the node's tailnet addresses.
-func (n *Node) Up(ctx context.Context) ([]netip.Addr, error) {
+// key) as an error. It returns the node's tailnet addresses and its node
+// key (public, short form).
+func (n *Node) Up(ctx context.Context) ([]netip.Addr, string, error) {
 	lc, err := n.srv.LocalClient() // starts the node
 	if err != nil {
-		return nil, fmt.Errorf("tailnet: starting the node in %s: %w", n.cfg.Dir, err)
+		return nil, "", fmt.Errorf("tailnet: starting the node in %s: %w", n.cfg.Dir, err)
 	}
 	w, err := lc.WatchIPNBus(ctx, ipn.NotifyInitialState)
 	if err != nil {
-		return nil, fmt.Errorf("tailnet: %w", err)
+		return nil, "", fmt.Errorf("tailnet: %w", err)
 	}
 	defer w.Close()
 	lastURL := ""
 	for {
 		nt, err := w.Next()
 		if err != nil {
-			return nil, fmt.Errorf("tailnet: waiting for %s: %w", n.cfg.ControlURL, err)
+			return nil, "", fmt.Errorf("tailnet: waiting for %s: %w", n.cfg.ControlURL, err)
 		}
 		if nt.ErrMessage != nil {
-			return nil, fmt.Errorf("tailnet: %s refused the node: %s (check tailnet.auth_key)", n.cfg.ControlURL, *nt.ErrMessage)
+			return nil, "", fmt.Errorf("tailnet: %s refused the node: %s (check tailnet.auth_key)", n.cfg.ControlURL, *nt.ErrMessage)
 		}
 		if u := nt.BrowseToURL; u != nil && *u != "" && *u != lastURL {
 			lastURL = *u
@@ -108,18 +111,37 @@ func (n *Node) Up(ctx context.Context) ([]netip.Addr, error) {
 		}
 		st, err := lc.Status(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("tailnet: %w", err)
+			return nil, "", fmt.Errorf("tailnet: %w", err)
 		}
 		if len(st.TailscaleIPs) == 0 {
-			return nil, errors.New("tailnet: running, but the control server gave no address")
+			return nil, "", errors.New("tailnet: running, but the control server gave no address")
 		}
 		if len(n.cfg.Routes) > 0 {
+			n.srv.RegisterFallbackTCPHandler(n.routeTCP)
 			if _, err := lc.EditPrefs(ctx, &ipn.MaskedPrefs{AdvertiseRoutesSet: true, Prefs: ipn.Prefs{AdvertiseRoutes: n.cfg.Routes}}); err != nil {
-				return nil, fmt.Errorf("tailnet: advertising %v: %w", n.cfg.Routes, err)
+				return nil, "", fmt.Errorf("tailnet: advertising %v: %w", n.cfg.Routes, err)
 			}
 		}
-		return st.TailscaleIPs, nil
+		return st.TailscaleIPs, st.Self.PublicKey.ShortString(), nil
 	}
+}
+
+// routeTCP takes a TCP flow to an address of the advertised routes and
+// relays it from the gate (the LAN host sees the gate's address).
+func (n *Node) routeTCP(src, dst netip.AddrPort) (func(net.Conn), bool) {
+	for _, r := range n.cfg.Routes {
+		if r.Contains(dst.Addr()) {
+			return func(c net.Conn) {
+				peer := n.Identify(src.String())
+				if err := relay(context.Background(), c, dst.String()); err != nil {
+					n.cfg.Log.Info("routed connection failed", "peer", peer, "source", src.String(), "destination", dst.String(), "err", err)
+					return
+				}
+				n.cfg.Log.Info("routed connection", "peer", peer, "source", src.String(), "destination", dst.String())
+			}, true
+		}
+	}
+	return nil, false
 }
 
 // Listen listens on port of the node's tailnet addresses.

@@ -22,7 +22,7 @@ var readCommands = map[string]bool{"VER": true, "NETVER": true, "PROTVER": true,
 
 // writeCommands name the refused commands in logs and metrics (any other
 // refused line is "other", so a client cannot make up label values).
-var writeCommands = map[string]bool{"USERNAME": true, "PASSWORD": true, "LOGIN": true, "SET": true, "INSTCMD": true, "FSD": true, "PRIMARY": true, "MASTER": true, "STARTTLS": true}
+var writeCommands = map[string]bool{"USERNAME": true, "PASSWORD": true, "LOGIN": true, "SET": true, "INSTCMD": true, "FSD": true, "PRIMARY": true, "MASTER": true}
 
 // NUTVerdict says whether one NUT command line may go on to the server:
 // "" if so, else the error line the client gets instead.
@@ -37,6 +37,9 @@ func NUTVerdict(line string) string {
 		return "" // upsd ignores empty lines
 	case readCommands[strings.ToUpper(words[0])]:
 		return ""
+	case strings.EqualFold(words[0], "STARTTLS"):
+		// upsc asks first; the tailnet already encrypts.
+		return "ERR FEATURE-NOT-CONFIGURED\n"
 	}
 	return "ERR ACCESS-DENIED\n"
 }
@@ -90,7 +93,12 @@ func (p *NUTReadOnly) handle(ctx context.Context, c net.Conn) {
 		if err != nil {
 			return
 		}
-		if v := NUTVerdict(string(line)); v != "" {
+		if v := NUTVerdict(string(line)); v == "ERR FEATURE-NOT-CONFIGURED\n" {
+			if _, err := io.WriteString(c, v); err != nil {
+				return
+			}
+			continue
+		} else if v != "" {
 			name := "other"
 			if f := strings.Fields(string(line)); len(f) > 0 && writeCommands[strings.ToUpper(f[0])] {
 				name = strings.ToUpper(f[0])

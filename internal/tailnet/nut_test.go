@@ -29,7 +29,7 @@ func TestNUTVerdict(t *testing.T) {
 		{"FSD ups\n", "ERR ACCESS-DENIED\n"},
 		{"PRIMARY ups\n", "ERR ACCESS-DENIED\n"},
 		{"MASTER ups\n", "ERR ACCESS-DENIED\n"},
-		{"STARTTLS\n", "ERR ACCESS-DENIED\n"},
+		{"STARTTLS\n", "ERR FEATURE-NOT-CONFIGURED\n"},
 		{`"GET" VAR ups x` + "\n", ""},              // a quoted word is the same word to upsd
 		{`"FSD" ups` + "\n", "ERR ACCESS-DENIED\n"}, // so quoting does not smuggle a command
 		{`GET "open` + "\n", "ERR INVALID-ARGUMENT\n"},
@@ -56,7 +56,7 @@ func FuzzNUTVerdict(f *testing.F) {
 			}
 			return
 		}
-		if v != "ERR ACCESS-DENIED\n" && v != "ERR INVALID-ARGUMENT\n" && v != "ERR TOO-LONG\n" {
+		if v != "ERR ACCESS-DENIED\n" && v != "ERR INVALID-ARGUMENT\n" && v != "ERR TOO-LONG\n" && v != "ERR FEATURE-NOT-CONFIGURED\n" {
 			t.Fatalf("%q: refusal %q is not a NUT error line", line, v)
 		}
 		if err == nil && len(words) > 0 && readCommands[strings.ToUpper(words[0])] {

@@ -170,20 +170,19 @@ func open(root *os.Root, name string) (*os.File, int64, error) {
 }
 
 func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *net.UDPAddr, req *Request) error {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+	c, err := listenUDP(ip)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	defer stop()
+	to := peer.AddrPort()
 	f, size, err := open(root, req.Filename)
 	if err != nil {
 		code, msg := uint16(errNotFound), "file not found"
 		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "escapes") {
 			code, msg = errAccess, "access violation"
 		}
-		c.WriteToUDP(errorPacket(code, msg), peer)
+		c.sendTo(errorPacket(code, msg), to)
 		return fmt.Errorf("open %q: %w", req.Filename, err)
 	}
 	defer f.Close()
@@ -191,7 +190,7 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if req.Mode == "netascii" {
 		b, err := netascii(f, size)
 		if err != nil {
-			c.WriteToUDP(errorPacket(errUndefined, err.Error()), peer)
+			c.sendTo(errorPacket(errUndefined, err.Error()), to)
 			return fmt.Errorf("%q: %w", req.Filename, err)
 		}
 		src, size = bytes.NewReader(b), int64(len(b))
@@ -217,7 +216,7 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if maxDur <= 0 {
 		maxDur = 5 * time.Minute
 	}
-	t := &xfer{ctx: ctx, c: c, peer: peer, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
+	t := &xfer{ctx: ctx, c: c, peer: to, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
 		end: time.Now().Add(maxDur), maxDur: maxDur}
 	if len(n.oack) > 0 {
 		if err := t.sendOACK(); err != nil {
@@ -229,8 +228,8 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 
 type xfer struct {
 	ctx     context.Context
-	c       *net.UDPConn
-	peer    *net.UDPAddr
+	c       *udpSock
+	peer    netip.AddrPort
 	f       io.ReaderAt
 	size    int64
 	n       negotiated
@@ -268,21 +267,28 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 	if deadline.After(t.end) {
 		deadline = t.end
 	}
-	t.c.SetReadDeadline(deadline)
 	for {
-		n, a, err := t.c.ReadFromUDP(t.buf)
+		err := t.wait(deadline)
+		var n int
+		var a netip.AddrPort
+		if err == nil {
+			n, a, err = t.c.recvFrom(t.buf)
+			if err == errWouldBlock {
+				continue
+			}
+		}
 		if err != nil {
 			if err := t.ctx.Err(); err != nil {
 				return nil, err
 			}
 			if isTimeout(err) && !time.Now().Before(t.end) {
-				t.c.WriteToUDP(errorPacket(errUndefined, fmt.Sprintf("transfer took longer than %s", t.maxDur)), t.peer)
+				t.send(errorPacket(errUndefined, fmt.Sprintf("transfer took longer than %s", t.maxDur)))
 				return nil, fmt.Errorf("%w (%s)", errTooLong, t.maxDur)
 			}
 			return nil, err
 		}
-		if !a.IP.Equal(t.peer.IP) || a.Port != t.peer.Port {
-			t.c.WriteToUDP(errorPacket(errUnknownTID, "unknown transfer ID"), a)
+		if a.Addr().Unmap() != t.peer.Addr().Unmap() || a.Port() != t.peer.Port() {
+			t.c.sendTo(errorPacket(errUnknownTID, "unknown transfer ID"), a)
 			continue
 		}
 		if n < 4 {
@@ -296,6 +302,27 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 	}
 }
 
+// wait blocks until a packet is ready to read, deadline passes
+// (os.ErrDeadlineExceeded) or ctx is done (seen within 200 ms).
+func (t *xfer) wait(deadline time.Time) error {
+	for {
+		if err := t.ctx.Err(); err != nil {
+			return err
+		}
+		d := time.Until(deadline)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		ok, err := t.c.readable(min(d, 200*time.Millisecond))
+		if err != nil || ok {
+			return err
+		}
+	}
+}
+
+// send writes one packet to the client.
+func (t *xfer) send(p []byte) error { return t.c.sendTo(p, t.peer) }
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -304,7 +331,7 @@ func isTimeout(err error) bool {
 func (t *xfer) sendOACK() error {
 	pkt := oackPacket(t.n.oack)
 	for try := 0; try <= t.retries; try++ {
-		if _, err := t.c.WriteToUDP(pkt, t.peer); err != nil {
+		if err := t.send(pkt); err != nil {
 			return err
 		}
 		deadline := time.Now().Add(t.rto())
@@ -330,23 +357,47 @@ func (t *xfer) sendOACK() error {
 func (t *xfer) run() error {
 	bs := int64(t.n.blksize)
 	blocks := t.size/bs + 1 // the last block is short (possibly empty)
-	pkt := make([]byte, 4+bs)
+	// Two packet buffers: while a lock-step client (windowsize 1, how PXE
+	// ROMs read) handles block b, block b+1 is read into the other one,
+	// so that its ACK is answered without a file read in between.
+	var pkts [2]struct {
+		b int64 // the block it holds, 0: none
+		p []byte
+	}
+	for i := range pkts {
+		pkts[i].p = make([]byte, 4+bs)
+	}
+	block := func(b int64) ([]byte, error) {
+		k := &pkts[b%2]
+		if k.b == b {
+			return k.p, nil
+		}
+		m, err := t.f.ReadAt(k.p[4:4+bs], (b-1)*bs)
+		if err != nil && err != io.EOF {
+			k.b = 0
+			return nil, err
+		}
+		binary.BigEndian.PutUint16(k.p, opDATA)
+		binary.BigEndian.PutUint16(k.p[2:], uint16(b))
+		k.b, k.p = b, k.p[:4+m]
+		return k.p, nil
+	}
 	base := int64(1) // first unacknowledged block (1-based, absolute)
 	tries := 0
 	for base <= blocks {
 		end := min(base+int64(t.n.windowsize)-1, blocks)
 		for b := base; b <= end; b++ {
-			off := (b - 1) * bs
-			m, err := t.f.ReadAt(pkt[4:], off)
-			if err != nil && err != io.EOF {
-				t.c.WriteToUDP(errorPacket(errUndefined, "read error"), t.peer)
+			p, err := block(b)
+			if err != nil {
+				t.send(errorPacket(errUndefined, "read error"))
 				return err
 			}
-			binary.BigEndian.PutUint16(pkt, opDATA)
-			binary.BigEndian.PutUint16(pkt[2:], uint16(b))
-			if _, err := t.c.WriteToUDP(pkt[:4+m], t.peer); err != nil {
+			if err := t.send(p); err != nil {
 				return err
 			}
+		}
+		if end == base && end < blocks {
+			block(end + 1) // read ahead; an error shows when it is sent
 		}
 		deadline := time.Now().Add(t.rto())
 		advanced := false

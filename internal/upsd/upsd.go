@@ -22,7 +22,10 @@
 // Metrics (on the daemon's -metrics address): gate_ups_plan_phase{phase}
 // (idle, group <name>, ups-off, poweroff, over), gate_ups_host_state
 // {host,state} (up, shutting-down, logged-out, down, timeout: one is 1).
-// The plan's journal format is documented in internal/powerplan.
+// gate_ups_return_phase{phase} (idle, waiting for power, group <name>,
+// done). The same states go to power.json beside the journal
+// (internal/powerstate), which bootstrapd reads for `gate hosts`. The
+// journals' format is documented in internal/powerplan.
 package upsd
 
 import (
@@ -32,6 +35,8 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +46,11 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
+	"gate/internal/hostkeys"
 	"gate/internal/hostprobe"
 	"gate/internal/nut"
 	"gate/internal/powerplan"
+	"gate/internal/powerstate"
 )
 
 // Daemon is the running UPS daemon.
@@ -52,14 +59,23 @@ type Daemon struct {
 	Log    *slog.Logger
 	Server *nut.Server
 	Plan   *powerplan.Plan
+	// Return is the way back after an outage; nil when ups.return is
+	// disabled.
+	Return *powerplan.Return
 	Watch  *powerplan.Watch
 	// Off powers the gate off (SystemPowerOff on the gate).
 	Off func() error
 	// Source is the UPS (New sets it from the site file).
 	Source Source
+	// HostKeys pins the servers' SSH host keys for the ssh steps (nil: in
+	// a temporary file, for the life of the process).
+	HostKeys *hostkeys.Store
 
 	// Probe probes a host on the LAN (hostprobe by default).
 	Probe func(ctx context.Context, ip netip.Addr) bool
+	// Power is the hosts' power state and the plans' progress, written
+	// to power.json beside the journal (internal/powerstate).
+	Power *powerstate.Writer
 
 	mu        sync.Mutex
 	snap      nut.Snapshot
@@ -74,6 +90,9 @@ type Daemon struct {
 	plans     sync.WaitGroup
 	running   bool
 	userGroup map[string]string
+	// returning cancels a running return plan (nil when none runs).
+	returning context.CancelFunc
+	returns   sync.WaitGroup
 
 	metrics *metrics
 }
@@ -85,10 +104,11 @@ type metrics struct {
 	flags                      *prometheus.GaugeVec
 	phase                      *prometheus.GaugeVec
 	hostState                  *prometheus.GaugeVec
+	returnPhase                *prometheus.GaugeVec
 }
 
 // hostStates are the values of gate_ups_host_state's state label.
-var hostStates = []string{"up", "shutting-down", "logged-out", "down", "timeout"}
+var hostStates = []string{"up", "shutting-down", "logged-out", "down", "timeout", "powering-on", "missing"}
 
 // New wires a daemon from the site file.
 func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal string) (*Daemon, error) {
@@ -96,6 +116,7 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}, polled: make(chan struct{}), fsd: make(chan string, 1)}
 	prober := &hostprobe.Prober{}
 	d.Probe = prober.Answers
+	d.Power = &powerstate.Writer{Path: filepath.Join(filepath.Dir(journal), "power.json")}
 	users := map[string]nut.User{}
 	for _, nu := range u.Users {
 		pw, err := c.ReadSecret(nu.Password)
@@ -112,7 +133,7 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 			if h.Shutdown.Group != g.Name {
 				continue
 			}
-			pg.Hosts = append(pg.Hosts, powerplan.Host{Name: h.Name, NUTUser: h.Shutdown.NUTUser, SSH: h.Shutdown.Method == "ssh"})
+			pg.Hosts = append(pg.Hosts, powerplan.Host{Name: h.Name, NUTUser: h.Shutdown.NUTUser, SSH: h.Shutdown.Method == "ssh", Wake: h.Shutdown.Wake == "wol"})
 			if h.Shutdown.Method == "nut" {
 				d.userGroup[h.Shutdown.NUTUser] = g.Name
 			}
@@ -145,33 +166,53 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 	}
 	d.Watch = &powerplan.Watch{P: powerplan.Policy{TrustLB: *u.TrustLowBatt, Charge: u.Thresholds.Charge, Runtime: u.Thresholds.Runtime.D(), OnBattery: u.Thresholds.OnBattery.D(), Deadtime: u.Deadtime.D()}}
 	d.metrics = &metrics{
-		charge:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
-		runtime:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
-		onBattery: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
-		load:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_load_percent", Help: "Output load (ups.load)."}),
-		logins:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_client_logins", Help: "NUT logins of each host's account (its upsmon connected: 1 or more)."}, []string{"user"}),
-		flags:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
-		phase:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
-		hostState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
+		charge:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
+		runtime:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
+		onBattery:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
+		load:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_load_percent", Help: "Output load (ups.load)."}),
+		logins:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_client_logins", Help: "NUT logins of each host's account (its upsmon connected: 1 or more)."}, []string{"user"}),
+		flags:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
+		phase:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
+		hostState:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
+		returnPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_return_phase", Help: "The return plan's current phase (1)."}, []string{"phase"}),
 	}
 	if reg != nil {
-		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.load, d.metrics.logins, d.metrics.flags, d.metrics.phase, d.metrics.hostState)
+		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.load, d.metrics.logins, d.metrics.flags, d.metrics.phase, d.metrics.hostState, d.metrics.returnPhase)
 	}
+	d.setReturnPhase("idle")
 	d.setPhase("idle")
 	d.metrics.load.Set(math.NaN()) // until the UPS reports ups.load
 	for _, h := range c.Hosts {
 		d.setHostState(h.Name, "up")
 	}
 	d.Plan = &powerplan.Plan{Groups: groups, Journal: journal, Do: d, Log: log, Phase: d.setPhase, HostState: d.setHostState}
+	if r := u.Return; *r.Enable {
+		d.Return = &powerplan.Return{Groups: groups, Journal: filepath.Join(filepath.Dir(journal), "return.journal"), Do: returnActions{d}, Log: log,
+			MinCharge: *r.MinCharge, WakeAfter: r.WakeAfter.D(), WakeTries: r.WakeTries, Phase: d.setReturnPhase, HostState: d.setHostState}
+	}
 	return d, nil
+}
+
+func (d *Daemon) setReturnPhase(p string) {
+	d.metrics.returnPhase.Reset()
+	d.metrics.returnPhase.WithLabelValues(p).Set(1)
+	d.writePower(d.Power.Return(p))
 }
 
 func (d *Daemon) setPhase(p string) {
 	d.metrics.phase.Reset()
 	d.metrics.phase.WithLabelValues(p).Set(1)
+	d.writePower(d.Power.Plan(p))
+}
+
+func (d *Daemon) writePower(err error) {
+	if err != nil {
+		d.Log.Error("writing the power state file", "err", err)
+	}
 }
 
 func (d *Daemon) setHostState(host, state string) {
+	d.writePower(d.Power.Host(host, state))
 	for _, s := range hostStates {
 		v := 0.0
 		if s == state {
@@ -228,12 +269,20 @@ func (d *Daemon) StartGroup(g string) {
 
 // Answers implements powerplan.Actions: it probes the host's LAN address.
 func (d *Daemon) Answers(ctx context.Context, h powerplan.Host) bool {
-	for _, ch := range d.Cfg.Hosts {
-		if ch.Name == h.Name {
-			return d.Probe(ctx, ch.IP)
-		}
+	if ch := d.host(h.Name); ch != nil {
+		return d.Probe(ctx, ch.IP)
 	}
 	return false
+}
+
+// host is the site file's host called name, or nil.
+func (d *Daemon) host(name string) *config.Host {
+	for i := range d.Cfg.Hosts {
+		if d.Cfg.Hosts[i].Name == name {
+			return &d.Cfg.Hosts[i]
+		}
+	}
+	return nil
 }
 
 // ReconnectGrace is how long after upsd starts a secondary that has not
@@ -287,22 +336,15 @@ func (d *Daemon) PreStep(ctx context.Context, g powerplan.Group, step string) er
 
 // SSHShutdown implements powerplan.Actions.
 func (d *Daemon) SSHShutdown(ctx context.Context, h powerplan.Host) error {
-	for _, ch := range d.Cfg.Hosts {
-		if ch.Name == h.Name {
-			return d.ssh(ctx, h.Name, ch.Shutdown.Command)
-		}
+	if ch := d.host(h.Name); ch != nil {
+		return d.ssh(ctx, h.Name, ch.Shutdown.Command)
 	}
 	return fmt.Errorf("unknown host %s", h.Name)
 }
 
 // ssh runs cmd on a site host with its shutdown key.
 func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
-	var h *config.Host
-	for i := range d.Cfg.Hosts {
-		if d.Cfg.Hosts[i].Name == host {
-			h = &d.Cfg.Hosts[i]
-		}
-	}
+	h := d.host(host)
 	if h == nil {
 		return fmt.Errorf("unknown host %s", host)
 	}
@@ -327,9 +369,11 @@ func (d *Daemon) ssh(ctx context.Context, host, cmd string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
-	// The hosts' keys are not pinned here: the command is a shutdown, and
-	// the LAN is the site's own.
-	cc, chans, reqs, err := ssh.NewClientConn(nc, h.IP.String(), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	// The host's key: the site file's, else pinned at first use.
+	if d.HostKeys == nil {
+		d.HostKeys = &hostkeys.Store{Path: filepath.Join(os.TempDir(), fmt.Sprintf("gate-upsd-%d-known_hosts", os.Getpid()))}
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(nc, net.JoinHostPort(h.IP.String(), "22"), &ssh.ClientConfig{User: h.Shutdown.SSHUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: d.HostKeys.Callback(h.Shutdown.HostKey.PublicKey)})
 	if err != nil {
 		return err
 	}
@@ -378,7 +422,7 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastErr string
-	powerBack, first := false, true
+	powerBack, sawOB, first := false, false, true
 	for {
 		r, err := d.Source.Read(ctx)
 		d.noteLogins()
@@ -405,9 +449,11 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 			d.observe(r.Vars)
 			crit, why = d.Watch.Observe(now, r.Vars)
 			if !crit && !powerplan.Flags(r.Vars["ups.status"])["OB"] {
-				d.planEnded()
+				d.planEnded(ctx)
 			}
-			if ol := powerplan.Flags(r.Vars["ups.status"])["OL"]; running && ol && !powerBack {
+			f := powerplan.Flags(r.Vars["ups.status"])
+			sawOB = sawOB || f["OB"]
+			if running && sawOB && f["OL"] && !powerBack { // not for a plan an FSD began on line power
 				// Documented: a plan once begun completes; the UPS's
 				// shutdown.return brings the site back.
 				d.Log.Warn("mains power is back during the shutdown plan: the plan completes, then the UPS cuts and restores its output and the site boots again")
@@ -445,7 +491,7 @@ func (d *Daemon) Poll(ctx context.Context, interval time.Duration) {
 // on line power again and not critical: FSD for every group (secondaries
 // that boot later must not be shut down again), the journal (archived),
 // so the next outage runs a plan of its own.
-func (d *Daemon) planEnded() {
+func (d *Daemon) planEnded(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.planOver {
@@ -460,6 +506,7 @@ func (d *Daemon) planEnded() {
 	d.running, d.planOver = false, false
 	d.setPhase("idle")
 	d.Log.Warn("the UPS is on line power after the shutdown plan: FSD cleared for the secondaries", "archive", arch)
+	d.startReturn(ctx, filepath.Base(arch))
 }
 
 // Polled is closed once Poll has read the source the first time (whether
@@ -469,14 +516,23 @@ func (d *Daemon) Polled() <-chan struct{} { return d.polled }
 // Resume runs an unfinished plan found in the journal.
 func (d *Daemon) Resume(ctx context.Context, reason string) { d.runPlan(ctx, reason) }
 
-// runPlan starts the plan unless it runs already.
+// runPlan starts the plan unless it runs already; a running return plan
+// is stopped and abandoned first (a new cut during the way back).
 func (d *Daemon) runPlan(ctx context.Context, reason string) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.running {
+		d.mu.Unlock()
 		return
 	}
 	d.running = true
+	stop := d.returning
+	d.returning = nil
+	d.mu.Unlock()
+	if stop != nil {
+		stop()
+		d.returns.Wait()
+		d.Return.Abandon("a new cut: " + reason)
+	}
 	d.plans.Add(1)
 	go func() {
 		defer d.plans.Done()
@@ -493,11 +549,42 @@ func (d *Daemon) runPlan(ctx context.Context, reason string) {
 	}()
 }
 
+// startReturn runs the return plan for outage (or resumes its journal);
+// d.mu is held.
+func (d *Daemon) startReturn(ctx context.Context, outage string) {
+	if d.Return == nil || d.returning != nil {
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	d.returning = cancel
+	d.returns.Add(1)
+	go func() {
+		defer d.returns.Done()
+		if err := d.Return.Run(rctx, outage); err != nil {
+			d.Log.Warn("return plan", "err", err)
+		}
+		d.mu.Lock()
+		if d.returning != nil && rctx.Err() == nil {
+			d.returning = nil
+		}
+		d.mu.Unlock()
+	}()
+}
+
+// ReturnAfter runs the return plan at start-up: for the outage whose
+// finished shutdown journal was archived as archive, or to resume an
+// unfinished return journal ("" archive).
+func (d *Daemon) ReturnAfter(ctx context.Context, archive string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.startReturn(ctx, filepath.Base(archive))
+}
+
 // Wait waits for a running plan to return after its context ended (it
 // journals where it stopped), at most timeout.
 func (d *Daemon) Wait(timeout time.Duration) {
 	done := make(chan struct{})
-	go func() { d.plans.Wait(); close(done) }()
+	go func() { d.plans.Wait(); d.returns.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(timeout):

@@ -79,6 +79,7 @@ type Tunnel struct {
 	routing bool
 	addrs   []netip.Prefix // the gate's tunnel addresses
 	wan     chan struct{}  // WANChanged's signal to Run
+	nudged  time.Time      // when Run last acted on it
 }
 
 // hub is one hub's state.
@@ -242,7 +243,11 @@ func (t *Tunnel) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		case <-t.wan:
-			t.nudge()
+			// At most one a second: a NOTIFY is easy to send on the LAN.
+			if time.Since(t.nudged) >= time.Second {
+				t.nudged = time.Now()
+				t.nudge()
+			}
 		}
 	}
 }
