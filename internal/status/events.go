@@ -37,7 +37,6 @@ type watchState struct {
 	OnBattery  bool              `json:"on_battery"`
 	LowBattery bool              `json:"low_battery"`
 	Journals   map[string]int    `json:"journals"` // journal start → entries reported
-	NotDown    map[string]bool   `json:"not_down"` // journal start/host
 	BackSince  time.Time         `json:"back_since,omitzero"`
 	BackPlan   string            `json:"back_plan,omitempty"` // the journal whose return is watched
 	BackDone   map[string]bool   `json:"back_done"`
@@ -79,7 +78,6 @@ func (w *Watcher) save(before watchState) error {
 func copyState(s watchState) watchState {
 	c := s
 	c.Journals = cloneMap(s.Journals)
-	c.NotDown = cloneMap(s.NotDown)
 	c.BackDone = cloneMap(s.BackDone)
 	c.Blocked = cloneMap(s.Blocked)
 	c.Results = cloneMap(s.Results)
@@ -108,7 +106,7 @@ func (w *Watcher) Observe(s *Snapshot, plans, returns []Journal) ([]alert.Event,
 			*m = map[string]int{}
 		}
 	}
-	for _, m := range []*map[string]bool{&w.st.NotDown, &w.st.BackDone} {
+	for _, m := range []*map[string]bool{&w.st.BackDone} {
 		if *m == nil {
 			*m = map[string]bool{}
 		}
@@ -147,10 +145,6 @@ func (w *Watcher) Observe(s *Snapshot, plans, returns []Journal) ([]alert.Event,
 	w.st.Init = true
 	return out, w.save(before)
 }
-
-// NotDownGrace is how long after its group's turn a host still connected
-// counts as not gone down.
-const NotDownGrace = 10 * time.Second
 
 type addFunc func(at time.Time, kind, source, sev, title, text string)
 
@@ -201,6 +195,14 @@ func (w *Watcher) power(s *Snapshot, journals, returns []Journal, add addFunc) {
 			switch e.Step {
 			case "start":
 				add(e.At, "plan-started", src, alert.Critical, "Shutdown plan started", "Reason: "+e.Reason)
+			case "host":
+				// upsd's outcome for each host: down (its upsmon logged
+				// out and it stopped answering on the LAN), told (SSH), or
+				// timeout: it did not go down in its group's turn.
+				if e.Outcome == "timeout" {
+					add(e.At, "host-not-down", src, alert.Warning, e.Host+" did not go down in its group's turn",
+						"Group "+e.Group+"'s timeout ran out while its upsmon was still logged in or it still answered on the LAN; the plan went on.")
+				}
 			case "group":
 				add(e.At, "plan-group", src, alert.Warning, "Shutdown plan: group "+e.Group+" is down", "")
 			case "ups-off":
@@ -212,28 +214,6 @@ func (w *Watcher) power(s *Snapshot, journals, returns []Journal, add addFunc) {
 			}
 		}
 		w.st.Journals[key] = len(j.Entries)
-		// A group recorded done while one of its NUT hosts is still
-		// connected (NotDownGrace later: upsd's count of logins lags by a
-		// poll), or upsd says its group's timeout ran out: that host did
-		// not go down.
-		for _, e := range j.Entries {
-			if e.Step != "group" {
-				continue
-			}
-			for _, h := range w.Config.Hosts {
-				k := key + "/" + h.Name
-				if h.Shutdown.Group != e.Group || w.st.NotDown[k] {
-					continue
-				}
-				for _, sh := range s.Hosts {
-					late := sh.NUT == "connected" && now.Sub(e.At) >= NotDownGrace && !finished(j)
-					if sh.Name == h.Name && (late || sh.Power == "timeout") {
-						add(now, "host-not-down", "host/"+h.Name, alert.Warning, h.Name+" did not go down", "Its group "+e.Group+" finished its turn and its upsmon is still connected.")
-						w.st.NotDown[k] = true
-					}
-				}
-			}
-		}
 	}
 	// After a finished plan and mains back: the hosts must come back (the
 	// return plan, when upsd runs one, says itself which did not).

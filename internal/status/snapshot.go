@@ -60,12 +60,13 @@ func hasFlag(flags []string, f string) bool {
 
 // JournalEntry is one line of upsd's plan journal.
 type JournalEntry struct {
-	Step   string    `json:"step"` // start, group, ups-off, poweroff; the return plan's return-start, charged, up, missing, undo, kept, return-done, abandoned
-	Group  string    `json:"group,omitempty"`
-	Host   string    `json:"host,omitempty"`
-	Pre    string    `json:"pre,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Step    string    `json:"step"` // start, host, group, ups-off, poweroff; the return plan's return-start, charged, up, missing, undo, kept, return-done, abandoned
+	Group   string    `json:"group,omitempty"`
+	Host    string    `json:"host,omitempty"`
+	Outcome string    `json:"outcome,omitempty"` // a host's: down, told, timeout
+	Pre     string    `json:"pre,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Tunnel is the WireGuard tunnel (vpn).

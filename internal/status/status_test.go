@@ -330,14 +330,13 @@ func TestWatcher(t *testing.T) {
 	step(snap(3*time.Minute, "OB LB", true, "connected"), journal(start), "low-battery,plan-started")
 	group := `{"step":"group","group":"compute","at":"2026-11-26T12:04:00Z"}`
 	// compute's turn is over and compute-1 is still connected.
-	// compute-1 still connected when the group is recorded is upsd's
-	// lagging count; NotDownGrace later it did not go down.
-	step(snap(4*time.Minute, "OB LB", true, "connected"), journal(start, group), "plan-group")
-	step(snap(5*time.Minute, "OB LB", true, "connected"), journal(start, group), "host-not-down")
-	step(snap(6*time.Minute, "OB LB", true, "connected"), journal(start, group), "")
+	// upsd's outcome per host: compute-1 did not go down in its turn.
+	host := `{"step":"host","group":"compute","host":"compute-1","outcome":"timeout","at":"2026-11-26T12:03:59Z"}`
+	step(snap(4*time.Minute, "OB LB", true, "connected"), journal(start, host, group), "host-not-down,plan-group")
+	step(snap(5*time.Minute, "OB LB", true, "connected"), journal(start, host, group), "")
 	// The gate powers off; the next boot archives the journal before the
 	// new statusd reads it: the rest is reported once, not the start again.
-	all := []string{start, group, `{"step":"group","group":"ceph","at":"2026-11-26T12:06:00Z"}`, `{"step":"ups-off","at":"2026-11-26T12:06:01Z"}`, `{"step":"poweroff","at":"2026-11-26T12:06:02Z"}`}
+	all := []string{start, host, group, `{"step":"host","group":"ceph","host":"ceph-1","outcome":"down","down_s":3.2,"at":"2026-11-26T12:05:59Z"}`, `{"step":"group","group":"ceph","at":"2026-11-26T12:06:00Z"}`, `{"step":"ups-off","at":"2026-11-26T12:06:01Z"}`, `{"step":"poweroff","at":"2026-11-26T12:06:02Z"}`}
 	journal(all...)
 	os.Rename(filepath.Join(jdir, "plan.journal"), filepath.Join(jdir, "plan.journal.20261126T120300Z"))
 	j, _, _ := ReadJournals(jdir, PlanJournal)
@@ -462,17 +461,4 @@ func TestWatcherReturnPlan(t *testing.T) {
 	os.Rename(filepath.Join(dir, "return.journal"), filepath.Join(dir, "return.journal.20261126T130010Z")) // archived
 	step(time.Hour+20*time.Minute, "return-charged,host-back,return-undo,host-not-back,return-kept,return-done")
 	step(time.Hour+30*time.Minute, "")
-}
-
-// upsd's own word (gate_ups_host_state timeout) reports a host at once.
-func TestWatcherHostTimeout(t *testing.T) {
-	w := &Watcher{Config: testConfig(t)}
-	j := []Journal{{Entries: []JournalEntry{{Step: "start", At: t0}, {Step: "group", Group: "compute", At: t0.Add(time.Minute)}}}}
-	s := &Snapshot{Time: t0, Power: &Power{}, Hosts: []Host{{Name: "compute-1", NUT: "connected", Power: "up"}}}
-	w.Observe(s, nil, nil) // baseline
-	s = &Snapshot{Time: t0.Add(time.Minute), Power: &Power{}, Hosts: []Host{{Name: "compute-1", NUT: "connected", Power: "timeout"}}}
-	got, _ := w.Observe(s, j, nil)
-	if kinds(got) != "plan-started,plan-group,host-not-down" || got[2].Title != "compute-1 did not go down" {
-		t.Errorf("events %q", kinds(got))
-	}
 }

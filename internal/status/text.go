@@ -29,7 +29,7 @@ func WriteText(out io.Writer, s *Snapshot) error {
 		p("ups\t%s\tcharge %s\truntime %s\tload %s\ton battery %s", orDash(pw.Status), optional(pw.Charge, "%.0f%%"), optional(pw.Runtime, "%.0fs"), optional(pw.Load, "%.0f%%"), time.Duration(pw.OnBattery)*time.Second)
 		p("plan\t%s", pw.Phase)
 		for _, e := range pw.Journal {
-			p("  %s\t%s %s\t%s", e.At.UTC().Format(time.RFC3339), e.Step, e.Group, e.Reason)
+			p("  %s\t%s %s %s %s\t%s", e.At.UTC().Format(time.RFC3339), e.Step, e.Group, e.Host, e.Outcome, e.Reason)
 		}
 	}
 	if t := s.Tunnel; t != nil {
