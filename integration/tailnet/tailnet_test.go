@@ -323,6 +323,10 @@ func TestIntegrationTailnet(t *testing.T) {
 		// advertise_lan: ceph-1 straight, without the bastion (the tailnet's
 		// ACL is then the only gate).
 		l.reach(t, "routed", "-p", "2211", "root@127.0.0.1")
+		// The relay ends with the session (no half-open connection left).
+		if err := l.proc.WaitFor(`msg="routed connection"`, 20*time.Second); err != nil {
+			t.Errorf("the routed connection did not end: %v", err)
+		}
 	})
 	t.Run("node key survives a restart", func(t *testing.T) {
 		if err := l.proc.Stop(); err != nil {
