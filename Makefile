@@ -32,9 +32,9 @@ unit:
 integration:
 	$(GO) test $(TESTFLAGS) -count=1 -timeout 40m -p 1 -run 'Integration' ./...
 
-## e2e: the whole journey on the real amd64 image in QEMU
+## e2e: the whole journey on the real images in QEMU: the arm64 Pi image (raspi3b; static, then dhcp + dual stack), the amd64 twin for re-imaging
 e2e:
-	$(GO) test $(TESTFLAGS) -count=1 -timeout 30m -v -run 'TestJourney$$' ./integration/site/ 2>&1 | grep -E '^(JOURNEY|---|FAIL|ok|PASS)|journey'; exit $${PIPESTATUS[0]}
+	$(GO) test $(TESTFLAGS) -count=1 -timeout 45m -v -run 'TestJourney$$' ./integration/site/ 2>&1 | grep -E '^(JOURNEY|---|FAIL|ok|PASS)|journey'; exit $${PIPESTATUS[0]}
 
 ## bench: Go benchmarks and side-by-side runs against the real peers
 bench:

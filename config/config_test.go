@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,9 @@ func TestMinimalHasNoDaemons(t *testing.T) {
 	if c.Gate.Address != "dhcp" || c.Gate.Hostname != "gate" || c.LAN.DNS[0] != c.LAN.Gateway {
 		t.Errorf("gate defaults: %+v, dns %v", c.Gate, c.LAN.DNS)
 	}
+	if !slices.Equal(c.Time.Servers, DefaultNTPServers()) || c.Time.Wait.D() != 10*time.Minute {
+		t.Errorf("time defaults: %+v", c.Time)
+	}
 }
 
 func TestProblems(t *testing.T) {
@@ -86,6 +90,13 @@ hosts:
 			"8:19: vpn.hubs[0].public_key: malformed WireGuard key",
 			"10:20: vpn.hubs[0].hub_address: 10.98.0.1 is outside the tunnel network",
 		}},
+		{"NUT user rights", minimal + `ups:
+  source: usb
+  users: [{name: a, password: "file:a", actions: [SET, shutdown], instcmds: ["load off"]}]
+`, []string{
+			"ups.users[0].actions[1]: unknown action \"shutdown\"",
+			"ups.users[0].instcmds[0]: \"load off\" is not a command name",
+		}},
 		{"thresholds out of range", minimal + `ups:
   source: usb
   thresholds: {charge: 140, runtime: 5s}
@@ -94,6 +105,17 @@ hosts:
 			"5:24: ups.thresholds.charge: 140% out of range",
 			"5:38: ups.thresholds.runtime",
 			"6:34: ups.delays.start: 20s must exceed the shutdown delay",
+		}},
+		{"the way back", minimal + `ups:
+  source: usb
+  return: {min_charge: 101, wake_after: 1s, wake_tries: 101}
+roles: {ceph: {installer: {kernel: "http://x/k"}}}
+hosts: [{name: c, macs: ["52:54:00:00:00:01"], ip: 10.1.0.10, role: ceph, shutdown: {group: ceph, wake: magic}}]
+`, []string{
+			"ups.return.min_charge: 101% out of range",
+			"ups.return.wake_after: 1s out of range",
+			"ups.return.wake_tries: 101 out of range",
+			"hosts[0].shutdown.wake: unknown way \"magic\" (wol or none)",
 		}},
 		{"record outside its zone", minimal + `dyndns:
   provider: {type: rfc2136, server: "ns.example.org:53", zone: example.org, tsig_key: k, tsig_secret: "file:tsig"}
@@ -123,6 +145,16 @@ bastion: {port: twenty, users: [{name: a, keys: [not-a-key], allow: ["ceph-9:22"
 			"4:50: bastion.users[0].keys[0]: malformed SSH public key",
 			"4:70: bastion.users[0].allow[0]: unknown host \"ceph-9\"",
 			"4:83: bastion.users[0].allow[1]: port \"99999\" out of range",
+		}},
+		{"hub by name without public_address, with a bastion", minimal + `vpn:
+  hubs: [{name: v, endpoint: "vps.example.net:51820", public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=, gate_address: 10.99.0.2/24, hub_address: 10.99.0.1}]
+bastion: {users: [{name: a, keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl3TlqHKU6SvyTbdJdBFtN+5mCn8f9ViDGhAZkEmc7Q a"], allow: ["*:22"]}]}
+`, []string{"vpn.hubs[0].public_address: missing: the endpoint vps.example.net is a name"}},
+		{"time servers", minimal + `time: {servers: ["ntp.example.org", "192.168.1.1:123", "bad name!", "ntp.example.org:x"], wait: -1s}
+`, []string{
+			"time.servers[2]: \"bad name!\" is neither an IP address nor a DNS name",
+			"time.servers[3]: \"ntp.example.org:x\": port \"x\" is not a number",
+			"time.wait: negative duration",
 		}},
 		{"not yaml", "site: [\n", []string{"not valid YAML"}},
 		{"empty", "", []string{"1:1: the site file is empty"}},
@@ -275,12 +307,18 @@ func TestDynDNSAPIProviders(t *testing.T) {
 		{"desec derives its domain", `{type: desec, token: "env:CF_TOKEN"}`, "1h", nil, nil},
 		{"desec raises a short TTL", `{type: desec, zone: example.org, token: "env:CF_TOKEN"}`, "60s", nil,
 			[]string{"6:37: warning: dyndns.records[0].ttl: desec publishes no TTL below 1h: this record is published with a TTL of 1h"}},
-		{"gandi raises a short TTL", `{type: gandi, zone: example.org, token: "env:CF_TOKEN", server: "http://127.0.0.1:8080/v5/livedns"}`, "1m", nil,
+		{"gandi raises a short TTL", `{type: gandi, zone: example.org, token: "env:CF_TOKEN", server: "https://127.0.0.1:8080/v5/livedns"}`, "1m", nil,
 			[]string{"dyndns.records[0].ttl: gandi publishes no TTL below 5m:"}},
 		{"hetzner needs a zone and a token", `{type: hetzner}`, "60s",
 			[]string{"dyndns.provider.token: missing", "dyndns.provider.zone: missing"}, nil},
 		{"a server that is no URL", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN", server: "api.example"}`, "60s",
 			[]string{"dyndns.provider.server: malformed URL"}, nil},
+		{"a token over http", `{type: hetzner, zone: example.org, token: "env:CF_TOKEN", server: "http://dns.example/api/v1"}`, "60s",
+			[]string{"dyndns.provider.server: \"http://dns.example/api/v1\": credentials are sent there, https:// only"}, nil},
+		{"a password over http", `{type: dyndns2, preset: ovh, server: "http://dns.example", username: u, password: "env:CF_TOKEN"}`, "60s",
+			[]string{"credentials are sent there, https:// only"}, nil},
+		{"verify and refresh intervals too short", `{type: cloudflare, zone: example.org, token: "env:CF_TOKEN"}` + "\n  verify_interval: 1s\n  max_interval: 10m", "60s",
+			[]string{"dyndns.verify_interval: 1s is too short", "dyndns.max_interval: 10m0s is too short"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("CF_TOKEN", "t0ken")
@@ -312,5 +350,33 @@ func TestDynDNSAPIProviders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The pre-steps (k3s-drain, ceph-noout) and their undo run over SSH on a
+// group's hosts: those hosts get the shutdown key even when they shut
+// down over NUT, so that `gate secrets init` makes it.
+func TestPreStepHostsGetTheShutdownKey(t *testing.T) {
+	c, err := Parse("site.yaml", []byte(minimal+`ups:
+  source: usb
+  users: [{name: c, password: "file:nut-c"}, {name: d, password: "file:nut-d"}]
+  shutdown_groups: [{name: compute, pre_steps: [k3s-drain]}, {name: other}]
+roles: {compute: {installer: {kernel: "http://x/k"}}}
+hosts:
+  - {name: c, macs: ["52:54:00:00:00:01"], ip: 10.1.0.10, role: compute}
+  - {name: d, macs: ["52:54:00:00:00:02"], ip: 10.1.0.11, role: compute, shutdown: {group: other}}
+`), t.TempDir())
+	var ps Problems
+	if err != nil && !errors.As(err, &ps) {
+		t.Fatal(err)
+	}
+	if c == nil {
+		t.Fatalf("not loaded: %v", err)
+	}
+	if got := c.Hosts[0].Shutdown.SSHKey; got != "file:shutdown_ed25519_key" {
+		t.Errorf("host in a group with pre-steps: ssh_key %q", got)
+	}
+	if got := c.Hosts[1].Shutdown.SSHKey; got != "" {
+		t.Errorf("host in a group without pre-steps: ssh_key %q", got)
 	}
 }

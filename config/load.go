@@ -113,6 +113,12 @@ func orBool(b **bool, def bool) {
 	}
 }
 
+// DefaultNTPServers is the public NTP pool, asked when time.servers is
+// left out.
+func DefaultNTPServers() []string {
+	return []string{"0.pool.ntp.org", "1.pool.ntp.org", "2.pool.ntp.org", "3.pool.ntp.org"}
+}
+
 // applyDefaults fills every field left out with its documented default.
 func (c *Config) applyDefaults() {
 	orStr(&c.Site.Timezone, "UTC")
@@ -127,6 +133,10 @@ func (c *Config) applyDefaults() {
 	if c.Gate.Password == "" {
 		c.Gate.Password = "file:gokrazy-password"
 	}
+	if len(c.Time.Servers) == 0 {
+		c.Time.Servers = DefaultNTPServers()
+	}
+	orDur(&c.Time.Wait, 10*time.Minute)
 	if v := c.VPN; v != nil {
 		orDur(&v.Keepalive, 25*time.Second)
 		orDur(&v.FailAfter, 90*time.Second)
@@ -142,6 +152,8 @@ func (c *Config) applyDefaults() {
 	}
 	if d := c.DynDNS; d != nil {
 		orDur(&d.Interval, 30*time.Second)
+		orDur(&d.VerifyInterval, 10*time.Minute)
+		orDur(&d.MaxInterval, 25*24*time.Hour)
 		orDur(&d.Timeout, 5*time.Second)
 		orStr(&d.Agree, "first")
 		if len(d.Sources) == 0 {
@@ -181,6 +193,12 @@ func (c *Config) applyDefaults() {
 		for i := range u.Groups {
 			orDur(&u.Groups[i].Timeout, 5*time.Minute)
 		}
+		orBool(&u.Return.Enable, true)
+		if u.Return.MinCharge == nil {
+			u.Return.MinCharge = new(50)
+		}
+		orDur(&u.Return.WakeAfter, 3*time.Minute)
+		orInt(&u.Return.WakeTries, 5)
 	}
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
@@ -188,9 +206,12 @@ func (c *Config) applyDefaults() {
 		orStr(&h.Shutdown.Group, h.Role)
 		orStr(&h.Shutdown.Method, "nut")
 		orStr(&h.Shutdown.NUTUser, h.Name)
+		orStr(&h.Shutdown.Wake, "wol")
 		orStr(&h.Shutdown.SSHUser, "root")
 		orStr(&h.Shutdown.Command, "poweroff")
-		if h.Shutdown.Method == "ssh" && h.Shutdown.SSHKey == "" {
+		// The key also runs the pre-steps (and their undo) on a group's
+		// hosts, whatever their shutdown method.
+		if (h.Shutdown.Method == "ssh" || c.hasPreSteps(h.Shutdown.Group)) && h.Shutdown.SSHKey == "" {
 			h.Shutdown.SSHKey = "file:shutdown_ed25519_key"
 		}
 	}
@@ -208,6 +229,7 @@ func (c *Config) applyDefaults() {
 			b.HostKey = "file:ssh_host_ed25519_key"
 		}
 	}
+	c.statusDefaults()
 	if t := c.Tailnet; t != nil {
 		orStr(&t.ControlURL, TailscaleControlURL)
 		orStr(&t.Hostname, c.Gate.Hostname)
@@ -226,4 +248,17 @@ func (c *Config) applyDefaults() {
 			b.APIToken = "file:bootstrap-token"
 		}
 	}
+}
+
+// hasPreSteps reports whether shutdown group g has pre-steps.
+func (c *Config) hasPreSteps(g string) bool {
+	if c.UPS == nil {
+		return false
+	}
+	for _, sg := range c.UPS.Groups {
+		if sg.Name == g && len(sg.PreSteps) > 0 {
+			return true
+		}
+	}
+	return false
 }

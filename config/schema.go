@@ -16,6 +16,7 @@ type Config struct {
 	Site      Site             `yaml:"site"`
 	LAN       LAN              `yaml:"lan"`
 	Gate      Gate             `yaml:"gate"`
+	Time      Time             `yaml:"time"`
 	VPN       *VPN             `yaml:"vpn"`
 	DynDNS    *DynDNS          `yaml:"dyndns"`
 	UPS       *UPS             `yaml:"ups"`
@@ -23,7 +24,10 @@ type Config struct {
 	Roles     map[string]*Role `yaml:"roles"`
 	Bastion   *Bastion         `yaml:"bastion"`
 	Bootstrap *Bootstrap       `yaml:"bootstrap"`
+	Status    *Status          `yaml:"status"`
+	Alerts    *Alerts          `yaml:"alerts"`
 	Tailnet   *Tailnet         `yaml:"tailnet"`
+	Firewall  *Firewall        `yaml:"firewall"`
 
 	// File is the path the config was loaded from ("" for bytes).
 	File string `yaml:"-"`
@@ -66,6 +70,16 @@ type Gate struct {
 	UpdateHost string `yaml:"update_host"`
 }
 
+// Time is the gate's clock. The Pi has no real-time clock: it boots at
+// the last time it saved on /perm (or the image's build time) and is set
+// from NTP. The vpn and dyndns wait for a synchronised clock (WireGuard's
+// handshakes and TSIG signatures carry the time; TLS checks it) for at
+// most Wait, then go on and say so.
+type Time struct {
+	Servers []string `yaml:"servers"` // NTP servers (host or host:port); default the public pool
+	Wait    Duration `yaml:"wait"`    // default 10m
+}
+
 // VPN is the WireGuard tunnel to the fixed-IP hubs.
 type VPN struct {
 	PrivateKey Secret   `yaml:"private_key" secret:"wireguard"`
@@ -102,6 +116,13 @@ type DynDNS struct {
 	Timeout  Duration    `yaml:"timeout"` // per source, default 5s
 	// IPv6Suffix: the interface source publishes its prefix plus this suffix.
 	IPv6Suffix netip.Addr `yaml:"ipv6_suffix"`
+	// VerifyInterval: how often each published record is read back from
+	// its authority (RFC 2136: the zone's primary; APIs: the record) and
+	// rewritten when it drifted, default 10m.
+	VerifyInterval Duration `yaml:"verify_interval"`
+	// MaxInterval: a record is sent again after this long even when
+	// nothing changed (dyndns2 providers delete idle hosts), default 25 days.
+	MaxInterval Duration `yaml:"max_interval"`
 }
 
 // IPSource is one way to learn the public address.
@@ -152,6 +173,19 @@ type UPS struct {
 	Users          []NUTUser   `yaml:"users"`
 	Groups         []ShutGroup `yaml:"shutdown_groups"` // default compute then ceph
 	PowerOffGate   *bool       `yaml:"power_off_gate"`  // default true
+	Return         UPSReturn   `yaml:"return"`
+}
+
+// UPSReturn is the way back after an outage whose shutdown plan ran.
+type UPSReturn struct {
+	Enable *bool `yaml:"enable"` // default true
+	// MinCharge: power the site on once the battery is this charged
+	// (percent; default 50; 0: line power is enough).
+	MinCharge *int `yaml:"min_charge"`
+	// WakeAfter: a host not up this long is woken (Wake-on-LAN), again
+	// every WakeAfter, WakeTries times (defaults 3m, 5).
+	WakeAfter Duration `yaml:"wake_after"`
+	WakeTries int      `yaml:"wake_tries"`
 }
 
 // Thresholds are the site's own critical levels; zero disables one.
@@ -204,6 +238,12 @@ type HostShut struct {
 	SSHUser string `yaml:"ssh_user"` // default root
 	Command string `yaml:"command"`  // default "poweroff"
 	SSHKey  Secret `yaml:"ssh_key" secret:"sshkey"`
+	// Wake: how the return plan powers the host on when it does not come
+	// up by itself: wol (default, magic packets to its macs) or none.
+	Wake string `yaml:"wake"`
+	// HostKey pins the host's SSH host key (its ssh_host_ed25519_key.pub
+	// line); without it the first key seen is pinned on /perm.
+	HostKey PublicKey `yaml:"host_key"`
 }
 
 // Role is how hosts of a kind are installed and configured.
@@ -297,6 +337,16 @@ func (t *Tailnet) Offers(s string) bool {
 // Headscale reports whether the control server is not Tailscale's.
 func (t *Tailnet) Headscale() bool {
 	return t != nil && t.ControlURL != TailscaleControlURL
+}
+
+// Firewall is the gate's own input policy (internal/firewall). It is on
+// whether the section is there or not.
+type Firewall struct {
+	// TunnelOpen opens more on the tunnel than the bastion's port:
+	// metrics, gokrazy, nut, tcp/PORT or udp/PORT.
+	TunnelOpen []string `yaml:"tunnel_open"`
+	// Off sets no policy at all.
+	Off bool `yaml:"off"`
 }
 
 // Bootstrap is PXE and cloud-init for re-imaging hosts.

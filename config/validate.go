@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	_ "time/tzdata" // site.timezone on the gate, whose root has no zone database
 )
 
 type validator struct {
@@ -56,6 +57,7 @@ func (c *Config) validate() Problems {
 	v.site()
 	v.lan()
 	v.gate()
+	v.time()
 	if c.VPN != nil {
 		v.vpn()
 	}
@@ -73,8 +75,17 @@ func (c *Config) validate() Problems {
 	if c.Bootstrap != nil {
 		v.bootstrap()
 	}
+	if c.Status != nil {
+		v.status()
+	}
+	if c.Alerts != nil {
+		v.alerts()
+	}
 	if c.Tailnet != nil {
 		v.tailnet()
+	}
+	if c.Firewall != nil {
+		v.firewall()
 	}
 	v.secrets()
 	return v.problems
@@ -158,6 +169,27 @@ func (v *validator) gate() {
 	v.port("gate.http_port", g.HTTPPort)
 }
 
+func (v *validator) time() {
+	for i, s := range v.c.Time.Servers {
+		path := fmt.Sprintf("time.servers[%d]", i)
+		host, port := s, "123"
+		if h, p, err := net.SplitHostPort(s); err == nil {
+			host, port = h, p
+		}
+		if n, err := strconv.Atoi(port); err != nil {
+			v.errf(path, "%q: port %q is not a number (host or host:port, e.g. 0.pool.ntp.org or 192.168.1.1:123)", s, port)
+		} else {
+			v.port(path, n)
+		}
+		if _, err := netip.ParseAddr(host); err != nil && !validFQDN(host) {
+			v.errf(path, "%q is neither an IP address nor a DNS name (e.g. 0.pool.ntp.org)", s)
+		}
+	}
+	if v.c.Time.Wait.D() < 0 {
+		v.errf("time.wait", "negative duration %s", v.c.Time.Wait.D())
+	}
+}
+
 // GateAddr returns the gate's static LAN address, if it has one.
 func (c *Config) GateAddr() (netip.Prefix, bool) {
 	p, err := netip.ParsePrefix(c.Gate.Address)
@@ -222,6 +254,10 @@ func (v *validator) vpn() {
 			v.errf(p+".endpoint", "%v", err)
 		} else if a, err := netip.ParseAddr(host); err == nil && !h.PublicAddress.IsValid() {
 			vp.Hubs[i].PublicAddress = a
+		} else if err != nil && !h.PublicAddress.IsValid() && v.c.Bastion != nil {
+			// gate vps-config forwards the bastion's port on this
+			// address: say it now, not when the VPS is configured.
+			v.errf(p+".public_address", "missing: the endpoint %s is a name, and the VPS's public IP is needed to forward the bastion's port %d on it (e.g. public_address: 203.0.113.10)", host, h.BastionPort)
 		}
 		if h.PublicKey.IsZero() {
 			v.errf(p+".public_key", "missing (the VPS's WireGuard public key: wg pubkey < its private key)")
@@ -263,6 +299,12 @@ func (v *validator) dyndns() {
 	// providers are only contacted when the address changed.
 	if d.Interval.D() < 5*time.Second {
 		v.errf("dyndns.interval", "%s is too short (at least 5s; HTTP echo services are asked this often)", d.Interval.D())
+	}
+	if d.VerifyInterval.D() < 5*time.Second {
+		v.errf("dyndns.verify_interval", "%s is too short (at least 5s; the record is read from its provider this often)", d.VerifyInterval.D())
+	}
+	if d.MaxInterval.D() < time.Hour {
+		v.errf("dyndns.max_interval", "%s is too short (at least 1h; providers treat frequent unchanged updates as abuse)", d.MaxInterval.D())
 	}
 	switch d.Agree {
 	case "first", "majority", "all":
@@ -312,10 +354,8 @@ func (v *validator) dyndns() {
 		default:
 			v.errf("dyndns.provider.preset", "unknown preset %q (ovh, noip, dynu, infomaniak, dyndns; or none with server)", pr.Preset)
 		}
-		if pr.Preset == "" {
-			v.url("dyndns.provider.server", pr.Server, true)
-		} else if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+		if pr.Preset == "" || pr.Server != "" {
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Username == "" {
 			v.errf("dyndns.provider.username", "missing (the provider's login for this record)")
@@ -328,7 +368,7 @@ func (v *validator) dyndns() {
 			v.errf("dyndns.provider.token", "missing (the provider's API token, e.g. file:%s-token)", pr.Type)
 		}
 		if pr.Server != "" {
-			v.url("dyndns.provider.server", pr.Server, true)
+			v.httpsURL("dyndns.provider.server", pr.Server)
 		}
 		if pr.Zone == "" && pr.Type != "desec" {
 			v.errf("dyndns.provider.zone", "missing (the zone the records are in)")
@@ -401,6 +441,14 @@ func (v *validator) url(path, s string, required bool) {
 	}
 }
 
+// httpsURL checks a required URL that credentials are sent to: https only.
+func (v *validator) httpsURL(path, s string) {
+	v.url(path, s, true)
+	if strings.HasPrefix(strings.ToLower(s), "http://") {
+		v.errf(path, "%q: credentials are sent there, https:// only", s)
+	}
+}
+
 func (v *validator) ups() {
 	u := v.c.UPS
 	if !hostnameRE.MatchString(u.Name) {
@@ -459,6 +507,16 @@ func (v *validator) ups() {
 		default:
 			v.errf(p+".role", "unknown role %q (secondary, primary or admin)", n.Role)
 		}
+		for j, a := range n.Actions {
+			if !strings.EqualFold(a, "SET") && !strings.EqualFold(a, "FSD") {
+				v.errf(fmt.Sprintf("%s.actions[%d]", p, j), "unknown action %q (SET or FSD, as in upsd.users)", a)
+			}
+		}
+		for j, c := range n.Instcmds {
+			if c == "" || strings.ContainsAny(c, " \t\"") {
+				v.errf(fmt.Sprintf("%s.instcmds[%d]", p, j), "%q is not a command name (e.g. load.off, or ALL)", c)
+			}
+		}
 	}
 	groups := map[string]bool{}
 	for i, g := range u.Groups {
@@ -478,6 +536,16 @@ func (v *validator) ups() {
 				v.errf(fmt.Sprintf("%s.pre_steps[%d]", p, j), "unknown step %q (k3s-drain or ceph-noout)", s)
 			}
 		}
+	}
+	r := u.Return
+	if *r.MinCharge < 0 || *r.MinCharge > 100 {
+		v.errf("ups.return.min_charge", "%d%% out of range (0 to 100; 0: line power is enough)", *r.MinCharge)
+	}
+	if r.WakeAfter.D() < 10*time.Second || r.WakeAfter.D() > time.Hour {
+		v.errf("ups.return.wake_after", "%s out of range (10s to 1h)", r.WakeAfter.D())
+	}
+	if r.WakeTries < 1 || r.WakeTries > 100 {
+		v.errf("ups.return.wake_tries", "%d out of range (1 to 100)", r.WakeTries)
 	}
 }
 
@@ -589,6 +657,9 @@ func (v *validator) hosts() {
 			}
 		default:
 			v.errf(p+".shutdown.method", "unknown method %q (nut or ssh)", s.Method)
+		}
+		if s.Wake != "wol" && s.Wake != "none" {
+			v.errf(p+".shutdown.wake", "unknown way %q (wol or none)", s.Wake)
 		}
 	}
 }
@@ -817,4 +888,26 @@ func (v *validator) secrets() {
 
 func walkSecretsPaths(c *Config, fn func(string, Secret, string)) {
 	walkSecrets(reflect.ValueOf(c).Elem(), "", fn)
+}
+
+func (v *validator) firewall() {
+	for i, o := range v.c.Firewall.TunnelOpen {
+		switch o {
+		case "metrics", "gokrazy", "nut":
+			continue
+		}
+		if _, _, err := ParseProtoPort(o); err != nil {
+			v.errf(fmt.Sprintf("firewall.tunnel_open[%d]", i), "%v (or metrics, gokrazy, nut)", err)
+		}
+	}
+}
+
+// ParseProtoPort parses "tcp/PORT" or "udp/PORT".
+func ParseProtoPort(s string) (proto string, port uint16, err error) {
+	proto, p, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(p)
+	if !ok || (proto != "tcp" && proto != "udp") || err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("%q is not tcp/PORT or udp/PORT", s)
+	}
+	return proto, uint16(n), nil
 }

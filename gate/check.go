@@ -169,6 +169,7 @@ func summarize(w io.Writer, c *config.Config) {
 	} else {
 		fmt.Fprintln(w, "  bastion     off (no bastion section)")
 	}
+	statusPlan(w, c)
 	summarizeTailnet(w, c)
 	fmt.Fprintln(w)
 }

@@ -32,7 +32,7 @@ func cmdFlash(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	desc, err := image.FlashTarget(target, mounts, "/sys/block")
+	desc, err := image.FlashTarget(target, mounts, "/sys/class/block")
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,8 @@ func cmdHosts(e *env, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tIP\tROLE\tSTATE\tLAST BOOT\tPROGRESS\tLAST RESULT")
+	fmt.Fprintln(tw, "HOST\tIP\tROLE\tPOWER\tSTATE\tLAST BOOT\tPROGRESS\tLAST RESULT")
+	ret := ""
 	for _, h := range hosts {
 		state := h.Phase
 		if state == "" {
@@ -54,9 +55,20 @@ func cmdHosts(e *env, args []string) error {
 		if h.Phase == "" && !h.InstalledAt.IsZero() && res == "ok" {
 			res = "installed " + ago(h.InstalledAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.IP, h.Role, state, boot, prog, strings.ReplaceAll(res, "\n", " "))
+		power := "-"
+		if h.Power != nil {
+			power = h.Power.State + " (" + ago(h.Power.Since) + ")"
+		}
+		ret = h.Return
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.IP, h.Role, power, state, boot, prog, strings.ReplaceAll(res, "\n", " "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if ret != "" && ret != "idle" {
+		fmt.Fprintf(e.stdout, "return plan after the outage: %s\n", ret)
+	}
+	return nil
 }
 
 func ago(t time.Time) string {

@@ -60,6 +60,7 @@ func commands() []command {
 		{"vps-config", "[-c FILE]... [HUB]", "print the VPS hub's configuration", cmdVPSConfig},
 		{"reimage", "[-c FILE] [--cancel] HOST", "flag a host for re-imaging at its next network boot", cmdReimage},
 		{"hosts", "[-c FILE]", "show every host's boot and install state", cmdHosts},
+		{"status", "[-c FILE] [--host ADDR] [--json]", "print the gate's status page (power, tunnel, DNS, hosts, bastion) as text", cmdStatus},
 		{"version", "", "print gate's version", cmdVersion},
 	}
 }

@@ -31,17 +31,7 @@ func newBootstrapAPI(c *config.Config, host string) (*bootstrapAPI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap.api_token: %w", err)
 	}
-	if host == "" {
-		host = c.Gate.UpdateHost
-	}
-	if host == "" {
-		if p, ok := c.GateAddr(); ok {
-			host = p.Addr().String()
-		} else {
-			host = c.Gate.Hostname
-		}
-	}
-	return &bootstrapAPI{base: "http://" + net.JoinHostPort(host, strconv.Itoa(c.Bootstrap.HTTPPort)),
+	return &bootstrapAPI{base: "http://" + net.JoinHostPort(gateHost(c, host), strconv.Itoa(c.Bootstrap.HTTPPort)),
 		token: strings.TrimSpace(string(tok)), hc: &http.Client{Timeout: 15 * time.Second}}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"gate/config"
 	"gate/internal/bootstrap"
+	"gate/internal/powerstate"
 )
 
 // TestReimageAndHosts drives bootstrapd's real HTTP server on loopback
@@ -46,7 +47,8 @@ bootstrap: {api_token: "file:token", http_port: %d}
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &bootstrap.Server{Config: c, Store: st, Base: "http://10.9.0.2:8080", GateIP: netip.MustParseAddr("10.9.0.2"), Assets: t.TempDir(), Token: []byte("tok")}
+	srv := &bootstrap.Server{Config: c, Store: st, Base: "http://10.9.0.2:8080", GateIP: netip.MustParseAddr("10.9.0.2"), Assets: t.TempDir(), Token: []byte("tok"),
+		PowerFile: filepath.Join(dir, "power.json")} // absent until upsd writes it
 	h, err := srv.Handler()
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +80,13 @@ bootstrap: {api_token: "file:token", http_port: %d}
 		if code != tc.code || !strings.Contains(out, tc.want) {
 			t.Errorf("gate %v: exit %d %q, want %d containing %q", tc.args, code, out, tc.code, tc.want)
 		}
+	}
+	// upsd's power state: the host's power and the return plan's progress.
+	pw := &powerstate.Writer{Path: srv.PowerFile}
+	pw.Host("ceph-1", "missing")
+	pw.Return("group compute")
+	if code, out := gate("hosts", "-c", site, "--host", "127.0.0.1"); code != 0 || !strings.Contains(out, "missing (") || !strings.Contains(out, "return plan after the outage: group compute") {
+		t.Errorf("gate hosts with upsd's power state: exit %d %q", code, out)
 	}
 	// A wrong token is refused with bootstrapd's reason.
 	os.WriteFile(filepath.Join(dir, "secrets", "token"), []byte("wrong\n"), 0o600)

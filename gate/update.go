@@ -18,7 +18,7 @@ func cmdUpdate(e *env, args []string) error {
 	site := siteFlag(fs)
 	host := fs.String("host", "", "the gate's address (default: gate.update_host, else its static address, else its host name)")
 	img := fs.String("image", "", "an image built by gate image (default: build one now)")
-	arch := fs.String("arch", "arm64", "architecture when building (arm64 for the Pi, amd64 for the QEMU twin)")
+	arch := fs.String("arch", "", "architecture when building: arm64 (a Pi) or amd64 (a pc, or the QEMU twin); default: from gate.model")
 	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for the gate to come back")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -26,7 +26,7 @@ func cmdUpdate(e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	c, siteYAML, err := loadSiteForImage(e, *site)
+	c, siteYAML, err := readSite(e, *site, true)
 	if err != nil {
 		return err
 	}
@@ -34,17 +34,7 @@ func cmdUpdate(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("gate.password: %w", err)
 	}
-	addr := *host
-	if addr == "" {
-		addr = c.Gate.UpdateHost
-	}
-	if addr == "" {
-		if p, ok := c.GateAddr(); ok {
-			addr = p.Addr().String()
-		} else {
-			addr = c.Gate.Hostname
-		}
-	}
+	addr := gateHost(c, *host)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
@@ -57,7 +47,7 @@ func cmdUpdate(e *env, args []string) error {
 		}
 		defer os.RemoveAll(dir)
 		path = filepath.Join(dir, "gate.img")
-		fmt.Fprintf(e.stderr, "gate update: building the %s image ...\n", *arch)
+		fmt.Fprintf(e.stderr, "gate update: building the %s image ...\n", c.Gate.Model)
 		res, err := image.Build(ctx, image.Options{Config: c, SiteYAML: siteYAML, Arch: *arch, Output: path})
 		if err != nil {
 			return err

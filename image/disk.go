@@ -34,6 +34,11 @@ func writeDisk(o Options, sig uint32, boot, root, perm *tree, res *Result) error
 		return fmt.Errorf("creating %s: %w", o.Output, err)
 	}
 	defer d.Close()
+	// /perm holds every secret: the image is the owner's alone (go-diskfs
+	// creates it 0666 less the umask).
+	if err := os.Chmod(o.Output, 0o600); err != nil {
+		return fmt.Errorf("image %s: %w", o.Output, err)
+	}
 
 	total := uint32(o.Size / sector)
 	rootA := uint32(bootStart + bootSectors)
@@ -178,6 +183,12 @@ func writeSquashfs(d *disk.Disk, t *tree, start int64) (int64, error) {
 		if err := os.Chtimes(p, fixedTime, fixedTime); err != nil {
 			return 0, err
 		}
+	}
+	// The workspace is a 0700 temporary directory, and it becomes the
+	// root inode: gokrazy's programs that drop privileges (ntp) could then
+	// not even exec themselves. The root is 0755 like every directory.
+	if err := os.Chmod(ws, 0o755); err != nil {
+		return 0, err
 	}
 	if err := os.Chtimes(ws, fixedTime, fixedTime); err != nil {
 		return 0, err

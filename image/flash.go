@@ -46,7 +46,9 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 // FlashTarget checks that target may be overwritten with the image: a
 // regular file, or a whole block device that is neither mounted (nor any
 // of its partitions) nor the disk holding /. It returns a description of
-// the target for the confirmation question.
+// the target for the confirmation question. sysBlock is /sys/class/block,
+// where every block device has its directory, partitions included
+// (/sys/block lists whole disks only: a partition would pass for a disk).
 func FlashTarget(target string, mounts []Mount, sysBlock string) (string, error) {
 	st, err := os.Stat(target)
 	if os.IsNotExist(err) {
@@ -117,7 +119,7 @@ func Flash(imagePath, target string, progress io.Writer) (string, error) {
 		return "", err
 	}
 	total := st.Size()
-	dst, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE, 0o644)
+	dst, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE, 0o600) // an image file holds secrets
 	if err != nil {
 		return "", fmt.Errorf("opening %s: %w", target, err)
 	}

@@ -33,21 +33,21 @@ func TestParseMountinfo(t *testing.T) {
 
 func TestFlashTargetFiles(t *testing.T) {
 	dir := t.TempDir()
-	if d, err := FlashTarget(filepath.Join(dir, "new.img"), nil, "/sys/block"); err != nil || !strings.HasPrefix(d, "new file") {
+	if d, err := FlashTarget(filepath.Join(dir, "new.img"), nil, "/sys/class/block"); err != nil || !strings.HasPrefix(d, "new file") {
 		t.Errorf("new file: %q, %v", d, err)
 	}
 	old := filepath.Join(dir, "old.img")
 	os.WriteFile(old, []byte("x"), 0o644)
-	if d, err := FlashTarget(old, nil, "/sys/block"); err != nil || !strings.Contains(d, "overwritten") {
+	if d, err := FlashTarget(old, nil, "/sys/class/block"); err != nil || !strings.Contains(d, "overwritten") {
 		t.Errorf("existing file: %q, %v", d, err)
 	}
-	if _, err := FlashTarget("/dev/null", nil, "/sys/block"); err == nil {
+	if _, err := FlashTarget("/dev/null", nil, "/sys/class/block"); err == nil {
 		t.Error("a character device was accepted")
 	}
 }
 
 // TestFlashTargetRefusesRoot: the disk holding / (found here through
-// /proc/self/mountinfo and /sys/block, as gate flash does) is refused.
+// /proc/self/mountinfo and /sys/class/block, as gate flash does) is refused.
 func TestFlashTargetRefusesRoot(t *testing.T) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
@@ -62,7 +62,7 @@ func TestFlashTargetRefusesRoot(t *testing.T) {
 		if _, err := os.Stat(m.Source); err != nil {
 			t.Skipf("root device %s not visible here", m.Source)
 		}
-		if _, err := FlashTarget(m.Source, ms, "/sys/block"); err == nil {
+		if _, err := FlashTarget(m.Source, ms, "/sys/class/block"); err == nil {
 			t.Fatalf("flashing %s, which holds /, was accepted", m.Source)
 		}
 		return

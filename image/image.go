@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"gate/config"
+	"gate/internal/gomodule"
 )
 
 // Layout, in 512-byte sectors.
@@ -92,8 +93,17 @@ func (o *Options) defaults() error {
 	}
 	switch o.Arch {
 	case "":
+		// The model chooses: a PC is amd64, every Pi arm64.
 		o.Arch = "arm64"
-	case "arm64", "amd64":
+		if o.Config.Gate.Model == "pc" {
+			o.Arch = "amd64"
+		}
+	case "arm64":
+		if o.Config.Gate.Model == "pc" {
+			return fmt.Errorf("image: gate.model is pc, an amd64 machine: build it with --arch amd64 (or without --arch)")
+		}
+	case "amd64":
+		// The QEMU twin of a Pi site, or a pc.
 	default:
 		return fmt.Errorf("image: unknown architecture %q (arm64 for the Pi, amd64 for the QEMU twin)", o.Arch)
 	}
@@ -137,13 +147,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Arch == "amd64" {
 		kernelMod = "github.com/gokrazy/kernel.amd64"
 	}
-	kernel, err := lookupModule(ctx, root, kernelMod)
+	kernel, err := gomodule.Download(ctx, root, kernelMod)
 	if err != nil {
 		return nil, err
 	}
-	var firmware module
+	var firmware gomodule.Module
 	if o.Arch == "arm64" {
-		if firmware, err = lookupModule(ctx, root, "github.com/gokrazy/firmware"); err != nil {
+		if firmware, err = gomodule.Download(ctx, root, "github.com/gokrazy/firmware"); err != nil {
 			return nil, err
 		}
 	}
@@ -153,7 +163,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer os.RemoveAll(work)
 
-	progs := programs(o.Config)
+	progs := programs(o.Config, sourceDate(root))
 	bins, links, ts, err := compile(ctx, root, o.Arch, o.BuildTimestamp, func(h []byte) string {
 		return inputTimestamp(root, o, kernel, firmware, h)
 	}, progs, work)
@@ -182,7 +192,15 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	res.Links = links
-	rootFiles, err := rootTree(o, bins, links, kernel, root)
+	// Secrets stay out of the root whatever their form: inline ones move
+	// to /perm.
+	rootSite, inlined, err := inlineToFiles(o.Config, o.SiteYAML)
+	if err != nil {
+		return nil, err
+	}
+	ro := o
+	ro.SiteYAML = rootSite
+	rootFiles, err := rootTree(ro, bins, links, kernel, root)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +208,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	permFiles, err := permTree(o.Config, o.SiteYAML)
+	permFiles, err := permTree(o.Config, inlined)
 	if err != nil {
 		return nil, err
 	}
@@ -203,9 +221,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// programs lists what the init supervises: gokrazy's system programs, then
-// the gate's daemons whose sections the site file has.
-func programs(c *config.Config) []program {
+// programs lists what the init supervises: gokrazy's system programs, the
+// clock, then the gate's daemons whose sections the site file has. floor
+// is the image's source date, before which the clock never starts.
+func programs(c *config.Config, floor time.Time) []program {
 	var ps []program
 	// tsnet more than doubles cmd/gated: only a site with a tailnet
 	// section gets it (internal/mains, build tag tailnet).
@@ -223,23 +242,28 @@ func programs(c *config.Config) []program {
 		}
 		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/gokrazy/staticip", Link: "/user/gated", Args: args, Tags: gatedTags})
 	}
-	ps = append(ps,
-		program{Pkg: "github.com/gokrazy/gokrazy/cmd/ntp", Path: "/gokrazy/ntp"},
-		program{Pkg: "github.com/gokrazy/gokrazy/cmd/randomd", Path: "/gokrazy/randomd"},
-	)
+	ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/randomd", Path: "/gokrazy/randomd"})
+	// The gate's own clock daemon replaces gokrazy's ntp: the site's NTP
+	// servers, the time saved on /perm as a floor, the synchronised flag
+	// the vpn and dyndns wait for (-wait-clock) and metrics.
+	wait := "-wait-clock=" + c.Time.Wait.D().String()
 	for _, d := range []struct {
 		name string
 		on   bool
+		args []string
 	}{
-		{"vpn", c.VPN != nil},
-		{"dyndns", c.DynDNS != nil},
-		{"upsd", c.UPS != nil},
-		{"bootstrapd", c.Bootstrap != nil},
-		{"bastion", c.Bastion != nil},
-		{"tailnet", c.Tailnet != nil},
+		{"firewall", c.Firewall == nil || !c.Firewall.Off, nil}, // first: the policy before the services
+		{"clock", true, []string{"-floor=" + floor.UTC().Format(time.RFC3339)}},
+		{"vpn", c.VPN != nil, []string{wait}},
+		{"dyndns", c.DynDNS != nil, []string{wait}},
+		{"upsd", c.UPS != nil, nil},
+		{"bootstrapd", c.Bootstrap != nil, nil},
+		{"bastion", c.Bastion != nil, nil},
+		{"statusd", c.Status != nil || c.Alerts != nil, nil},
+		{"tailnet", c.Tailnet != nil, nil},
 	} {
 		if d.on {
-			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: []string{"-console"}, Daemon: d.name, Tags: gatedTags})
+			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: append([]string{"-console"}, d.args...), Daemon: d.name, Tags: gatedTags})
 		}
 	}
 	return ps
@@ -250,7 +274,7 @@ func programs(c *config.Config) []program {
 // the site file, the architecture and the kernel and firmware versions. The
 // same inputs give the same string, any change another, which is what
 // `gate update` waits for.
-func inputTimestamp(root string, o Options, kernel, firmware module, programsHash []byte) string {
+func inputTimestamp(root string, o Options, kernel, firmware gomodule.Module, programsHash []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%s@%s\n%s@%s\n%x\n", o.Arch, o.SiteYAML, kernel.Path, kernel.Version, firmware.Path, firmware.Version, programsHash)
 	return sourceDate(root).UTC().Format(time.RFC3339) + "+" + hex.EncodeToString(h.Sum(nil))[:12]

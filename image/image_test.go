@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gate/config"
+	"gate/internal/gomodule"
 )
 
 // example loads the embedded example site with its secrets generated into
@@ -84,25 +86,46 @@ func TestPrograms(t *testing.T) {
 		want   string
 	}{
 		{"example (static address, every section)", func(*config.Config) {},
-			"/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion"},
+			"/gokrazy/staticip /gokrazy/randomd /user/firewall /user/clock /user/vpn /user/dyndns /user/upsd /user/bootstrapd /user/bastion /user/statusd"},
 		{"dhcp, no sections", func(c *config.Config) {
 			c.Gate.Address = "dhcp"
-			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion = nil, nil, nil, nil, nil
-		}, "/gokrazy/dhcp /gokrazy/ntp /gokrazy/randomd"},
+			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
+		}, "/gokrazy/dhcp /gokrazy/randomd /user/firewall /user/clock"},
+		{"firewall off", func(c *config.Config) {
+			c.Gate.Address = "dhcp"
+			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
+			c.Firewall = &config.Firewall{Off: true}
+		}, "/gokrazy/dhcp /gokrazy/randomd /user/clock"},
 		{"only the UPS", func(c *config.Config) {
 			c.VPN, c.DynDNS, c.Bootstrap, c.Bastion = nil, nil, nil, nil
-		}, "/gokrazy/staticip /gokrazy/ntp /gokrazy/randomd /user/upsd"},
+		}, "/gokrazy/staticip /gokrazy/randomd /user/firewall /user/clock /user/upsd /user/statusd"},
+		{"alerts without the page", func(c *config.Config) {
+			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
+			c.Alerts = &config.Alerts{Webhook: &config.Webhook{URL: "http://192.168.1.9/x"}}
+		}, "/gokrazy/staticip /gokrazy/randomd /user/firewall /user/clock /user/statusd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := example(t)
 			tc.modify(c)
-			ps := programs(c)
+			floor := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			ps := programs(c, floor)
 			if got := paths(ps); got != tc.want {
 				t.Errorf("programs:\n got %s\nwant %s", got, tc.want)
 			}
 			for _, p := range ps {
 				if p.Path == "/gokrazy/staticip" && !strings.Contains(strings.Join(p.Args, " "), "-address 192.168.1.2/24") {
 					t.Errorf("staticip args %q lack the site's address", p.Args)
+				}
+				args := strings.Join(p.Args, " ")
+				switch p.Daemon {
+				case "clock":
+					if !strings.Contains(args, "-floor=2026-11-01T00:00:00Z") {
+						t.Errorf("clock args %q lack the floor", args)
+					}
+				case "vpn", "dyndns": // time.wait (the example's default, 10m)
+					if !strings.Contains(args, "-wait-clock=10m0s") {
+						t.Errorf("%s args %q lack -wait-clock=10m0s", p.Daemon, args)
+					}
 				}
 				if p.Daemon != "" && (len(p.Args) == 0 || p.Args[0] != "-console") {
 					t.Errorf("%s args %q: want -console (ready lines on the serial console)", p.Path, p.Args)
@@ -197,5 +220,67 @@ func TestUnusedModules(t *testing.T) {
 		if got := unusedModules(rel); got != want {
 			t.Errorf("unusedModules(%q) = %v, want %v", rel, got, want)
 		}
+	}
+}
+
+// TestBootTreeFollowsModel: gate.model chooses the boot partition's device
+// trees, firmware and config.txt; a pc builds amd64.
+func TestBootTreeFollowsModel(t *testing.T) {
+	kdir, fdir := t.TempDir(), t.TempDir()
+	for _, n := range []string{"vmlinuz", "bcm2710-rpi-3-b.dtb", "bcm2837-rpi-3-b.dtb", "bcm2711-rpi-4-b.dtb", "bcm2712-rpi-5-b.dtb", "overlays/disable-bt.dtbo"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(kdir, n)), 0o755)
+		os.WriteFile(filepath.Join(kdir, n), []byte(n), 0o644)
+	}
+	for _, n := range []string{"bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat", "start_x.elf"} {
+		os.WriteFile(filepath.Join(fdir, n), []byte(n), 0o644)
+	}
+	kernel, firmware := gomodule.Module{Path: "kernel.rpi", Dir: kdir}, gomodule.Module{Path: "firmware", Dir: fdir}
+	for _, tc := range []struct {
+		model      string
+		want, not  []string
+		configLine string
+	}{
+		{"rpi3", []string{"/bcm2710-rpi-3-b.dtb", "/bcm2837-rpi-3-b.dtb", "/bootcode.bin", "/start.elf", "/fixup.dat", "/overlays/disable-bt.dtbo"}, []string{"/bcm2711-rpi-4-b.dtb", "/start4.elf", "/bcm2712-rpi-5-b.dtb", "/start_x.elf"}, "arm_control=0x200"},
+		{"rpi4", []string{"/bcm2711-rpi-4-b.dtb", "/start4.elf", "/fixup4.dat"}, []string{"/bcm2710-rpi-3-b.dtb", "/bootcode.bin", "/start.elf", "/bcm2712-rpi-5-b.dtb"}, "arm_control=0x200"},
+		{"rpi5", []string{"/bcm2712-rpi-5-b.dtb", "/overlays/disable-bt.dtbo"}, []string{"/start4.elf", "/start.elf", "/bootcode.bin", "/bcm2711-rpi-4-b.dtb"}, "kernel=vmlinuz"},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			c := example(t)
+			c.Gate.Model = tc.model
+			tr, err := bootTree(Options{Config: c, Arch: "arm64"}, kernel, firmware, "01020304-02")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tc.want {
+				if _, ok := tr.entries[p]; !ok {
+					t.Errorf("%s lacks %s", tc.model, p)
+				}
+			}
+			for _, p := range tc.not {
+				if _, ok := tr.entries[p]; ok {
+					t.Errorf("%s carries %s", tc.model, p)
+				}
+			}
+			if cfg := string(tr.entries["/config.txt"].Data); !strings.Contains(cfg, tc.configLine) || !strings.Contains(cfg, "kernel=vmlinuz") || (tc.model == "rpi5") == strings.Contains(cfg, "arm_control") {
+				t.Errorf("config.txt of %s:\n%s", tc.model, cfg)
+			}
+		})
+	}
+	// A firmware without the model's files is refused with its name.
+	c := example(t)
+	c.Gate.Model = "rpi4"
+	os.Remove(filepath.Join(fdir, "start4.elf"))
+	if _, err := bootTree(Options{Config: c, Arch: "arm64"}, kernel, firmware, "x"); err == nil || !strings.Contains(err.Error(), "start4.elf") {
+		t.Errorf("missing start4.elf: %v", err)
+	}
+	// pc: amd64 by default, arm64 refused.
+	c.Gate.Model = "pc"
+	o := Options{Config: c, Output: "x"}
+	if err := o.defaults(); err != nil || o.Arch != "amd64" {
+		t.Errorf("pc: arch %q, %v; want amd64", o.Arch, err)
+	}
+	o = Options{Config: c, Output: "x", Arch: "arm64"}
+	if err := o.defaults(); err == nil {
+		t.Error("pc with --arch arm64 accepted")
 	}
 }

@@ -12,13 +12,13 @@ import (
 // /user/tailnet.
 func TestProgramsTailnet(t *testing.T) {
 	c := example(t)
-	for _, p := range programs(c) {
+	for _, p := range programs(c, fixedTime) {
 		if len(p.Tags) > 0 || p.Path == "/user/tailnet" {
 			t.Errorf("a site without tailnet: %s built with tags %q", p.Path, p.Tags)
 		}
 	}
 	c.Tailnet = &config.Tailnet{}
-	ps := programs(c)
+	ps := programs(c, fixedTime)
 	found := false
 	for _, p := range ps {
 		found = found || p.Path == "/user/tailnet"

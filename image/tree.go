@@ -9,10 +9,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"gate/config"
+	"gate/internal/gomodule"
 	"gate/internal/initramfs"
 )
 
@@ -117,7 +119,7 @@ const (
 
 // rootTree is the read-only root: the programs, the site file, gokrazy's
 // configuration files and the kernel's modules. Never a secret.
-func rootTree(o Options, bins, links map[string]string, kernel module, root string) (*tree, error) {
+func rootTree(o Options, bins, links map[string]string, kernel gomodule.Module, root string) (*tree, error) {
 	c := o.Config
 	t := newTree()
 	for _, d := range []string{"/bin", "/dev", "/etc", "/proc", "/sys", "/tmp", "/perm", "/lib", "/run", "/mnt", "/gokrazy", "/user"} {
@@ -134,7 +136,7 @@ func rootTree(o Options, bins, links map[string]string, kernel module, root stri
 	t.file("/etc/hostname", 0o644, []byte(c.Gate.Hostname))
 	t.file("/etc/hosts", 0o644, []byte(fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n", c.Gate.Hostname)))
 	t.file("/etc/http-port.txt", 0o644, []byte(fmt.Sprint(c.Gate.HTTPPort)))
-	t.file(SiteFilePath, 0o644, o.SiteYAML)
+	t.file(SiteFilePath, 0o644, o.SiteYAML) // without inline secrets: see Build
 
 	// gokrazy runs without any password unless /etc/gokr-pw.txt exists;
 	// it reads /perm/gokr-pw.txt first. The root's copy is therefore a
@@ -235,7 +237,7 @@ func dirExists(p string) bool {
 }
 
 // bootTree is the FAT boot partition.
-func bootTree(o Options, kernel, firmware module, partuuid string) (*tree, error) {
+func bootTree(o Options, kernel, firmware gomodule.Module, partuuid string) (*tree, error) {
 	t := newTree()
 	cmdline := "console=tty1 console=serial0,115200 root=PARTUUID=" + partuuid + " init=/gokrazy/init rootwait panic=10 oops=panic"
 	if o.Arch == "amd64" {
@@ -247,30 +249,53 @@ func bootTree(o Options, kernel, firmware module, partuuid string) (*tree, error
 	if o.Arch == "amd64" {
 		return t, nil
 	}
-	t.file("/config.txt", 0o644, []byte("# gate: Raspberry Pi boot configuration\narm_control=0x200\nenable_uart=1\nkernel=vmlinuz\n"))
+	m, ok := piModels[o.Config.Gate.Model]
+	if !ok {
+		return nil, fmt.Errorf("gate.model %q is not a Raspberry Pi (rpi3, rpi4 or rpi5 for an arm64 image)", o.Config.Gate.Model)
+	}
+	t.file("/config.txt", 0o644, []byte("# gate: Raspberry Pi boot configuration ("+o.Config.Gate.Model+")\n"+m.config+"enable_uart=1\nkernel=vmlinuz\n"))
 	ents, err := os.ReadDir(kernel.Dir)
 	if err != nil {
 		return nil, err
 	}
+	dtbs := 0
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".dtb") {
-			t.copy("/"+e.Name(), 0o644, filepath.Join(kernel.Dir, e.Name()))
+		n := e.Name()
+		if strings.HasSuffix(n, ".dtb") && slices.ContainsFunc(m.dtbs, func(p string) bool { return strings.HasPrefix(n, p) }) {
+			t.copy("/"+n, 0o644, filepath.Join(kernel.Dir, n))
+			dtbs++
 		}
+	}
+	if dtbs == 0 {
+		return nil, fmt.Errorf("gate.model %s: %s %s has no device tree %s*.dtb", o.Config.Gate.Model, kernel.Path, kernel.Version, m.dtbs[0])
 	}
 	if err := t.copyDir("/overlays", filepath.Join(kernel.Dir, "overlays"), nil); err != nil {
 		return nil, fmt.Errorf("kernel overlays: %w", err)
 	}
-	ents, err = os.ReadDir(firmware.Dir)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		n := e.Name()
-		if n == "bootcode.bin" || strings.HasSuffix(n, ".elf") || strings.HasSuffix(n, ".dat") {
-			t.copy("/"+n, 0o644, filepath.Join(firmware.Dir, n))
+	for _, n := range m.firmware {
+		src := filepath.Join(firmware.Dir, n)
+		if _, err := os.Stat(src); err != nil {
+			return nil, fmt.Errorf("gate.model %s needs %s from %s %s: %w", o.Config.Gate.Model, n, firmware.Path, firmware.Version, err)
 		}
+		t.copy("/"+n, 0o644, src)
 	}
 	return t, nil
+}
+
+// piModels says, per gate.model, what the Pi's boot partition needs: the
+// device trees of that board family (from kernel.rpi, whose one kernel
+// serves the Pi 3, 4 and 5), the boot firmware (the Pi 3 reads
+// bootcode.bin, start.elf and fixup.dat from the card; the Pi 4 start4.elf
+// and fixup4.dat; the Pi 5 boots from its EEPROM and needs none), and the
+// lines of config.txt before the common ones.
+var piModels = map[string]struct {
+	dtbs     []string // file name prefixes
+	firmware []string
+	config   string
+}{
+	"rpi3": {[]string{"bcm2710-", "bcm2837-"}, []string{"bootcode.bin", "start.elf", "fixup.dat"}, "arm_control=0x200\n"},
+	"rpi4": {[]string{"bcm2711-"}, []string{"start4.elf", "fixup4.dat"}, "arm_control=0x200\n"},
+	"rpi5": {[]string{"bcm2712"}, nil, ""},
 }
 
 // Paths on /perm.
@@ -278,13 +303,14 @@ const (
 	PermSecrets = "/gate/secrets"
 )
 
-// permTree is /perm: the site's secrets (0600 in a 0700 directory), the
+// permTree is /perm: the site's secrets (0600 in a 0700 directory) and
+// the inline ones moved out of the site file (see inlineToFiles), the
 // daemons' state directories, and gokrazy's password file.
-func permTree(c *config.Config, siteYAML []byte) (*tree, error) {
+func permTree(c *config.Config, inlined map[string][]byte) (*tree, error) {
 	t := newTree()
 	t.dir("/gate", 0o700)
 	t.dir(PermSecrets, 0o700)
-	for _, d := range []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} {
+	for _, d := range []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion", "statusd"} {
 		t.dir("/gate/"+d, 0o700)
 	}
 	t.dir("/var", 0o755)
@@ -302,6 +328,9 @@ func permTree(c *config.Config, siteYAML []byte) (*tree, error) {
 		if _, err := os.Stat(src + ".pub"); err == nil {
 			t.copy(path.Join(PermSecrets, r.Name+".pub"), 0o644, src+".pub")
 		}
+	}
+	for name, v := range inlined {
+		t.file(path.Join(PermSecrets, name), 0o600, v)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("secrets missing: %s (run gate secrets init, or provide them)", strings.Join(missing, ", "))

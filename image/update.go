@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -26,6 +27,9 @@ type Updater struct {
 	Client   *http.Client
 	// Log receives one line per step.
 	Log io.Writer
+	// Pause is the wait before a boot upload's second attempt, growing
+	// by as much each time (default 1 s).
+	Pause time.Duration
 }
 
 // Parts are the pieces of an image that an update sends.
@@ -145,6 +149,34 @@ func (u *Updater) upload(ctx context.Context, path string, data []byte) error {
 	return nil
 }
 
+// BootAttempts is how many times a boot partition upload is tried.
+const BootAttempts = 5
+
+// uploadBoot writes the boot partition. gokrazy writes it in place (there
+// is one), so an upload that arrives corrupted or cut leaves a boot
+// partition the next power cycle may not boot from: it is sent again
+// until the gate reports the image's hash, or the attempts run out (then
+// the error says so; nothing is switched and the running system is
+// untouched, but the gate must not be power-cycled before an update
+// succeeds).
+func (u *Updater) uploadBoot(ctx context.Context, boot []byte) error {
+	var err error
+	for i := 1; i <= BootAttempts; i++ {
+		if err = u.upload(ctx, "/update/boot", boot); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		u.logf("boot partition upload %d of %d failed: %v", i, BootAttempts, err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(i) * cmp.Or(u.Pause, time.Second)):
+		}
+	}
+	return fmt.Errorf("%w\nTHE GATE'S BOOT PARTITION MAY BE DAMAGED: do not power it off; run gate update again (it re-sends the boot partition; the running system was not switched)", err)
+}
+
 // Update pushes p and reboots the gate into it, then waits (up to wait)
 // until it reports the new build timestamp. A failed upload leaves the
 // running system as it was.
@@ -167,7 +199,7 @@ func (u *Updater) Update(ctx context.Context, p *Parts, wait time.Duration) erro
 	if err := u.upload(ctx, "/update/root", p.Root); err != nil {
 		return err
 	}
-	if err := u.upload(ctx, "/update/boot", p.Boot); err != nil {
+	if err := u.uploadBoot(ctx, p.Boot); err != nil {
 		return err
 	}
 	if _, err := u.do(ctx, http.MethodPost, "/update/switch", nil, ""); err != nil {

@@ -11,6 +11,12 @@ pkgs=(
   miniupnpd dnsmasq kea-dhcp4-server
   # PXE clients and the gate image booted under emulation
   ipxe ipxe-qemu ovmf qemu-system-x86 qemu-utils
+  # the real arm64 Pi image under emulation (-M raspi3b), its dtb edited as disable-bt does
+  qemu-system-arm device-tree-compiler
+  # time (NTP server on the simulated internet), IPv6 router advertisements from the box
+  chrony radvd
+  # the status page in a real browser; a real SMTP receiver for alerts
+  chromium python3-aiosmtpd
   # the VPS side
   wireguard-go wireguard-tools iperf3
   # SSH
@@ -20,7 +26,7 @@ pkgs=(
   # golden image boot loader (BIOS)
   extlinux syslinux-common
   # independent readers of the image we write
-  squashfs-tools dosfstools fdisk e2fsprogs file
+  squashfs-tools dosfstools mtools fdisk e2fsprogs file
   # TFTP clients
   tftp-hpa atftp
   # plumbing

@@ -1,6 +1,8 @@
 package image
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -51,4 +53,36 @@ func TestSideBySideImage(t *testing.T) {
 	ready := time.Since(start)
 	netlab.Report(t, "amd64 twin (TCG): QEMU start to the kernel running /gokrazy/init", kernel.Seconds(), "s")
 	netlab.Report(t, "amd64 twin (TCG): QEMU start to every daemon ready", ready.Seconds(), "s")
+}
+
+// TestSideBySideImageFreshMachine measures what a fresh laptop lives
+// through: `gate image --arch arm64` (what `make image` runs, through `go
+// run`) with an empty module cache and an empty build cache (cold: every
+// module downloaded from the proxy, everything compiled), then again with
+// both filled (warm). The caches are temporary directories: the
+// machine's own are never touched.
+func TestSideBySideImageFreshMachine(t *testing.T) {
+	netlab.Bench(t, "go")
+	dir := t.TempDir()
+	siteFile := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(siteFile, []byte(testSite), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(),
+		"GOMODCACHE="+filepath.Join(dir, "modcache"),
+		"GOCACHE="+filepath.Join(dir, "gocache"),
+		"GOFLAGS=-modcacherw -buildvcs=false", // so that the temporary module cache can be removed
+	)
+	build := func(label string) {
+		start := time.Now()
+		cmd := exec.Command("go", "run", "./gate", "image", "-c", siteFile, "--arch", "arm64", "-o", filepath.Join(dir, label+".img"))
+		cmd.Dir = site.RepoRoot()
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s gate image: %v\n%s", label, err, out)
+		}
+		netlab.Report(t, "gate image arm64 via go run, "+label+" module and build caches", time.Since(start).Seconds(), "s")
+	}
+	build("empty")
+	build("warm")
 }

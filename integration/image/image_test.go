@@ -70,6 +70,10 @@ func TestIntegrationImageReaders(t *testing.T) {
 		t.Run(arch, func(t *testing.T) {
 			img := filepath.Join(dir, arch+".img")
 			res := build(t, c, data, arch, img)
+			// /perm holds the secrets: the image is the owner's alone.
+			if ls := run(t, "ls", "-l", img); !strings.HasPrefix(ls, "-rw------- ") {
+				t.Errorf("ls -l of a fresh image: %s", ls)
+			}
 
 			var table struct {
 				PartitionTable struct {
@@ -99,9 +103,17 @@ func TestIntegrationImageReaders(t *testing.T) {
 			run(t, "e2fsck", "-fn", perm)
 
 			list := run(t, "unsquashfs", "-l", root)
-			for _, want := range []string{"/gokrazy/init", "/gokrazy/ntp", "/gokrazy/randomd", "/user/gated", "/user/vpn", "/user/dyndns", "/user/upsd", "/user/bootstrapd", "/user/bastion", "/etc/gate/site.yaml", "/usr/share/gate/ipxe/undionly.kpxe"} {
+			for _, want := range []string{"/gokrazy/init", "/gokrazy/randomd", "/user/gated", "/user/clock", "/user/vpn", "/user/dyndns", "/user/upsd", "/user/bootstrapd", "/user/bastion", "/etc/gate/site.yaml", "/usr/share/gate/ipxe/undionly.kpxe"} {
 				if !strings.Contains(list, "squashfs-root"+want+"\n") {
 					t.Errorf("root lacks %s", want)
+				}
+			}
+			// Every directory of the root, the root itself first, is
+			// 0755: a program that drops privileges (gokrazy's ntp)
+			// must be able to reach its own binary.
+			for _, line := range strings.Split(run(t, "unsquashfs", "-lls", root), "\n") {
+				if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "d") && f[0] != "drwxr-xr-x" {
+					t.Errorf("root directory not 0755: %s", line)
 				}
 			}
 			// No secret anywhere in the root or the boot partition.
@@ -127,12 +139,12 @@ func TestIntegrationImageReaders(t *testing.T) {
 			}
 			want := map[string]string{"arm64": "ARM aarch64", "amd64": "x86-64"}[arch]
 			// The daemons are links to one multi-call binary.
-			for _, d := range []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"} {
+			for _, d := range []string{"clock", "vpn", "dyndns", "upsd", "bootstrapd", "bastion"} {
 				if target, err := os.Readlink(filepath.Join(x, "user", d)); err != nil || target != "gated" {
 					t.Errorf("/user/%s: link to %q (%v), want gated", d, target, err)
 				}
 			}
-			for _, bin := range []string{"gokrazy/init", "user/gated", "gokrazy/ntp"} {
+			for _, bin := range []string{"gokrazy/init", "user/gated", "gokrazy/randomd"} {
 				if out := run(t, "file", filepath.Join(x, bin)); !strings.Contains(out, want) || !strings.Contains(out, "statically linked") {
 					t.Errorf("%s: %s", bin, out)
 				}

@@ -277,6 +277,23 @@ func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(si
 // Kill stops the process and its group at once with SIGKILL.
 func (p *Proc) Kill() { syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); <-p.done }
 
+// RSSKiB returns the process's resident set size (VmRSS, KiB). `ip netns
+// exec` execs the program, so the process is the program itself.
+func (p *Proc) RSSKiB() (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kib int
+			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib)
+			return kib, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
+}
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 

@@ -72,8 +72,11 @@ zone "%[5]s" {
 }
 
 // Lookup asks the server what name holds (type A), with Debian's dig.
-func (b *BIND) Lookup(name string) string {
-	out, _ := b.Host.Output("dig", "+short", "@"+DNSAddr.String(), name, "A")
+func (b *BIND) Lookup(name string) string { return b.LookupType(name, "A") }
+
+// LookupType asks the server for name's records of type typ.
+func (b *BIND) LookupType(name, typ string) string {
+	out, _ := b.Host.Output("dig", "+short", "@"+DNSAddr.String(), name, typ)
 	return strings.TrimSpace(out)
 }
 

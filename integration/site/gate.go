@@ -13,11 +13,16 @@ import (
 	"gate/integration/netlab"
 )
 
-// GateVM is the real gate image (the amd64 twin) booted under QEMU with
-// its NIC on the site's LAN switch.
+// GateVM is the real gate image booted under QEMU with its NIC on the
+// site's LAN switch: the amd64 twin (BootGate) or the arm64 Pi image
+// (BootPi).
 type GateVM struct {
 	Proc  *netlab.Proc
 	Image string
+	Arch  string
+	Pi    *PiBoot // the emulated Pi's SD card and boot files (arm64)
+	// start powers the same machine on again (same disk, same tap).
+	start func(name string) *GateVM
 }
 
 // KernelAMD64 returns the path of gokrazy's kernel.amd64 vmlinuz.
@@ -34,8 +39,15 @@ func KernelAMD64(t testing.TB) string {
 // image's path and the root PARTUUID it printed.
 func (s *Site) BuildImage(gateCLI, siteFile string) (img, partuuid string) {
 	s.t.Helper()
-	img = filepath.Join(s.Dir, "gate-amd64.img")
-	cmd := exec.Command(gateCLI, "image", "-c", siteFile, "--arch", "amd64", "-o", img)
+	return s.BuildImageArch(gateCLI, siteFile, "amd64", filepath.Join(s.Dir, "gate-amd64.img"))
+}
+
+// BuildImageArch runs `gate image --arch arch -o img` on siteFile, as
+// `make image` does for arm64, and returns the root PARTUUID it printed.
+func (s *Site) BuildImageArch(gateCLI, siteFile, arch, img string, extra ...string) (string, string) {
+	s.t.Helper()
+	var partuuid string
+	cmd := exec.Command(gateCLI, append([]string{"image", "-c", siteFile, "--arch", arch, "-o", img}, extra...)...)
 	cmd.Dir = RepoRoot()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -65,13 +77,56 @@ func (s *Site) BootGate(img, partuuid, mac string) *GateVM {
 // power cycles).
 func (s *Site) startGate(name, img, partuuid, mac string) *GateVM {
 	tap := s.Lab.Name("gt")
-	p := s.Switch.Start(name, nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024",
-		"-nographic", "-no-reboot", "-kernel", KernelAMD64(s.t),
-		"-append", fmt.Sprintf("console=ttyS0,115200 root=PARTUUID=%s init=/gokrazy/init rootwait panic=10 oops=panic", partuuid),
-		"-drive", "file="+img+",format=raw,if=virtio",
-		"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac="+mac)
-	return &GateVM{Proc: p, Image: img}
+	kernel := KernelAMD64(s.t)
+	g := &GateVM{Image: img, Arch: "amd64"}
+	g.start = func(name string) *GateVM {
+		p := s.Switch.Start(name, nil, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024",
+			"-nographic", "-no-reboot", "-kernel", kernel,
+			"-append", fmt.Sprintf("console=ttyS0,115200 root=PARTUUID=%s init=/gokrazy/init rootwait panic=10 oops=panic", partuuid),
+			"-drive", "file="+img+",format=raw,if=virtio",
+			"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
+			"-device", "virtio-net-pci,netdev=n0,mac="+mac)
+		return &GateVM{Proc: p, Image: img, Arch: "amd64", start: g.start}
+	}
+	return g.start(name)
+}
+
+// PowerCut cuts the machine's power (QEMU stops) if it still runs.
+func (g *GateVM) PowerCut() {
+	select {
+	case <-g.Proc.Done():
+	default:
+		g.Proc.Kill()
+	}
+}
+
+// PowerOn powers the same machine on again (same disk, same NIC) after
+// PowerCut or a power-off; name labels the QEMU process in the log.
+func (g *GateVM) PowerOn(name string) *GateVM {
+	g.PowerCut()
+	return g.start(name)
+}
+
+// Halted waits until the gate powered itself off: QEMU exits (amd64), or
+// the kernel's last line is on the console (the emulated Pi has no power
+// switch without the watchdog driver; see pi.go).
+func (g *GateVM) Halted(timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case <-g.Proc.Done():
+			return nil
+		case <-deadline:
+			return fmt.Errorf("the gate is still running after %v", timeout)
+		case <-time.After(500 * time.Millisecond):
+			out := g.Proc.Output()
+			// "reboot: Power down", or on the emulated Pi "reboot: Power
+			// off not available: System halted instead".
+			if strings.Contains(out, "System halted") || strings.Contains(out, "reboot: Power down") {
+				return nil
+			}
+		}
+	}
 }
 
 // WaitReady waits for every named daemon's readiness line on the console.

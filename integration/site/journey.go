@@ -2,6 +2,8 @@ package site
 
 import (
 	"fmt"
+	"html"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,17 +30,20 @@ type StepResult struct {
 }
 
 // RunJourney runs the steps in order and prints a table of outcomes with
-// each step's duration. It stops at the first step that fails, and fails
-// the test saying which. Missing steps are reported, never counted as
-// passed; steps after a missing one still run when they can.
+// each step's duration. It stops at the first step that fails (with
+// JOURNEY_KEEP_GOING=1 in the environment it runs the later steps anyway,
+// to see every failure of a long play at once), and fails the test saying
+// which. Missing steps are reported, never counted as passed; steps after
+// a missing one still run when they can.
 func RunJourney(t *testing.T, steps []Step) []StepResult {
 	t.Helper()
 	var res []StepResult
 	failed := ""
+	keepGoing := os.Getenv("JOURNEY_KEEP_GOING") == "1"
 	for _, s := range steps {
 		r := StepResult{Name: s.Name}
 		switch {
-		case failed != "":
+		case failed != "" && !keepGoing:
 			r.Outcome = "not reached"
 		case s.Missing != nil && s.Missing() != "":
 			r.Outcome, r.Detail = "MISSING", s.Missing()
@@ -48,7 +53,9 @@ func RunJourney(t *testing.T, steps []Step) []StepResult {
 			r.Duration = time.Since(start)
 			if err != nil {
 				r.Outcome, r.Detail = "FAILED", err.Error()
-				failed = s.Name
+				if failed == "" {
+					failed = s.Name
+				}
 			} else {
 				r.Outcome = "passed"
 			}
@@ -105,4 +112,67 @@ func CommandPlaceholder(file string) string {
 		return "gate/" + file + " is still a placeholder"
 	}
 	return ""
+}
+
+// Problems picks from a gate's console the lines that show a service
+// failing (gokrazy restarting it, a permission or I/O error, a panic),
+// each once (without its time stamp), at most 12.
+func Problems(console string) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(console, "\n") {
+		bad := false
+		for _, sig := range []string{"permission denied", "input/output error", "panic:", "attempt 3, starting", "setting time failed", "no such host", "connection refused"} {
+			if strings.Contains(l, sig) {
+				bad = true
+			}
+		}
+		key := stripStamp(l)
+		if !bad || seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, "  "+strings.TrimSpace(l))
+		if len(out) == 12 {
+			break
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// stripStamp drops a log line's leading date and time.
+func stripStamp(l string) string {
+	f := strings.Fields(l)
+	for len(f) > 0 && (strings.Count(f[0], "/") == 2 || strings.Count(f[0], ":") == 2 || strings.HasPrefix(f[0], "[")) {
+		f = f[1:]
+	}
+	return strings.Join(f, " ")
+}
+
+// RestartingServices reads gokrazy's overview page (GET / with the
+// password, HTML) and returns one line per service gokrazy shows as
+// restarting, with its last stderr line: the failures of gokrazy's own
+// programs (ntp, dhcp, staticip) never reach the serial console.
+func RestartingServices(page string) []string {
+	var out []string
+	for _, row := range strings.Split(page, "<tr>")[1:] {
+		if !strings.Contains(row, `label-danger">restarting`) {
+			continue
+		}
+		path := "?"
+		if _, rest, ok := strings.Cut(row, "status?path="); ok {
+			if p, _, ok := strings.Cut(rest, `"`); ok {
+				if u, err := url.QueryUnescape(p); err == nil {
+					path = u
+				}
+			}
+		}
+		line := path + " restarting"
+		if _, rest, ok := strings.Cut(row, "stderr: </small>"); ok {
+			last, _, _ := strings.Cut(rest, "<br/>")
+			line += ": " + html.UnescapeString(strings.TrimSpace(last))
+		}
+		out = append(out, line)
+	}
+	return out
 }

@@ -1,17 +1,26 @@
 package site
 
 import (
+	"fmt"
 	"testing"
 
 	"gate/integration/netlab"
 )
 
 // TestJourney is `make e2e`: what a user lives through, on the real gate
-// image (amd64 twin under QEMU) against real peers. Each step prints its
-// outcome and duration; the run fails on the first step that doesn't hold.
+// image against real peers, in the plays of Runs: the arm64 Pi image under
+// qemu-system-aarch64 -M raspi3b with gate.address static, then dhcp
+// (steps 1-7), then the amd64 twin for the re-imaging step. Each step
+// prints its outcome and duration; a play stops at its first step that
+// doesn't hold, the next play still runs.
 func TestJourney(t *testing.T) {
-	netlab.Require(t, append(Requirements, "qemu-system-x86_64", "ssh", "wg", "wireguard-go", "upsc")...)
-	RunJourney(t, journeySteps(t))
+	netlab.Require(t, append(append(Requirements, PiRequirements...), "qemu-system-x86_64", "ssh", "wg", "wireguard-go", "upsc", "chronyd", "curl")...)
+	for _, run := range Runs {
+		t.Run(run.Name, func(t *testing.T) {
+			fmt.Printf("JOURNEY == %s: %s image, gate.address %s\n", run.Name, run.Arch, run.Address)
+			RunJourney(t, journeySteps(t, run))
+		})
+	}
 }
 
 func TestRunJourneyReports(t *testing.T) {

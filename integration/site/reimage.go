@@ -69,6 +69,10 @@ func (s *Site) ServeFiles(name string, addr netip.Addr, port int, dir string) *n
 	return h
 }
 
+// ListenIn opens a TCP listener inside h's namespace (a receiver in the
+// test process that a daemon in the lab can reach).
+func ListenIn(h *netlab.Host, addr string) (net.Listener, error) { return listenIn(h, addr) }
+
 // listenIn opens a TCP listener inside h's namespace; the socket stays
 // there whichever thread later serves it.
 func listenIn(h *netlab.Host, addr string) (net.Listener, error) {
@@ -108,18 +112,6 @@ func listenIn(h *netlab.Host, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, h.Name, r.err)
 	}
 	return r.ln, nil
-}
-
-// BootGateAgain powers the gate on again from the same image after it
-// powered itself off (or was stopped), on the tap BootGate made.
-func (s *Site) BootGateAgain(g *GateVM, partuuid, mac string) *GateVM {
-	s.t.Helper()
-	select {
-	case <-g.Proc.Done():
-	default:
-		g.Proc.Stop()
-	}
-	return s.startGate("qemu-gate-again", g.Image, partuuid, mac)
 }
 
 // PXEMachine is a QEMU machine on the LAN that boots from the network

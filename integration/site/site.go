@@ -10,6 +10,11 @@
 //
 //	internet 203.0.113.0/24   box WAN .2, hub-1 .10, hub-2 .20 (documentation range)
 //	LAN      192.168.1.0/24   box .1, gate .2, ceph-N .1N, compute-1 .21, UPS source .30
+//
+// With Options.IPv6 the site is dual stack (no NAT for IPv6):
+//
+//	internet 2001:db8:ff::/64  box WAN ::2, each host ::N where N is its IPv4 address's last byte
+//	LAN      2001:db8:1::/64   box ::1, sending router advertisements (Debian's radvd): SLAAC
 package site
 
 import (
@@ -23,6 +28,7 @@ import (
 	"time"
 
 	"gate/integration/netlab"
+	"gate/internal/nocloud"
 )
 
 // Fixed addresses of the simulated site.
@@ -33,6 +39,10 @@ var (
 	UPSSourceLAN = netip.MustParseAddr("192.168.1.30")
 	InetPrefix   = netip.MustParsePrefix("203.0.113.0/24")
 	BoxWAN       = netip.MustParseAddr("203.0.113.2")
+	LANPrefix6   = netip.MustParsePrefix("2001:db8:1::/64")
+	BoxLAN6      = netip.MustParseAddr("2001:db8:1::1")
+	InetPrefix6  = netip.MustParsePrefix("2001:db8:ff::/64")
+	BoxWAN6      = netip.MustParseAddr("2001:db8:ff::2")
 	Hub1WAN      = netip.MustParseAddr("203.0.113.10")
 	Hub2WAN      = netip.MustParseAddr("203.0.113.20")
 )
@@ -67,6 +77,11 @@ type Site struct {
 	Switch   *netlab.Host // the LAN's switch (bridge "br0")
 	Servers  []Server
 
+	// BoxDNS is the box's dnsmasq (DHCP and/or DNS; its log has the
+	// queries), nil when New started none.
+	BoxDNS *netlab.Proc
+
+	ipv6 bool
 	mu   sync.Mutex
 	hubs map[string]*netlab.Host
 }
@@ -78,6 +93,14 @@ type Options struct {
 	DHCP bool
 	// ExtraLeases are more MAC → IP static leases for the box's DHCP.
 	ExtraLeases map[string]netip.Addr
+	// DNS makes the box the LAN's DNS server too (with DHCP, the address
+	// its leases give), answering these names (and their subdomains) with
+	// these addresses, as an ISP box forwarding to the internet's DNS
+	// would; other names get no answer.
+	DNS map[string]netip.Addr
+	// IPv6 makes the site dual stack: the box routes the LAN's /64, which
+	// it announces by router advertisements (radvd), to the internet.
+	IPv6 bool
 }
 
 // Requirements lists the programs New needs.
@@ -115,10 +138,53 @@ func New(t testing.TB, o Options) *Site {
 		sv.Host.MustRun("ip", "route", "add", "default", "via", BoxLAN.String())
 		s.Servers = append(s.Servers, sv)
 	}
-	if o.DHCP {
-		s.startDHCP(o.ExtraLeases)
+	if o.DHCP || o.DNS != nil {
+		s.startDHCP(o)
+	}
+	if o.IPv6 {
+		s.startIPv6()
 	}
 	return s
+}
+
+// Inet6 is the IPv6 address on the internet of the host whose IPv4
+// address there is v4.
+func Inet6(v4 netip.Addr) netip.Addr {
+	b := InetPrefix6.Addr().As16()
+	b[15] = v4.As4()[3]
+	return netip.AddrFrom16(b)
+}
+
+// startIPv6 gives the box its IPv6 addresses and forwarding, and runs
+// Debian's radvd on the LAN announcing LANPrefix6 (autonomous: SLAAC).
+func (s *Site) startIPv6() {
+	s.ipv6 = true
+	s.Box.MustRun("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	s.Box.MustRun("ip", "-6", "addr", "add", BoxLAN6.String()+"/64", "dev", "lan0", "nodad")
+	s.Box.MustRun("ip", "-6", "addr", "add", BoxWAN6.String()+"/64", "dev", "wan0", "nodad")
+	netlab.Require(s.t, "radvd")
+	conf := filepath.Join(s.Dir, "radvd.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`interface lan0 {
+	AdvSendAdvert on;
+	MinRtrAdvInterval 3;
+	MaxRtrAdvInterval 10;
+	prefix %s {
+		AdvOnLink on;
+		AdvAutonomous on;
+	};
+};
+`, LANPrefix6)), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	p := s.Box.Start("radvd", nil, "radvd", "--nodaemon", "--config="+conf, "--pidfile="+filepath.Join(s.Dir, "radvd.pid"), "--logmethod=stderr", "--debug=1")
+	if err := netlab.Eventually(10*time.Second, 200*time.Millisecond, func() error {
+		if !strings.Contains(p.Output(), "sending RA") && !strings.Contains(p.Output(), "sendmsg") && !strings.Contains(p.Output(), "version") {
+			return fmt.Errorf("radvd said nothing yet")
+		}
+		return nil
+	}); err != nil {
+		s.t.Fatalf("radvd on the box: %v\n%s", err, p.Output())
+	}
 }
 
 // Server returns the server called name.
@@ -142,28 +208,42 @@ func (s *Site) nft(h *netlab.Host, ruleset string) {
 	h.MustRun("nft", "-f", p)
 }
 
-// startDHCP runs dnsmasq on the box as the LAN's DHCP server (DHCP only:
-// no DNS, no TFTP, no proxy), like an ISP box.
-func (s *Site) startDHCP(extra map[string]netip.Addr) {
+// startDHCP runs dnsmasq on the box as the LAN's DHCP server (no TFTP,
+// no proxy), like an ISP box; DNS only for the names of o.DNS.
+func (s *Site) startDHCP(o Options) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "port=0\ninterface=lan0\nbind-interfaces\nno-resolv\nno-hosts\n")
-	fmt.Fprintf(&b, "dhcp-range=192.168.1.100,192.168.1.199,255.255.255.0,1h\n")
-	fmt.Fprintf(&b, "dhcp-option=option:router,%s\ndhcp-authoritative\n", BoxLAN)
-	fmt.Fprintf(&b, "dhcp-leasefile=%s\n", filepath.Join(s.Dir, "dnsmasq.leases"))
-	for _, sv := range s.Servers {
-		fmt.Fprintf(&b, "dhcp-host=%s,%s,%s\n", sv.MAC, sv.IP, sv.Name)
+	port := 0
+	if o.DNS != nil {
+		port = 53
 	}
-	for mac, ip := range extra {
-		fmt.Fprintf(&b, "dhcp-host=%s,%s\n", mac, ip)
+	fmt.Fprintf(&b, "port=%d\ninterface=lan0\nbind-interfaces\nno-resolv\nno-hosts\nlog-queries\n", port)
+	for name, addr := range o.DNS {
+		fmt.Fprintf(&b, "address=/%s/%s\n", name, addr)
+	}
+	if o.DHCP {
+		fmt.Fprintf(&b, "dhcp-range=192.168.1.100,192.168.1.199,255.255.255.0,1h\n")
+		fmt.Fprintf(&b, "dhcp-option=option:router,%s\ndhcp-authoritative\n", BoxLAN)
+		fmt.Fprintf(&b, "dhcp-leasefile=%s\n", filepath.Join(s.Dir, "dnsmasq.leases"))
+		for _, sv := range s.Servers {
+			fmt.Fprintf(&b, "dhcp-host=%s,%s,%s\n", sv.MAC, sv.IP, sv.Name)
+		}
+		for mac, ip := range o.ExtraLeases {
+			fmt.Fprintf(&b, "dhcp-host=%s,%s\n", mac, ip)
+		}
 	}
 	conf := filepath.Join(s.Dir, "dnsmasq.conf")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 	p := s.Box.Start("dnsmasq", nil, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp", "--conf-file="+conf, "--pid-file="+filepath.Join(s.Dir, "dnsmasq.pid"))
-	if err := p.WaitFor("DHCP, IP range", 10*time.Second); err != nil {
-		s.t.Fatalf("the box's DHCP server did not start: %v\n%s", err, p.Output())
+	ready := "DHCP, IP range"
+	if !o.DHCP {
+		ready = "started, version"
 	}
+	if err := p.WaitFor(ready, 10*time.Second); err != nil {
+		s.t.Fatalf("the box's dnsmasq did not start: %v\n%s", err, p.Output())
+	}
+	s.BoxDNS = p
 }
 
 // SetBoxWAN moves the box's public address to a (a new address from the
@@ -229,6 +309,8 @@ type NUTSource struct {
 	Addr    string // host:port of its upsd
 	UPS     string
 	devFile string
+	// Driver (dummy-ups) and Upsd, to signal by their process.
+	Driver, Upsd *netlab.Proc
 }
 
 // StartNUTSource runs Debian's dummy-ups and upsd on a LAN namespace host
@@ -264,6 +346,7 @@ func (s *Site) StartNUTSource(user, password string) *NUTSource {
 	drv := h.Start("dummy-ups", env, "/lib/nut/dummy-ups", "-D", "-a", "ups", "-u", "root")
 	time.Sleep(time.Second) // the driver's socket must exist before upsd starts; upsd retries anyway
 	srv := h.Start("upsd", env, "/lib/nut/upsd", "-D", "-u", "root")
+	n.Driver, n.Upsd = drv, srv
 	if err := netlab.Eventually(15*time.Second, 300*time.Millisecond, func() error {
 		st, err := n.Status()
 		if err == nil && st != "OL" {
@@ -278,7 +361,9 @@ func (s *Site) StartNUTSource(user, password string) *NUTSource {
 
 // Set rewrites the dummy UPS's state; dummy-ups picks the change up by itself.
 func (n *NUTSource) Set(status string, charge, runtime int) {
-	content := fmt.Sprintf("ups.status: %s\nbattery.charge: %d\nbattery.runtime: %d\nups.mfr: EATON\nups.model: Ellipse PRO 1600\ndevice.type: ups\nups.delay.shutdown: 20\nups.delay.start: 30\n", status, charge, runtime)
+	content := fmt.Sprintf("ups.status: %s\nbattery.charge: %d\nbattery.runtime: %d\nups.mfr: EATON\nups.model: Ellipse PRO 1600\ndevice.type: ups\nups.delay.shutdown: 20\nups.delay.start: 30\n", status, charge, runtime) +
+		// More of a real Eaton's variables (NUT's devices dumps library).
+		"ups.firmware: 02.08.0010\nups.timer.shutdown: -1\nups.timer.start: -1\nups.load: 23\ninput.voltage: 230.0\noutput.voltage: 230.0\nbattery.voltage: 27.3\nbattery.charge.low: 20\ninput.transfer.high: 285\n"
 	os.WriteFile(n.devFile, []byte(content), 0o644)
 	now := time.Now()
 	os.Chtimes(n.devFile, now, now)
@@ -290,6 +375,10 @@ func (s *Site) Hub(name string, addr netip.Addr) *netlab.Host {
 	h := s.Lab.Host(name)
 	s.Lab.Attach(s.Internet, "inet", h, "eth0", addr.String()+"/24")
 	h.MustRun("ip", "route", "add", "default", "via", BoxWAN.String())
+	if s.ipv6 {
+		h.MustRun("ip", "-6", "addr", "add", Inet6(addr).String()+"/64", "dev", "eth0", "nodad")
+		h.MustRun("ip", "-6", "route", "add", LANPrefix6.String(), "via", BoxWAN6.String())
+	}
 	s.mu.Lock()
 	if s.hubs == nil {
 		s.hubs = map[string]*netlab.Host{}
@@ -318,27 +407,40 @@ func (s *Site) hubHost(name string) *netlab.Host {
 }
 
 // StartUpsmon runs Debian's upsmon on server sv as a NUT secondary of the
-// gate's upsd (the config bootstrapd's cloud-init installs). Its
-// SHUTDOWNCMD writes the time to marker instead of powering off. Each gets
-// a private /run/nut (several upsmon on one machine share its pid file).
-func (s *Site) StartUpsmon(sv Server, gate, ups, user, password, marker string) *netlab.Proc {
+// gate's upsd with the upsmon.conf bootstrapd's cloud-init installs
+// (nocloud.UpsmonConf), except that its SHUTDOWNCMD runs shutdownCmd (a
+// shell command line: record the moment, take the host off the LAN)
+// instead of powering off. Each gets a private /run/nut (several upsmon on
+// one machine share its pid file).
+func (s *Site) StartUpsmon(sv Server, gate, ups, user, password, shutdownCmd string) *netlab.Proc {
 	s.t.Helper()
 	netlab.Require(s.t, "/lib/nut/upsmon")
 	dir := filepath.Join(s.Dir, "upsmon-"+sv.Name)
 	os.MkdirAll(dir, 0o755)
-	conf := fmt.Sprintf(`MONITOR %s@%s 1 %s %s secondary
-MINSUPPLIES 1
-SHUTDOWNCMD "/bin/sh -c 'date +%%s.%%N > %s'"
-POLLFREQ 1
-POLLFREQALERT 1
-HOSTSYNC 15
-DEADTIME 15
-FINALDELAY 0
-POWERDOWNFLAG %s/killpower
-RUN_AS_USER root
-`, ups, gate, user, password, marker, dir)
+	conf := nocloud.UpsmonConf(nocloud.MonitorLine(ups, gate, user, password), "/bin/sh -c '"+shutdownCmd+"'")
 	os.WriteFile(filepath.Join(dir, "upsmon.conf"), []byte(conf), 0o640)
 	os.WriteFile(filepath.Join(dir, "nut.conf"), []byte("MODE=netclient\n"), 0o640)
 	env := []string{"NUT_CONFPATH=" + dir, "NUT_STATEPATH=" + dir}
 	return sv.Host.Start("upsmon", env, "sh", "-c", "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && exec /lib/nut/upsmon -D -F -u root")
+}
+
+// PowerOffCmd is a StartUpsmon shutdownCmd that plays a host's power-off:
+// it writes the time to marker, and after delay takes the host's eth0
+// down, so that it no longer answers on the LAN, and writes that time to
+// marker+".off".
+func PowerOffCmd(marker string, delay time.Duration) string {
+	return fmt.Sprintf("date +%%s.%%N > %s; sleep %.3f; ip link set eth0 down; date +%%s.%%N > %s.off", marker, delay.Seconds(), marker)
+}
+
+// PowerOn undoes PowerOffCmd: sv's eth0 up again, with its default route.
+func (s *Site) PowerOn(sv Server) {
+	s.t.Helper()
+	sv.Host.MustRun("ip", "link", "set", "eth0", "up")
+	sv.Host.MustRun("ip", "route", "replace", "default", "via", BoxLAN.String())
+}
+
+// MarkCmd is a StartUpsmon shutdownCmd that only writes the time to
+// marker: the host keeps answering on the LAN.
+func MarkCmd(marker string) string {
+	return fmt.Sprintf("date +%%s.%%N > %s", marker)
 }

@@ -55,3 +55,33 @@ func TestIntegrationSiteHarness(t *testing.T) {
 type statusErr struct{ got string }
 
 func (e *statusErr) Error() string { return "ups.status " + e.got }
+
+func TestRestartingServices(t *testing.T) {
+	page := `<table><tr><th>path</th></tr>
+<tr>
+<td><a href="/status?path=%2Fgokrazy%2Fntp">/gokrazy/ntp</a></td>
+<td>
+<span class="label label-danger">restarting</span>
+</td>
+<td class="lastlog">
+<small>stderr: </small>2026/01/01 fork/exec /gokrazy/ntp: permission denied &amp; more<br/>
+</td>
+</tr>
+<tr>
+<td><a href="/status?path=%2Fuser%2Fvpn">/user/vpn</a></td>
+<td>
+<span class="label label-success">running</span>
+</td>
+<td class="lastlog">
+<small>stderr: </small>fine<br/>
+</td>
+</tr></table>`
+	got := RestartingServices(page)
+	want := "/gokrazy/ntp restarting: 2026/01/01 fork/exec /gokrazy/ntp: permission denied & more"
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("RestartingServices = %q, want [%q]", got, want)
+	}
+	if got := RestartingServices("<html>no table</html>"); len(got) != 0 {
+		t.Errorf("a page without services: %q", got)
+	}
+}

@@ -85,16 +85,24 @@ func (l *lab) stuckClient(host, user string) *netlab.Proc {
 		fmt.Sprintf("exec 3<>/dev/tcp/192.168.1.2/3493; printf 'USERNAME %s\\nPASSWORD %s\\nLOGIN ups\\n' >&3; sleep 300", user, l.password(user)))
 }
 
-// upsmons starts Debian's upsmon on the named servers.
+// hostOff is how long a simulated host takes from its SHUTDOWNCMD to
+// being off the LAN.
+const hostOff = time.Second
+
+// upsmons starts Debian's upsmon on the named servers, configured as
+// cloud-init configures them; their SHUTDOWNCMD records the moment in the
+// returned marker files and takes the host off the LAN hostOff later.
 func (l *lab) upsmons(names ...string) map[string]string {
 	m := map[string]string{}
 	for _, n := range names {
-		sv := l.s.Server(n)
 		m[n] = filepath.Join(l.dir, n+".down")
-		l.s.StartUpsmon(sv, "192.168.1.2", "ups", n, l.password(n), m[n])
+		l.upsmon[n] = l.s.StartUpsmon(l.s.Server(n), "192.168.1.2", "ups", n, l.password(n), site.PowerOffCmd(m[n], hostOff))
 	}
 	return m
 }
+
+// offAt reads when a host went off the LAN (site.PowerOffCmd).
+func offAt(marker string) (float64, bool) { return downAt(marker + ".off") }
 
 func (l *lab) waitClients(n int) {
 	l.t.Helper()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ type lab struct {
 	secrets string
 	upsd    *netlab.Proc
 	marker  string // the gate's power-off marker
+	upsmon  map[string]*netlab.Proc
 }
 
 // labOptions change the lab's site file.
@@ -35,12 +37,14 @@ type labOptions struct {
 	groups string
 	// shutdown gives a host's shutdown: line ("{method: ssh, ...}").
 	shutdown map[string]string
+	// ups adds lines to the ups: section ("  return: {...}\n").
+	ups string
 }
 
 func newLab(t *testing.T, o labOptions) *lab {
 	netlab.Require(t, "upsc", "/lib/nut/upsmon", "/lib/nut/upsd", "/lib/nut/dummy-ups")
 	s := site.New(t, site.Options{})
-	l := &lab{t: t, s: s, dir: s.Dir}
+	l := &lab{t: t, s: s, dir: s.Dir, upsmon: map[string]*netlab.Proc{}}
 	l.src = s.StartNUTSource("mon", "sourcepw")
 	l.gate = s.Lab.Host("gate")
 	s.Lab.Attach(s.Switch, "br0", l.gate, "eth0", "192.168.1.2/24")
@@ -71,13 +75,13 @@ ups:
   listen: ["192.168.1.2:3493"]
   poll_interval: 1s
   deadtime: 6s
-  users:
+%s  users:
 %s    - {name: admin, password: file:nut-admin, role: admin}
   shutdown_groups:
 %s
 roles: {ceph: {installer: {kernel: "http://192.168.1.2/k"}}, compute: {installer: {kernel: "http://192.168.1.2/k"}}}
 hosts:
-%s`, site.UPSSourceLAN, users.String(), groups, hosts.String())), 0o644)
+%s`, site.UPSSourceLAN, o.ups, users.String(), groups, hosts.String())), 0o644)
 	if out, err := l.gate.Run(netlab.Build(t, "gate/gate"), "secrets", "init", "-c", l.site); err != nil {
 		t.Fatal(out, err)
 	}
@@ -205,16 +209,16 @@ func TestIntegrationUPSFaults(t *testing.T) {
 	stuck := l.stuckClient("ceph-3", "ceph-3") // logs in and never goes away
 	defer stuck.Kill()
 
-	l.src.Host.MustRun("pkill", "-STOP", "-f", "dummy-ups") // the source's data goes stale
+	l.src.Driver.Signal(syscall.SIGSTOP) // the source's data goes stale
 	time.Sleep(9 * time.Second)
 	if _, err := os.Stat(l.marker); err == nil || strings.Contains(l.upsd.Output(), "plan started") {
 		t.Fatal("lost data while on line power started a shutdown")
 	}
-	l.src.Host.MustRun("pkill", "-CONT", "-f", "dummy-ups")
+	l.src.Driver.Signal(syscall.SIGCONT)
 	l.src.Set("OB DISCHRG", 70, 1000)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
-	l.src.Host.MustRun("pkill", "-KILL", "-f", "/lib/nut/upsd") // the source is gone while on battery
+	l.src.Upsd.Kill() // the source is gone while on battery
 	if err := netlab.Eventually(90*time.Second, 500*time.Millisecond, func() error {
 		if _, err := os.Stat(l.marker); err != nil {
 			return fmt.Errorf("no power-off")
@@ -227,7 +231,7 @@ func TestIntegrationUPSFaults(t *testing.T) {
 	if !strings.Contains(log, "no data for") {
 		t.Errorf("the reason was not the lost source:\n%s", site.Tail(log, 20))
 	}
-	if !strings.Contains(log, "host did not go down in time; going on\" daemon=upsd group=ceph host=ceph-3") {
+	if !strings.Contains(log, "host did not go down in time (its upsmon is still logged in); going on\" daemon=upsd group=ceph host=ceph-3") {
 		t.Errorf("the stuck secondary was not reported:\n%s", site.Tail(log, 20))
 	}
 	t.Logf("source lost while on battery → power-off in %s", time.Since(start).Round(time.Millisecond))
@@ -235,62 +239,96 @@ func TestIntegrationUPSFaults(t *testing.T) {
 
 // TestSideBySideUPS: from the source's OB LB to the last secondary's
 // SHUTDOWNCMD, with our upsd as primary and with Debian's upsmon as
-// primary (defaults), on the same dummy-ups and the same secondaries
-// (upsmon, POLLFREQ 1).
+// primary (its defaults), on the same dummy-ups and the same secondaries:
+// Debian's upsmon configured as cloud-init installs it (nocloud), each
+// host off the LAN hostOff after its SHUTDOWNCMD. Ours keeps the order
+// (compute off the LAN before ceph is shown FSD); Debian's primary shows
+// FSD to every host at once. Runs rounds of each, alternating; per-group
+// times are printed for ours.
 func TestSideBySideUPS(t *testing.T) {
 	netlab.Bench(t, "upsc", "/lib/nut/upsmon")
-	last := func(markers map[string]string, start time.Time) time.Duration {
-		var latest float64
+	const rounds = 5
+	wait := func(markers map[string]string) {
 		if err := netlab.Eventually(120*time.Second, 100*time.Millisecond, func() error {
-			latest = 0
 			for n, m := range markers {
-				at, ok := downAt(m)
-				if !ok {
+				if _, ok := downAt(m); !ok {
 					return fmt.Errorf("%s not down", n)
 				}
-				latest = max(latest, at)
 			}
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		return time.Duration(latest*float64(time.Second)) - time.Duration(start.UnixNano())
 	}
-
-	// Ours.
-	l := newLab(t, labOptions{})
-	l.startUpsd()
-	markers := l.secondaries()
-	start := time.Now()
-	l.src.Set("OB LB", 10, 60)
-	ours := last(markers, start)
-
-	// Debian's upsmon as primary, the secondaries on the source's upsd.
-	d := newLab(t, labOptions{})
-	dm := map[string]string{}
-	for _, sv := range d.s.Servers {
-		dm[sv.Name] = filepath.Join(d.dir, sv.Name+".down")
-		d.s.StartUpsmon(sv, site.UPSSourceLAN.String(), "ups", "mon", "sourcepw", dm[sv.Name])
-	}
-	dir := filepath.Join(d.dir, "primary")
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "upsmon.conf"), []byte(fmt.Sprintf("MONITOR ups@%s 1 mon sourcepw primary\nMINSUPPLIES 1\nSHUTDOWNCMD \"/bin/sh -c 'date +%%s.%%N > %s/primary.down'\"\nPOWERDOWNFLAG %s/killpower\nRUN_AS_USER root\n", site.UPSSourceLAN, dir, dir)), 0o640)
-	os.WriteFile(filepath.Join(dir, "nut.conf"), []byte("MODE=netclient\n"), 0o640)
-	d.gate.Start("upsmon-primary", []string{"NUT_CONFPATH=" + dir, "NUT_STATEPATH=" + dir}, "sh", "-c", "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && exec /lib/nut/upsmon -D -F -u root")
-	if err := netlab.Eventually(30*time.Second, 500*time.Millisecond, func() error {
-		out, _ := d.src.Host.Output("upsc", "-c", "ups@"+site.UPSSourceLAN.String())
-		if n := len(strings.Fields(out)); n != 5 {
-			return fmt.Errorf("%d clients on the source", n)
+	since := func(start time.Time, at float64) float64 { return at - float64(start.UnixNano())/1e9 }
+	var ours, debian, debianFirst, computeCmd, computeOff, cephCmd []float64
+	for range rounds {
+		// Ours.
+		l := newLab(t, labOptions{})
+		l.startUpsd()
+		markers := l.secondaries()
+		time.Sleep(3 * time.Second)
+		start := time.Now()
+		l.src.Set("OB LB", 10, 60)
+		wait(markers)
+		last, firstCeph := 0.0, 1e18 // ours
+		for n, m := range markers {
+			at, _ := downAt(m)
+			last = max(last, since(start, at))
+			if n != "compute-1" {
+				firstCeph = min(firstCeph, since(start, at))
+			}
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start = time.Now()
-	d.src.Set("OB LB", 10, 60)
-	debian := last(dm, start)
+		c, _ := downAt(markers["compute-1"])
+		off, _ := offAt(markers["compute-1"])
+		ours, computeCmd, computeOff, cephCmd = append(ours, last), append(computeCmd, since(start, c)), append(computeOff, since(start, off)), append(cephCmd, firstCeph)
 
-	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, gate upsd", ours.Seconds(), "s")
-	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, Debian upsmon primary", debian.Seconds(), "s")
-	netlab.Report(t, "UPS ratio (ours/Debian)", ours.Seconds()/debian.Seconds(), "")
+		// Debian's upsmon as primary, the secondaries on the source's upsd.
+		d := newLab(t, labOptions{})
+		dm := map[string]string{}
+		for _, sv := range d.s.Servers {
+			dm[sv.Name] = filepath.Join(d.dir, sv.Name+".down")
+			d.s.StartUpsmon(sv, site.UPSSourceLAN.String(), "ups", "mon", "sourcepw", site.PowerOffCmd(dm[sv.Name], hostOff))
+		}
+		dir := filepath.Join(d.dir, "primary")
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "upsmon.conf"), []byte(fmt.Sprintf("MONITOR ups@%s 1 mon sourcepw primary\nMINSUPPLIES 1\nSHUTDOWNCMD \"/bin/sh -c 'date +%%s.%%N > %s/primary.down'\"\nPOWERDOWNFLAG %s/killpower\nRUN_AS_USER root\n", site.UPSSourceLAN, dir, dir)), 0o640)
+		os.WriteFile(filepath.Join(dir, "nut.conf"), []byte("MODE=netclient\n"), 0o640)
+		d.gate.Start("upsmon-primary", []string{"NUT_CONFPATH=" + dir, "NUT_STATEPATH=" + dir}, "sh", "-c", "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && exec /lib/nut/upsmon -D -F -u root")
+		if err := netlab.Eventually(30*time.Second, 500*time.Millisecond, func() error {
+			out, _ := d.src.Host.Output("upsc", "-c", "ups@"+site.UPSSourceLAN.String())
+			if n := len(strings.Fields(out)); n != 5 {
+				return fmt.Errorf("%d clients on the source", n)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		start = time.Now()
+		d.src.Set("OB LB", 10, 60)
+		wait(dm)
+		last, first := 0.0, 1e18
+		for _, m := range dm {
+			at, _ := downAt(m)
+			last, first = max(last, since(start, at)), min(first, since(start, at))
+		}
+		debian, debianFirst = append(debian, last), append(debianFirst, first)
+	}
+	mean := func(xs []float64) float64 {
+		s := 0.0
+		for _, x := range xs {
+			s += x
+		}
+		return s / float64(len(xs))
+	}
+	t.Logf("ours %v, Debian %v", ours, debian)
+	netlab.Report(t, "UPS OB LB to compute-1's SHUTDOWNCMD, gate upsd (mean)", mean(computeCmd), "s")
+	netlab.Report(t, "UPS OB LB to the first SHUTDOWNCMD, Debian upsmon primary (mean)", mean(debianFirst), "s")
+	netlab.Report(t, "UPS first SHUTDOWNCMD ratio (ours/Debian)", mean(computeCmd)/mean(debianFirst), "")
+	netlab.Report(t, "UPS OB LB to compute-1 off the LAN, gate upsd (mean)", mean(computeOff), "s")
+	netlab.Report(t, "UPS OB LB to the first ceph SHUTDOWNCMD, gate upsd (mean)", mean(cephCmd), "s")
+	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, gate upsd, ordered (mean)", mean(ours), "s")
+	netlab.Report(t, "UPS OB LB to the last secondary's SHUTDOWNCMD, Debian upsmon primary, all at once (mean)", mean(debian), "s")
+	netlab.Report(t, "UPS ratio (ours/Debian)", mean(ours)/mean(debian), "")
 }

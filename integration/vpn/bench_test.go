@@ -49,15 +49,7 @@ func TestSideBySideTunnel(t *testing.T) {
 	ours := measure("cmd/vpn")
 	p.Stop()
 
-	// Debian's wireguard-go at the gate, configured by hand the same way.
-	gw := w.lab.Name("gw")
-	w.gate.Start("wireguard-go", []string{"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "LOG_LEVEL=error"}, "wireguard-go", "-f", gw)
-	w.until("Debian wireguard-go at the gate", 10*time.Second, func() error { _, err := w.gate.Run("wg", "show", gw); return err })
-	w.gate.MustRun("wg", "set", gw, "private-key", filepath.Join(w.secrets, "wireguard.key"),
-		"peer", vps1.key.PublicKey().String(), "endpoint", vps1Addr+":51820", "allowed-ips", "10.99.0.0/24",
-		"persistent-keepalive", fmt.Sprint(int(w.keepalive.Seconds())))
-	w.gate.MustRun("ip", "addr", "add", vps1.tunGate+"/24", "dev", gw)
-	w.gate.MustRun("ip", "link", "set", gw, "mtu", "1420", "up")
+	w.startWireguardGo(vps1)
 	theirs := measure("wireguard-go")
 
 	netlab.Report(t, "vpn iperf3 gate->hub cmd/vpn ("+backend+")", ours.up, "Mbit/s")
@@ -68,6 +60,21 @@ func TestSideBySideTunnel(t *testing.T) {
 	netlab.Report(t, "vpn iperf3 hub->gate ratio cmd/vpn/wireguard-go", ours.down/theirs.down, "x")
 	netlab.Report(t, "vpn recovery after public address change cmd/vpn", ours.recovery, "s")
 	netlab.Report(t, "vpn recovery after public address change Debian wireguard-go", theirs.recovery, "s")
+}
+
+// startWireguardGo runs Debian's wireguard-go at the gate in place of
+// cmd/vpn, configured by hand the same way (the same key, hub and
+// keepalive).
+func (w *world) startWireguardGo(h *hubNS) {
+	w.t.Helper()
+	gw := w.lab.Name("gw")
+	w.gate.Start("wireguard-go", []string{"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "LOG_LEVEL=error"}, "wireguard-go", "-f", gw)
+	w.until("Debian wireguard-go at the gate", 10*time.Second, func() error { _, err := w.gate.Run("wg", "show", gw); return err })
+	w.gate.MustRun("wg", "set", gw, "private-key", filepath.Join(w.secrets, "wireguard.key"),
+		"peer", h.key.PublicKey().String(), "endpoint", h.addr+":51820", "allowed-ips", "10.99.0.0/24",
+		"persistent-keepalive", fmt.Sprint(int(w.keepalive.Seconds())))
+	w.gate.MustRun("ip", "addr", "add", h.tunGate+"/24", "dev", gw)
+	w.gate.MustRun("ip", "link", "set", gw, "mtu", "1420", "up")
 }
 
 // iperfReverse is iperf with the server sending (-R).

@@ -8,12 +8,16 @@
 // x/crypto/ssh (>= 0.31) sets from the key the client proved it holds
 // (CVE-2024-45337), never from keys the callback merely saw.
 //
-// Handshakes have a deadline, idle connections are closed, and a source
-// that fails authentication repeatedly is banned for a while (the ban list
-// is bounded). Every channel, allowed or refused, yields one audit record.
+// Handshakes have a deadline; connections are capped overall and per
+// source, and so are the ones not yet authenticated (sshd's MaxStartups);
+// a connection whose channels carry no data for IdleTimeout is closed
+// (keepalives do not count); a source whose connections repeatedly end
+// unauthenticated is banned for a while (see banList). Every channel,
+// allowed or refused, yields one audit record.
 package bastion
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,6 +81,12 @@ type Config struct {
 	IdleTimeout      time.Duration // default 15m
 	BanAfter         int           // failures from one source; default 5
 	BanFor           time.Duration // default 10m
+	// MaxConns and MaxPerSource cap the connections held at once
+	// (defaults 512 and 16); MaxStartups and MaxStartupsPerSource cap the
+	// ones still in their handshake or authentication (defaults 256 and
+	// 4: a flood fills them only from 64 sources or more).
+	MaxConns, MaxPerSource            int
+	MaxStartups, MaxStartupsPerSource int
 
 	Log   *slog.Logger
 	Audit io.Writer // one JSON line per channel; may be nil
@@ -93,11 +103,13 @@ type Config struct {
 
 // Server is a running bastion.
 type Server struct {
-	cfg   Config
-	ssh   *ssh.ServerConfig
-	bans  *banList
-	users map[string]*User
-	mu    sync.Mutex // guards Audit writes
+	cfg      Config
+	ssh      *ssh.ServerConfig
+	bans     *banList
+	users    map[string]*User
+	accept   tcpserve.Server
+	startups tcpserve.Limit
+	mu       sync.Mutex // guards Audit writes
 }
 
 // New checks cfg and returns a server.
@@ -132,13 +144,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	s := &Server{cfg: cfg, bans: newBanList(4096), users: map[string]*User{}}
+	s := &Server{cfg: cfg, bans: newBanList(4096), users: map[string]*User{},
+		startups: tcpserve.Limit{Max: cmp.Or(cfg.MaxStartups, 256), PerSource: cmp.Or(cfg.MaxStartupsPerSource, 4)}}
+	s.accept = tcpserve.Server{Limit: tcpserve.Limit{Max: cmp.Or(cfg.MaxConns, 512), PerSource: cmp.Or(cfg.MaxPerSource, 16)},
+		Log: cfg.Log, Refused: func(reason string) { cfg.Metrics.Connections.WithLabelValues("refused_" + reason).Inc() }}
 	for i := range cfg.Users {
 		s.users[cfg.Users[i].Name] = &cfg.Users[i]
 	}
 	s.ssh = &ssh.ServerConfig{
 		PublicKeyCallback: s.publicKey,
-		AuthLogCallback:   s.authLog,
 		MaxAuthTries:      6,
 		ServerVersion:     "SSH-2.0-gate-bastion",
 		BannerCallback: func(ssh.ConnMetadata) string {
@@ -165,71 +179,85 @@ func (s *Server) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissi
 	return nil, fmt.Errorf("key %s is not one of %s's", ssh.FingerprintSHA256(key), u.Name)
 }
 
-func (s *Server) authLog(c ssh.ConnMetadata, method string, err error) {
-	if err == nil || method == "none" {
-		return
-	}
-	s.cfg.Metrics.AuthFailures.WithLabelValues(method).Inc()
-	src := hostOf(c.RemoteAddr())
+// failed counts a connection that ended unauthenticated against src.
+func (s *Server) failed(src netip.Addr) {
 	if s.bans.fail(src, s.cfg.BanAfter, s.cfg.BanFor, time.Now()) {
 		s.cfg.Metrics.Bans.Inc()
-		s.cfg.Log.Warn("source banned", "source", src, "for", s.cfg.BanFor, "after_failures", s.cfg.BanAfter)
+		s.cfg.Log.Warn("source banned", "source", src.String(), "for", s.cfg.BanFor, "after_failures", s.cfg.BanAfter)
 	}
 }
 
-func hostOf(a net.Addr) string {
-	h, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return h
-}
-
-// Serve accepts connections on ln until ctx is done.
+// Serve accepts connections on ln until ctx is done. Any listener does
+// (TCP, a tsnet listener); the caps count sources by RemoteAddr. Several
+// listeners served at once share the caps.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return tcpserve.Serve(ctx, ln, s.handle)
+	return s.accept.Serve(ctx, ln, s.handle)
 }
 
-// activityConn records when bytes last moved.
-type activityConn struct {
-	net.Conn
-	last atomic.Int64
+// activity records when channel data last moved: SSH keepalives and other
+// requests do not count, so an idle session is closed even when the
+// client keeps its transport alive.
+type activity struct{ last atomic.Int64 }
+
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+
+func (a *activity) idle() time.Duration { return time.Since(time.Unix(0, a.last.Load())) }
+
+// activeWriter touches a on every write.
+type activeWriter struct {
+	w io.Writer
+	a *activity
 }
 
-func (a *activityConn) Read(p []byte) (int, error) {
-	n, err := a.Conn.Read(p)
+func (w activeWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
 	if n > 0 {
-		a.last.Store(time.Now().UnixNano())
-	}
-	return n, err
-}
-
-func (a *activityConn) Write(p []byte) (int, error) {
-	n, err := a.Conn.Write(p)
-	if n > 0 {
-		a.last.Store(time.Now().UnixNano())
+		w.a.touch()
 	}
 	return n, err
 }
 
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
-	src := hostOf(raw.RemoteAddr())
+	src := tcpserve.Source(raw.RemoteAddr())
 	if s.bans.banned(src, time.Now()) {
 		s.cfg.Metrics.Connections.WithLabelValues("banned").Inc()
 		raw.Close()
 		return
 	}
-	c := &activityConn{Conn: raw}
-	c.last.Store(time.Now().UnixNano())
-	raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	sconn, chans, reqs, err := ssh.NewServerConn(c, s.ssh)
-	if err != nil {
-		s.cfg.Metrics.Connections.WithLabelValues("rejected").Inc()
-		s.cfg.Log.Info("connection rejected", "source", raw.RemoteAddr().String(), "err", err)
+	if reason := s.startups.Take(src); reason != "" {
+		s.cfg.Metrics.Connections.WithLabelValues("refused_startups_" + reason).Inc()
 		raw.Close()
 		return
 	}
+	// The connection's own callbacks: whether it tried to authenticate.
+	var tried atomic.Bool
+	cfg := *s.ssh
+	cfg.AuthLogCallback = func(c ssh.ConnMetadata, method string, err error) {
+		if method == "none" {
+			return
+		}
+		tried.Store(true)
+		if err != nil {
+			s.cfg.Metrics.AuthFailures.WithLabelValues(method).Inc()
+		} else {
+			s.bans.succeed(src, time.Now()) // before the client learns it
+		}
+	}
+	raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	sconn, chans, reqs, err := ssh.NewServerConn(raw, &cfg)
+	s.startups.Give(src)
+	if err != nil {
+		raw.Close()
+		if tried.Load() {
+			s.failed(src)
+		}
+		s.cfg.Metrics.Connections.WithLabelValues("rejected").Inc()
+		s.cfg.Log.Info("connection rejected", "source", raw.RemoteAddr().String(), "err", err)
+		return
+	}
 	raw.SetDeadline(time.Time{})
+	act := &activity{}
+	act.touch()
 	defer sconn.Close()
 	s.cfg.Metrics.Connections.WithLabelValues("accepted").Inc()
 	user, key := sconn.Permissions.Extensions["user"], sconn.Permissions.Extensions["key"]
@@ -261,7 +289,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 				sconn.Close()
 				return
 			case <-t.C:
-				if time.Since(time.Unix(0, c.last.Load())) > s.cfg.IdleTimeout {
+				if act.idle() > s.cfg.IdleTimeout {
 					s.cfg.Log.Info("idle connection closed", "user", user, "source", raw.RemoteAddr().String())
 					sconn.Close()
 					return
@@ -271,6 +299,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}()
 	var wg sync.WaitGroup
 	for nc := range chans {
+		act.touch()
 		if nc.ChannelType() != "direct-tcpip" {
 			s.cfg.Metrics.Channels.WithLabelValues("refused").Inc()
 			s.audit(Record{User: user, Key: key, Source: raw.RemoteAddr().String(), Destination: nc.ChannelType(), Result: "refused: not a forwarding channel"})
@@ -280,7 +309,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.forward(ctx, user, key, raw.RemoteAddr().String(), nc)
+			s.forward(ctx, user, key, raw.RemoteAddr().String(), nc, act)
 		}()
 	}
 	wg.Wait()
@@ -356,7 +385,7 @@ func (s *Server) allowed(u *User, a netip.Addr, port int) bool {
 	return false
 }
 
-func (s *Server) forward(ctx context.Context, user, key, source string, nc ssh.NewChannel) {
+func (s *Server) forward(ctx context.Context, user, key, source string, nc ssh.NewChannel, act *activity) {
 	rec := Record{User: user, Key: key, Source: source}
 	start := time.Now()
 	host, port, err := ParseDirectTCPIP(nc.ExtraData())
@@ -400,19 +429,21 @@ func (s *Server) forward(ctx context.Context, user, key, source string, nc ssh.N
 	defer ch.Close()
 	go ssh.DiscardRequests(reqs)
 	s.cfg.Metrics.Channels.WithLabelValues("opened").Inc()
+	s.cfg.Metrics.Open.Inc()
+	defer s.cfg.Metrics.Open.Dec()
 	var in, out int64
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		out, _ = io.Copy(conn, ch) // client → server
+		out, _ = io.Copy(activeWriter{conn, act}, ch) // client → server
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.CloseWrite()
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		in, _ = io.Copy(ch, conn) // server → client
+		in, _ = io.Copy(activeWriter{ch, act}, conn) // server → client
 		ch.CloseWrite()
 	}()
 	wg.Wait()

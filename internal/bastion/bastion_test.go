@@ -87,23 +87,49 @@ func TestParseRule(t *testing.T) {
 func TestBanList(t *testing.T) {
 	b := newBanList(3)
 	now := time.Unix(1000, 0)
+	a := netip.MustParseAddr("10.0.0.1")
 	for i := 1; i <= 4; i++ {
-		if banned := b.fail("10.0.0.1", 5, time.Minute, now); banned {
+		if banned := b.fail(a, 5, time.Minute, now); banned {
 			t.Fatalf("banned after %d failures", i)
 		}
 	}
-	if !b.fail("10.0.0.1", 5, time.Minute, now) || !b.banned("10.0.0.1", now) {
+	if !b.fail(a, 5, time.Minute, now) || !b.banned(a, now) {
 		t.Fatal("not banned after 5 failures")
 	}
-	if b.banned("10.0.0.1", now.Add(2*time.Minute)) {
+	if b.banned(a, now.Add(2*time.Minute)) {
 		t.Error("ban did not expire")
 	}
-	// Bounded: a flood of sources never grows the list past its size.
+	// Bounded: a flood of sources never grows the list past its size,
+	// and never pushes out a ban in force.
+	b.fail(a, 5, time.Minute, now.Add(2*time.Minute)) // a new window, one failure
+	for i := 0; i < 4; i++ {
+		b.fail(a, 5, time.Minute, now.Add(2*time.Minute))
+	}
 	for i := 0; i < 100; i++ {
-		b.fail(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}).String(), 5, time.Minute, now)
+		b.fail(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), 5, time.Minute, now.Add(2*time.Minute+time.Second))
 	}
 	if len(b.m) > 3 {
 		t.Errorf("ban list holds %d sources, max 3", len(b.m))
+	}
+	if !b.banned(a, now.Add(2*time.Minute+time.Second)) {
+		t.Error("a flood of sources evicted a ban in force")
+	}
+	// A success forgets failures, not a ban.
+	c := netip.MustParseAddr("10.0.0.3")
+	b2 := newBanList(10)
+	for i := 0; i < 4; i++ {
+		b2.fail(c, 5, time.Minute, now)
+	}
+	b2.succeed(c, now)
+	if b2.fail(c, 5, time.Minute, now) {
+		t.Error("failures before a success still counted")
+	}
+	for i := 0; i < 4; i++ {
+		b2.fail(c, 5, time.Minute, now)
+	}
+	b2.succeed(c, now)
+	if !b2.banned(c, now) {
+		t.Error("a success lifted a ban")
 	}
 }
 

@@ -147,7 +147,8 @@ func TestHandshakeDeadline(t *testing.T) {
 }
 
 func TestBanRefusesConnections(t *testing.T) {
-	addr, _, cc, _ := loopback(t, func(c *Config) { c.BanAfter = 2 })
+	m := NewMetrics()
+	addr, _, cc, _ := loopback(t, func(c *Config) { c.BanAfter = 2; c.Metrics = m })
 	_, wrong, _ := ed25519.GenerateKey(rand.Reader)
 	ws, _ := ssh.NewSignerFromKey(wrong)
 	bad := *cc
@@ -157,6 +158,7 @@ func TestBanRefusesConnections(t *testing.T) {
 			t.Fatal("an unknown key got in")
 		}
 	}
+	waitRejected(t, m, 2)
 	if c, err := ssh.Dial("tcp", addr, cc); err == nil {
 		c.Close()
 		t.Fatal("a banned source got in with the right key")

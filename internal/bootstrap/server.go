@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"gate/config"
 	"gate/internal/imager"
 	"gate/internal/nocloud"
+	"gate/internal/powerstate"
 )
 
 // Server is bootstrapd's HTTP side.
@@ -40,7 +43,10 @@ type Server struct {
 	Neighbour func(ip netip.Addr) (net.HardwareAddr, bool)
 	// NUTPassword returns a NUT user's password ("" if none).
 	NUTPassword func(user string) string
-	Log         *slog.Logger
+	// PowerFile is upsd's power state (internal/powerstate), shown in
+	// GET /api/hosts; "" or absent: none.
+	PowerFile string
+	Log       *slog.Logger
 }
 
 // Handler returns the HTTP handler.
@@ -50,7 +56,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		return nil, fmt.Errorf("bootstrap: assets %s: %w", s.Assets, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(root.FS())))
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", serveFiles(root)))
 	if s.Images != "" {
 		if err := os.MkdirAll(s.Images, 0o755); err != nil {
 			return nil, fmt.Errorf("bootstrap: images: %w", err)
@@ -59,7 +65,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bootstrap: images %s: %w", s.Images, err)
 		}
-		mux.Handle("GET /images/", http.StripPrefix("/images/", http.FileServerFS(img.FS())))
+		mux.Handle("GET /images/", http.StripPrefix("/images/", serveFiles(img)))
 	}
 	mux.HandleFunc("GET /boot.ipxe", s.bootIPXE)
 	mux.HandleFunc("GET /ipxe/{mac}", s.hostIPXE)
@@ -74,6 +80,31 @@ func (s *Server) Handler() (http.Handler, error) {
 	mux.HandleFunc("POST /api/hosts/{name}/reimage", s.auth(s.apiReimage))
 	mux.HandleFunc("DELETE /api/hosts/{name}/reimage", s.auth(s.apiCancel))
 	return mux, nil
+}
+
+// serveFiles serves the regular files under root, and nothing else: no
+// directory listings, and a name that does not resolve inside root (a
+// symbolic link out of it) is simply not found.
+func serveFiles(root *os.Root) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		if name == "" {
+			http.NotFound(w, r)
+			return
+		}
+		f, err := root.Open(name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, name, fi.ModTime(), f)
+	})
 }
 
 func (s *Server) log() *slog.Logger {
@@ -212,10 +243,18 @@ func (s *Server) hostFor(w http.ResponseWriter, r *http.Request, macStr string) 
 		http.Error(w, "unknown MAC "+mac.String(), http.StatusNotFound)
 		return nil
 	}
-	if src := sourceIP(r); h.IP.IsValid() && src != h.IP {
+	src := sourceIP(r)
+	if h.IP.IsValid() && src != h.IP {
 		s.log().Warn("imager request from the wrong address", "host", h.Name, "from", src, "want", h.IP)
 		s.noteWrongAddress(h, mac, src)
 		http.Error(w, fmt.Sprintf("MAC %s is %s's, whose address is %s, not %s", mac, h.Name, h.IP, src), http.StatusForbidden)
+		return nil
+	}
+	// The address alone is not the host (as for NoCloud): the neighbour
+	// table must hold one of its MACs for it.
+	if got, ok := s.neighbour(src); !ok || s.hostByMAC(got) == nil || s.hostByMAC(got).Name != h.Name {
+		s.log().Warn("imager request refused: address and MAC disagree", "host", h.Name, "from", src, "neighbour", got)
+		http.Error(w, fmt.Sprintf("%s is %s's address but its neighbour MAC %s is not %s's", src, h.Name, got, h.Name), http.StatusForbidden)
 		return nil
 	}
 	return h
@@ -427,7 +466,7 @@ func (s *Server) Facts(h *config.Host, instanceID string) *nocloud.Facts {
 			if name == "" {
 				name = "ups"
 			}
-			f.NUTMonitor = fmt.Sprintf("MONITOR %s@%s 1 %s %s secondary", name, s.GateIP, h.Shutdown.NUTUser, pw)
+			f.NUTMonitor = nocloud.MonitorLine(name, s.GateIP.String(), h.Shutdown.NUTUser, pw)
 		}
 	}
 	return f
@@ -493,7 +532,10 @@ func (s *Server) phoneHome(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// RFC 9110 11.1: the scheme is case-insensitive.
+		scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		ok := strings.EqualFold(scheme, "Bearer")
+		tok = strings.TrimSpace(tok)
 		if len(s.Token) == 0 || !ok || subtle.ConstantTimeCompare([]byte(tok), s.Token) != 1 {
 			http.Error(w, "missing or wrong API token", http.StatusUnauthorized)
 			return
@@ -509,10 +551,30 @@ type HostStatus struct {
 	MACs []string `json:"macs"`
 	Role string   `json:"role"`
 	HostState
+	// Power is the host's power state as upsd knows it, and Return the
+	// return plan's phase after an outage (internal/powerstate).
+	Power  *powerstate.Host `json:"power,omitempty"`
+	Return string           `json:"return,omitempty"`
+}
+
+// power reads upsd's power state file, if there is one.
+func (s *Server) power() powerstate.State {
+	if s.PowerFile == "" {
+		return powerstate.State{}
+	}
+	ps, err := powerstate.Read(s.PowerFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log().Warn("upsd's power state", "err", err)
+	}
+	return ps
 }
 
 func (s *Server) status(h *config.Host) HostStatus {
-	hs := HostStatus{Name: h.Name, IP: h.IP.String(), Role: h.Role, HostState: s.Store.Get(h.Name)}
+	ps := s.power()
+	hs := HostStatus{Name: h.Name, IP: h.IP.String(), Role: h.Role, HostState: s.Store.Get(h.Name), Return: ps.Return}
+	if p, ok := ps.Hosts[h.Name]; ok {
+		hs.Power = &p
+	}
 	for _, m := range h.MACs {
 		hs.MACs = append(hs.MACs, net.HardwareAddr(m).String())
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gate/config"
+	"gate/internal/httpserve"
 )
 
 // Paths on the gate.
@@ -56,7 +57,9 @@ const (
 	MetricsUPSD       = ":9103"
 	MetricsBootstrapd = ":9104"
 	MetricsBastion    = ":9105"
-	MetricsTailnet    = ":9106"
+	MetricsClock      = ":9106"
+	MetricsStatusd    = ":9107"
+	MetricsTailnet    = ":9108"
 )
 
 // ExitDisabled is the exit status for "nothing to do": gokrazy's
@@ -118,6 +121,15 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 		log.Error("site file rejected", "file", cfgPath, "err", err)
 		return 1
 	}
+	// site.timezone: the daemons' local time (log lines); the zone
+	// database is compiled in (the gate's root has none), and the site
+	// file's validation has already loaded it.
+	if loc, err := time.LoadLocation(cfg.Site.Timezone); err == nil {
+		time.Local = loc
+	}
+	if n, err := RaiseFileLimit(FileLimit); err != nil {
+		log.Warn("open-file limit not raised", "limit", n, "err", err)
+	}
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		log.Error("state directory", "dir", state, "err", err)
 		return 1
@@ -137,13 +149,15 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 			return 1
 		}
 		d.MetricsAddr = ln.Addr().String()
-		srv := &http.Server{Handler: d.Mux, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
+		mctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			if err := httpserve.Serve(mctx, ln, d.Mux, httpserve.Options{Log: log}); err != nil {
+				log.Error("metrics server", "addr", d.MetricsAddr, "err", err)
+			}
+			close(done)
 		}()
+		defer func() { stop(); <-done }()
 	}
 	err = run(ctx, d)
 	switch {

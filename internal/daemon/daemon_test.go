@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const site = "site: {name: lab}\nlan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}\n"
@@ -62,5 +63,22 @@ func TestRunConventions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// site.timezone is the daemons' local time: their log lines carry it.
+func TestTimezone(t *testing.T) {
+	old := time.Local
+	t.Cleanup(func() { time.Local = old })
+	p := filepath.Join(t.TempDir(), "site.yaml")
+	os.WriteFile(p, []byte(strings.Replace(site, "{name: lab}", "{name: lab, timezone: Asia/Kathmandu}", 1)), 0o644)
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	run1(log, "test", p, t.TempDir(), filepath.Join(t.TempDir(), "state"), "", func(ctx context.Context, d *Daemon) error {
+		d.Ready()
+		return nil
+	})
+	if !strings.Contains(buf.String(), "+05:45 level=INFO msg=ready") {
+		t.Errorf("log lines not in the site's time zone:\n%s", buf.String())
 	}
 }

@@ -171,7 +171,7 @@ func TestCloudflareSpecifics(t *testing.T) {
 	start := func(t *testing.T) (*cloudflareFake, *Cloudflare) {
 		z := newFakeZone(t)
 		f := &cloudflareFake{fakeZone: z, zoneID: "z1"}
-		ts := httptest.NewServer(f)
+		ts := httptest.NewTLSServer(f)
 		t.Cleanup(ts.Close)
 		return f, &Cloudflare{BaseURL: ts.URL + "/client/v4", Zone: testZone, Token: testToken, Client: ts.Client()}
 	}

@@ -169,7 +169,7 @@ func TestDeSECSpecifics(t *testing.T) {
 	ctx := context.Background()
 	start := func(t *testing.T, minTTL int) (*desecFake, *DeSEC) {
 		f := &desecFake{fakeZone: newFakeZone(t), minTTL: minTTL}
-		ts := httptest.NewServer(f)
+		ts := httptest.NewTLSServer(f)
 		t.Cleanup(ts.Close)
 		return f, &DeSEC{BaseURL: ts.URL + "/api/v1", Token: testToken, Client: ts.Client()}
 	}

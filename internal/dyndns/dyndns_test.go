@@ -60,8 +60,8 @@ func TestDynDNS2Replies(t *testing.T) {
 		}},
 	} {
 		srv := &scripted{replies: []string{tc.reply}}
-		ts := httptest.NewServer(srv)
-		p := &DynDNS2{URL: ts.URL, User: "u", Password: "p", UserAgent: UserAgent}
+		ts := httptest.NewTLSServer(srv)
+		p := &DynDNS2{URL: ts.URL, User: "u", Password: "p", UserAgent: UserAgent, Client: ts.Client()}
 		err := p.Update(context.Background(), Record{Name: "home.example.org", Type: "A"}, netip.MustParseAddr("198.51.100.7"))
 		if !tc.check(err) {
 			t.Errorf("reply %q: got %v", tc.reply, err)
@@ -89,7 +89,7 @@ func (f *fixedSource) set(a string) { f.mu.Lock(); f.addr = netip.MustParseAddr(
 
 func TestUpdaterRules(t *testing.T) {
 	srv := &scripted{}
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewTLSServer(srv)
 	defer ts.Close()
 	dir := t.TempDir()
 	src := &fixedSource{}
@@ -97,7 +97,7 @@ func TestUpdaterRules(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	newUpdater := func(hash string) *Updater {
 		u := &Updater{
-			Provider: &DynDNS2{URL: ts.URL, User: "u", Password: "p", UserAgent: UserAgent},
+			Provider: &DynDNS2{URL: ts.URL, User: "u", Password: "p", UserAgent: UserAgent, Client: ts.Client()},
 			Records:  []Record{{Name: "home.example.org", Type: "A", TTL: time.Minute}},
 			Sources:  []publicip.Source{src}, Timeout: time.Second, StatePath: filepath.Join(dir, "state.json"),
 			ConfigHash: hash, Log: slog.New(slog.DiscardHandler), Metrics: NewMetrics(nil),
@@ -199,5 +199,22 @@ func TestCheckAndAgree(t *testing.T) {
 	cg := []publicip.Result{{Source: "upnp", Err: publicip.Check(netip.MustParseAddr("100.64.0.9"))}, {Source: "y", Addr: b}}
 	if _, err := publicip.Agree("first", cg); !errors.Is(err, publicip.ErrCGNAT) {
 		t.Errorf("CGNAT not reported: %v", err)
+	}
+}
+
+// withClient makes p send with hc (a test server's client, which trusts
+// its certificate).
+func withClient(p Provider, hc *http.Client) {
+	switch p := p.(type) {
+	case *DynDNS2:
+		p.Client = hc
+	case *Cloudflare:
+		p.Client = hc
+	case *DeSEC:
+		p.Client = hc
+	case *Gandi:
+		p.Client = hc
+	case *Hetzner:
+		p.Client = hc
 	}
 }

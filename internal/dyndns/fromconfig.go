@@ -5,14 +5,85 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
+	"runtime/debug"
 	"time"
 
 	"gate/config"
 	"gate/internal/publicip"
 )
 
-// UserAgent identifies the gate to providers, as dyndns2 requires.
-const UserAgent = "gate-dyndns/1.0 (+https://github.com/gokrazy/gokrazy; self-hosted site gate)"
+// UserAgent identifies the gate to providers, as dyndns2 requires: the
+// project, the program and its build.
+var UserAgent = "gate-dyndns/" + BuildVersion() + " (gate: firmware of a self-hosted site's entry point)"
+
+// BuildVersion is the build's version: the module's version when it has
+// one, else the VCS revision it was built from (12 digits, "-dirty" when
+// modified), else "devel".
+func BuildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	return buildVersion(bi)
+}
+
+func buildVersion(bi *debug.BuildInfo) string {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
+
+// presetURL is a dyndns2 preset's URL with the site file's server: the
+// server's scheme and host replace the preset's, its path replaces the
+// preset's when it has one, and the preset's query (OVH's system=dyndns)
+// is kept under the server's own parameters.
+func presetURL(preset, server string) (string, error) {
+	base := Presets[preset]
+	if server == "" || base == "" {
+		if server == "" {
+			return base, nil
+		}
+		return server, nil
+	}
+	p, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("preset %s: %v", preset, err)
+	}
+	s, err := url.Parse(server)
+	if err != nil {
+		return "", fmt.Errorf("dyndns.provider.server %q: %v", server, err)
+	}
+	p.Scheme, p.Host, p.User = s.Scheme, s.Host, s.User
+	if s.Path != "" && s.Path != "/" {
+		p.Path = s.Path
+	}
+	q := p.Query()
+	for k, v := range s.Query() {
+		q[k] = v
+	}
+	p.RawQuery = q.Encode()
+	return p.String(), nil
+}
 
 // FromConfig builds the provider, records and sources of a site. It also
 // returns the hash that identifies this configuration, credentials
@@ -47,9 +118,9 @@ func FromConfig(c *config.Config) (Provider, []Record, []publicip.Source, string
 		if err != nil {
 			return nil, nil, nil, "", err
 		}
-		u := p.Server
-		if u == "" {
-			u = Presets[p.Preset]
+		u, err := presetURL(p.Preset, p.Server)
+		if err != nil {
+			return nil, nil, nil, "", err
 		}
 		prov = &DynDNS2{URL: u, User: p.Username, Password: pw, UserAgent: UserAgent, Client: &http.Client{Timeout: 15 * time.Second}}
 	case "cloudflare", "desec", "gandi", "hetzner":
@@ -80,7 +151,7 @@ func FromConfig(c *config.Config) (Provider, []Record, []publicip.Source, string
 	for _, s := range d.Sources {
 		switch s.Type {
 		case "upnp":
-			srcs = append(srcs, publicip.UPnP{})
+			srcs = append(srcs, &publicip.UPnP{})
 		case "http":
 			srcs = append(srcs, publicip.HTTP{URL: s.URL, Family: s.Family, UserAgent: UserAgent})
 		case "interface":

@@ -121,7 +121,7 @@ func TestGandiSpecifics(t *testing.T) {
 	home := Record{Name: "home.example.org", Type: "A", TTL: time.Hour}
 	start := func(t *testing.T) (*gandiFake, *Gandi) {
 		f := &gandiFake{fakeZone: newFakeZone(t), apikey: "legacy-K3y"}
-		ts := httptest.NewServer(f)
+		ts := httptest.NewTLSServer(f)
 		t.Cleanup(ts.Close)
 		return f, &Gandi{BaseURL: ts.URL + "/v5/livedns", Zone: testZone, Token: testToken, Client: ts.Client()}
 	}

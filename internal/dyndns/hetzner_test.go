@@ -157,7 +157,7 @@ func TestHetznerSpecifics(t *testing.T) {
 	home := Record{Name: "home.example.org", Type: "A", TTL: time.Minute}
 	start := func(t *testing.T) (*hetznerFake, *Hetzner) {
 		f := &hetznerFake{fakeZone: newFakeZone(t), zoneID: "z1"}
-		ts := httptest.NewServer(f)
+		ts := httptest.NewTLSServer(f)
 		t.Cleanup(ts.Close)
 		return f, &Hetzner{BaseURL: ts.URL + "/api/v1", Zone: testZone, Token: testToken, Client: ts.Client()}
 	}

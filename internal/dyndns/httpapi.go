@@ -87,12 +87,12 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	hc := c.client
-	if hc == nil {
-		hc = &http.Client{Timeout: 15 * time.Second}
-	}
-	resp, err := hc.Do(req)
+	resp, err := sendSecret(c.client, req, c.header)
 	if err != nil {
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			return nil, err
+		}
 		// url.Error repeats the URL: it holds no secret (tokens travel
 		// in headers only).
 		return nil, fmt.Errorf("%s: %s %s: %w", c.provider, method, redactURL(u), err)
@@ -103,6 +103,41 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 		return nil, fmt.Errorf("%s: %s %s: reading the answer (HTTP %d): %w", c.provider, method, redactURL(u), resp.StatusCode, err)
 	}
 	return &apiReply{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// sendSecret sends req, which carries credentials (basic auth or the
+// headers named), with hc (nil: a 15 s timeout): over https only (an
+// http:// URL is a *PermanentError: the site file must change), never
+// following a redirect to http, and dropping the credentials when a
+// redirect leads to another host (or port).
+func sendSecret(hc *http.Client, req *http.Request, headers ...string) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		return nil, &PermanentError{Reason: fmt.Sprintf("refusing to send credentials to %s over %s: the provider's URL must be https://", req.URL.Host, req.URL.Scheme)}
+	}
+	c := http.Client{Timeout: 15 * time.Second}
+	if hc != nil {
+		c = *hc
+	}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if r.URL.Scheme != "https" {
+			return fmt.Errorf("refusing a redirect to %s: credentials travel over https only", redactURL(r.URL.String()))
+		}
+		if !strings.EqualFold(r.URL.Host, via[0].URL.Host) {
+			r.Header.Del("Authorization")
+			for _, h := range headers {
+				r.Header.Del(h)
+			}
+		}
+		if next != nil {
+			return next(r, via)
+		}
+		return nil
+	}
+	return c.Do(req)
 }
 
 func redactURL(u string) string {

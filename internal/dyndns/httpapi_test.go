@@ -308,7 +308,7 @@ func testAPIProvider(t *testing.T, s apiSetup) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			z := newFakeZone(t)
-			ts := httptest.NewServer(s.fake(z))
+			ts := httptest.NewTLSServer(s.fake(z))
 			defer ts.Close()
 			if tc.before != nil {
 				tc.before(z)
@@ -338,7 +338,7 @@ func testAPIProvider(t *testing.T, s apiSetup) {
 	// Current reads what the API holds, and nothing when there is none.
 	t.Run("current", func(t *testing.T) {
 		z := newFakeZone(t)
-		ts := httptest.NewServer(s.fake(z))
+		ts := httptest.NewTLSServer(s.fake(z))
 		defer ts.Close()
 		p := s.provider(ts.URL+s.prefix, testToken, ts.Client())
 		ctx := context.Background()
@@ -375,7 +375,7 @@ func testAPIProvider(t *testing.T, s apiSetup) {
 	// file changes.
 	t.Run("updater from the site file", func(t *testing.T) {
 		z := newFakeZone(t)
-		ts := httptest.NewServer(s.fake(z))
+		ts := httptest.NewTLSServer(s.fake(z))
 		defer ts.Close()
 		newUpdater := func(token string) (*Updater, *fixedSource) {
 			dir := t.TempDir()
@@ -403,6 +403,7 @@ dyndns:
 			if prov.Name() != s.name {
 				t.Fatalf("FromConfig built %q", prov.Name())
 			}
+			withClient(prov, ts.Client())
 			src := &fixedSource{}
 			src.set(v4a.String())
 			u := &Updater{
@@ -555,11 +556,11 @@ func FuzzAPIAnswers(f *testing.F) {
 		ctx := context.Background()
 		rec := Record{Name: "home.example.org", Type: "A", TTL: time.Minute}
 		for _, p := range []Provider{
-			&Cloudflare{BaseURL: "http://api.invalid", Zone: testZone, Token: testToken, Client: hc},
-			&DeSEC{BaseURL: "http://api.invalid", Token: testToken, Client: hc},
-			&DeSEC{BaseURL: "http://api.invalid", Domain: testZone, Token: testToken, Client: hc},
-			&Gandi{BaseURL: "http://api.invalid", Zone: testZone, Token: testToken, Client: hc},
-			&Hetzner{BaseURL: "http://api.invalid", Zone: testZone, Token: testToken, Client: hc},
+			&Cloudflare{BaseURL: "https://api.invalid", Zone: testZone, Token: testToken, Client: hc},
+			&DeSEC{BaseURL: "https://api.invalid", Token: testToken, Client: hc},
+			&DeSEC{BaseURL: "https://api.invalid", Domain: testZone, Token: testToken, Client: hc},
+			&Gandi{BaseURL: "https://api.invalid", Zone: testZone, Token: testToken, Client: hc},
+			&Hetzner{BaseURL: "https://api.invalid", Zone: testZone, Token: testToken, Client: hc},
 		} {
 			err := p.Update(ctx, rec, v4a)
 			if err != nil && strings.Contains(err.Error(), testToken) {

@@ -69,6 +69,8 @@ type RFC2136 struct {
 	Secret  string // base64
 	Alg     string // hmac-sha256, ...
 	Timeout time.Duration
+	// Now is the clock that signs updates (time.Now when nil).
+	Now func() time.Time
 }
 
 // Name implements Provider.
@@ -105,11 +107,20 @@ func (p *RFC2136) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	m := new(dns.Msg).SetUpdate(dns.Fqdn(p.Zone))
 	m.RemoveRRset([]dns.RR{rr})
 	m.Insert([]dns.RR{rr})
-	m.SetTsig(dns.Fqdn(p.KeyName), tsigAlg(p.Alg), 300, time.Now().Unix())
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	m.SetTsig(dns.Fqdn(p.KeyName), tsigAlg(p.Alg), 300, now().Unix())
 	resp, _, err := p.client().ExchangeContext(ctx, m, p.Server)
 	if err != nil {
+		// BADTIME is our clock, not our key: after a power cut the Pi
+		// may sign before NTP answered. Retried, never blocking.
+		if t := tsigOf(resp); t != nil && t.Error == dns.RcodeBadTime {
+			return fmt.Errorf("%s refused the update's time (TSIG BADTIME: the gate's clock is more than 5 minutes off the server's; retrying)", p.Server)
+		}
 		// A server that does not know our key answers NOTAUTH with a TSIG
-		// error (BADSIG, BADKEY, BADTIME), which fails verification here.
+		// error (BADSIG, BADKEY), which fails verification here.
 		if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg) {
 			return &PermanentError{Reason: fmt.Sprintf("%s refused the TSIG key %s (NOTAUTH: wrong secret, name or algorithm, or a clock off by more than 5 minutes): %v", p.Server, p.KeyName, err)}
 		}
@@ -122,6 +133,14 @@ func (p *RFC2136) Update(ctx context.Context, r Record, addr netip.Addr) error {
 		return &PermanentError{Reason: fmt.Sprintf("%s answered %s to the update of %s %s (key %s, zone %s)", p.Server, dns.RcodeToString[resp.Rcode], r.Name, r.Type, p.KeyName, p.Zone)}
 	}
 	return fmt.Errorf("%s answered %s to the update of %s", p.Server, dns.RcodeToString[resp.Rcode], r.Name)
+}
+
+// tsigOf returns the TSIG record of an answer, if it has one.
+func tsigOf(m *dns.Msg) *dns.TSIG {
+	if m == nil {
+		return nil
+	}
+	return m.IsTsig()
 }
 
 // Current implements Provider: ask the server itself.
@@ -187,12 +206,12 @@ func (p *DynDNS2) Update(ctx context.Context, r Record, addr netip.Addr) error {
 	}
 	req.SetBasicAuth(p.User, p.Password)
 	req.Header.Set("User-Agent", p.UserAgent)
-	c := p.Client
-	if c == nil {
-		c = &http.Client{Timeout: 15 * time.Second}
-	}
-	resp, err := c.Do(req)
+	resp, err := sendSecret(p.Client, req)
 	if err != nil {
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			return err
+		}
 		return fmt.Errorf("dyndns2 %s: %w", u.Host, err)
 	}
 	defer resp.Body.Close()

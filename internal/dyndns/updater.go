@@ -36,18 +36,37 @@ type RecordState struct {
 
 // Updater keeps the records on the public address.
 type Updater struct {
-	Provider   Provider
-	Records    []Record
-	Sources    []publicip.Source
-	Agree      string
-	Timeout    time.Duration // per source
-	Interval   time.Duration
+	Provider Provider
+	Records  []Record
+	Sources  []publicip.Source
+	Agree    string
+	Timeout  time.Duration // per source
+	Interval time.Duration
+	// VerifyInterval is how often each published record is read back
+	// from its authority (Provider.Current) and rewritten when it
+	// drifted; 0 never verifies.
+	VerifyInterval time.Duration
+	// MaxInterval is how long an unchanged record goes without being sent
+	// again (dyndns2 providers delete hosts idle for weeks); 0 never.
+	MaxInterval time.Duration
+	// Reload, if set, rebuilds the provider at every check with the
+	// secrets as they are now and returns it with its configuration hash:
+	// when the hash changed (a corrected secret file), the new provider
+	// replaces the old one and every block is lifted, without a restart.
+	Reload func() (Provider, string, error)
+	// Wake, if set, makes the updater check the address at once (the box
+	// announced a new WAN address).
+	Wake <-chan struct{}
+	// WakeGap is the least time between two checks when Wake fires
+	// (default 5s).
+	WakeGap    time.Duration
 	StatePath  string
 	ConfigHash string
 	Log        *slog.Logger
 	Metrics    *Metrics
 	now        func() time.Time
 	state      State
+	reloadErr  string
 }
 
 // Metrics are the dyndns Prometheus metrics.
@@ -57,6 +76,7 @@ type Metrics struct {
 	LastUpdate *prometheus.GaugeVec   // unix time of the last successful update, by record
 	Failures   *prometheus.CounterVec // by provider
 	Requests   *prometheus.CounterVec // update requests sent, by provider
+	Drifts     *prometheus.CounterVec // records found changed at their authority, by record
 }
 
 // NewMetrics makes the metrics and registers them with r.
@@ -67,9 +87,10 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		LastUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_last_update_timestamp_seconds", Help: "Last successful update per record."}, []string{"record"}),
 		Failures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_failures_total", Help: "Failed updates per provider."}, []string{"provider"}),
 		Requests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_requests_total", Help: "Update requests sent per provider."}, []string{"provider"}),
+		Drifts:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_drifts_total", Help: "Records found changed behind the gate's back at their authority, by record."}, []string{"record"}),
 	}
 	if r != nil {
-		r.MustRegister(m.Address, m.LastChange, m.LastUpdate, m.Failures, m.Requests)
+		r.MustRegister(m.Address, m.LastChange, m.LastUpdate, m.Failures, m.Requests, m.Drifts)
 	}
 	return m
 }
@@ -88,14 +109,42 @@ func (u *Updater) Load() {
 		u.state.Records = map[string]*RecordState{}
 	}
 	if u.state.ConfigHash != u.ConfigHash {
-		for _, rs := range u.state.Records {
-			if rs.Blocked != "" {
-				u.Log.Info("site file changed: blocked record tried again", "reason_was", rs.Blocked)
-			}
-			rs.Blocked, rs.NextTry, rs.Failures = "", time.Time{}, 0
-		}
-		u.state.ConfigHash = u.ConfigHash
+		u.liftBlocks("site file changed: blocked record tried again")
 	}
+}
+
+// liftBlocks forgets every block and pause: the configuration changed.
+func (u *Updater) liftBlocks(msg string) {
+	for k, rs := range u.state.Records {
+		if rs.Blocked != "" {
+			u.Log.Info(msg, "record", k, "reason_was", rs.Blocked)
+		}
+		rs.Blocked, rs.NextTry, rs.Failures = "", time.Time{}, 0
+	}
+	u.state.ConfigHash = u.ConfigHash
+}
+
+// reload rebuilds the provider when its secrets changed; it reports
+// whether the state changed.
+func (u *Updater) reload() bool {
+	if u.Reload == nil {
+		return false
+	}
+	p, hash, err := u.Reload()
+	if err != nil {
+		if err.Error() != u.reloadErr {
+			u.reloadErr = err.Error()
+			u.Log.Warn("reading the provider's secrets again", "err", err)
+		}
+		return false
+	}
+	u.reloadErr = ""
+	if hash == u.ConfigHash {
+		return false
+	}
+	u.Provider, u.ConfigHash = p, hash
+	u.liftBlocks("a secret changed: blocked record tried again")
+	return true
 }
 
 func (u *Updater) save() {
@@ -112,23 +161,95 @@ func (u *Updater) clock() time.Time {
 	return time.Now()
 }
 
-// Run checks the address every Interval until ctx is done.
+// Run checks the address every Interval (and at once when Wake fires),
+// and verifies the records every VerifyInterval, until ctx is done. It
+// verifies once at start: a record changed while the gate was off is
+// rewritten.
 func (u *Updater) Run(ctx context.Context) {
-	t := time.NewTimer(0)
+	u.Tick(ctx)
+	last := time.Now()
+	u.Verify(ctx)
+	t := time.NewTimer(u.Interval)
 	defer t.Stop()
+	var verify <-chan time.Time
+	if u.VerifyInterval > 0 {
+		v := time.NewTicker(u.VerifyInterval)
+		defer v.Stop()
+		verify = v.C
+	}
+	gap := u.WakeGap
+	if gap <= 0 {
+		gap = 5 * time.Second
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-u.Wake:
+			// Events cannot make the sources be asked more than once per
+			// gap (a NOTIFY is easy to send on the LAN): a check soon
+			// after the last one is put off to the gap's end.
+			if wait := gap - time.Since(last); wait > 0 {
+				t.Reset(wait)
+				continue
+			}
+			u.Log.Info("the box announced a WAN address change: checking now")
+		case <-verify:
+			u.Verify(ctx)
+			continue
 		}
 		u.Tick(ctx)
+		last = time.Now()
 		t.Reset(u.Interval)
+	}
+}
+
+// Verify reads every published record back from its authority and
+// rewrites one that drifted (logged as drift); it also sends again a
+// record unchanged for MaxInterval.
+func (u *Updater) Verify(ctx context.Context) {
+	dirty := false
+	now := u.clock()
+	for _, r := range u.Records {
+		rs := u.state.Records[r.Key()]
+		if rs == nil || !rs.Addr.IsValid() || rs.Blocked != "" || rs.Failures > 0 {
+			continue // never published, or the tick already retries it
+		}
+		if u.MaxInterval > 0 && now.Sub(rs.Updated) >= u.MaxInterval {
+			u.Log.Info("forced refresh", "record", r.Name, "type", r.Type, "addr", rs.Addr, "unchanged_for", now.Sub(rs.Updated).Round(time.Second))
+			dirty = u.send(ctx, r, rs, rs.Addr) || dirty
+			continue
+		}
+		if u.VerifyInterval <= 0 {
+			continue
+		}
+		held, err := u.Provider.Current(ctx, r)
+		switch {
+		case errors.Is(err, ErrNoLookup):
+			continue
+		case err != nil:
+			u.Log.Warn("verifying a record at its authority", "record", r.Name, "type", r.Type, "provider", u.Provider.Name(), "err", err)
+			continue
+		case held == rs.Addr:
+			continue
+		}
+		what := "nothing"
+		if held.IsValid() {
+			what = held.String()
+		}
+		u.Log.Warn("drift: the record changed behind the gate's back, rewriting it", "record", r.Name, "type", r.Type, "holds", what, "published", rs.Addr, "provider", u.Provider.Name())
+		u.Metrics.Drifts.WithLabelValues(r.Key()).Inc()
+		dirty = u.send(ctx, r, rs, rs.Addr) || dirty
+	}
+	if dirty {
+		u.save()
 	}
 }
 
 // Tick learns the address once and updates what needs it.
 func (u *Updater) Tick(ctx context.Context) {
+	reloaded := u.reload()
 	byFamily := map[string]netip.Addr{}
 	for _, fam := range u.families() {
 		var srcs []publicip.Source
@@ -162,7 +283,7 @@ func (u *Updater) Tick(ctx context.Context) {
 			dirty = true
 		}
 	}
-	if dirty {
+	if dirty || reloaded {
 		u.save()
 	}
 }
@@ -213,6 +334,13 @@ func (u *Updater) update(ctx context.Context, r Record, addr netip.Addr) bool {
 	if rs.Addr != addr && rs.Addr.IsValid() {
 		u.Log.Info("public address changed", "record", r.Name, "type", r.Type, "from", rs.Addr, "to", addr)
 	}
+	return u.send(ctx, r, rs, addr)
+}
+
+// send publishes addr for r and records the outcome in rs; it reports
+// whether the state changed.
+func (u *Updater) send(ctx context.Context, r Record, rs *RecordState, addr netip.Addr) bool {
+	now := u.clock()
 	fam := "ipv4"
 	if addr.Is6() {
 		fam = "ipv6"

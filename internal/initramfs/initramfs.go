@@ -9,6 +9,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"gate/internal/gomodule"
 	"io"
 	"os"
 	"os/exec"
@@ -94,15 +95,13 @@ func Build(ctx context.Context, moduleDir string) ([]byte, error) {
 // KernelPath returns the path of kernel.amd64's vmlinuz in the module
 // cache, as the gate module at moduleDir requires it.
 func KernelPath(ctx context.Context, moduleDir string) (string, error) {
-	c := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", KernelModule)
-	c.Dir = moduleDir
-	out, err := c.Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		return "", fmt.Errorf("locate %s (go mod download %s): %v", KernelModule, KernelModule, err)
+	m, err := gomodule.Download(ctx, moduleDir, KernelModule)
+	if err != nil {
+		return "", fmt.Errorf("the imager's kernel: %w", err)
 	}
-	p := filepath.Join(strings.TrimSpace(string(out)), "vmlinuz")
+	p := filepath.Join(m.Dir, "vmlinuz")
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("kernel of %s: %w (go mod download %s)", KernelModule, err, KernelModule)
+		return "", fmt.Errorf("kernel of %s %s: %w", KernelModule, m.Version, err)
 	}
 	return p, nil
 }

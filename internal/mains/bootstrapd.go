@@ -2,11 +2,9 @@ package mains
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -18,6 +16,7 @@ import (
 	"gate/config"
 	"gate/internal/bootstrap"
 	"gate/internal/daemon"
+	"gate/internal/httpserve"
 	"gate/internal/pxe"
 	"gate/internal/tftp"
 )
@@ -103,6 +102,8 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 	base := "http://" + net.JoinHostPort(gateIP.String(), strconv.Itoa(port))
 	srv := &bootstrap.Server{Config: c, Store: store, Base: base, GateIP: gateIP, Assets: assets, Images: images,
 		Token: []byte(strings.TrimSpace(string(token))), Log: d.Log,
+		// upsd's state directory is a sibling of ours (/perm/gate/upsd).
+		PowerFile: filepath.Join(filepath.Dir(d.StateDir), "upsd", "power.json"),
 		NUTPassword: func(user string) string {
 			if c.UPS == nil {
 				return ""
@@ -172,9 +173,10 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	httpDone := make(chan struct{})
 	go func() {
-		if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(httpDone)
+		if err := httpserve.Serve(ctx, hl, h, httpserve.Options{Log: d.Log}); err != nil {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
@@ -191,7 +193,8 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 	select {
 	case <-dhcpReady:
 	case err := <-errc:
-		hs.Close()
+		cancel()
+		<-httpDone
 		return err
 	}
 	d.Ready("addr", gateIP.String(), "http", base, "dhcp", b.DHCP, "hosts", len(c.Hosts))
@@ -200,8 +203,6 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 	case err = <-errc:
 	}
 	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	hs.Shutdown(sctx)
+	<-httpDone
 	return err
 }

@@ -8,7 +8,7 @@ package mains
 
 // Names lists the daemons in the order the image starts them.
 func Names() []string {
-	names := []string{"vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+	names := []string{"firewall", "vpn", "dyndns", "upsd", "bootstrapd", "bastion", "statusd"}
 	if _, ok := tailnetMain(); ok {
 		names = append(names, "tailnet")
 	}
@@ -16,10 +16,13 @@ func Names() []string {
 }
 
 // Lookup returns the main of the daemon called name, or of staticip (the
-// gate's static address, a gokrazy system program). tailnet is there only
-// in builds with the tailnet tag.
+// gate's static address, a gokrazy system program), or of clock (the
+// gate's time, always started). tailnet is there only in builds with the
+// tailnet tag.
 func Lookup(name string) (main func(), ok bool) {
 	switch name {
+	case "firewall":
+		return Firewall, true
 	case "vpn":
 		return VPN, true
 	case "dyndns":
@@ -30,10 +33,14 @@ func Lookup(name string) (main func(), ok bool) {
 		return Bootstrapd, true
 	case "bastion":
 		return Bastion, true
+	case "statusd":
+		return Statusd, true
 	case "tailnet":
 		return tailnetMain()
 	case "staticip":
 		return StaticIP, true
+	case "clock":
+		return Clock, true
 	}
 	return nil, false
 }

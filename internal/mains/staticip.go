@@ -3,6 +3,7 @@ package mains
 import (
 	"flag"
 	"fmt"
+	"gate/internal/resolvconf"
 	"log"
 	"net"
 	"net/netip"
@@ -21,7 +22,8 @@ func (d *dnsList) Set(v string) error { *d = append(*d, v); return nil }
 // StaticIP runs staticip, which gives the gate its static LAN address from the site file
 // (gate.address), in place of gokrazy's DHCP client: it sets the address on
 // the interface, brings it up, adds the default route and writes
-// /etc/resolv.conf (a link to /tmp/resolv.conf on gokrazy). Then it exits
+// /etc/resolv.conf (a link to /tmp/resolv.conf on gokrazy, replaced
+// atomically as gokrazy's DHCP client does, see internal/resolvconf). Then it exits
 // with status 125, which tells gokrazy's supervisor not to restart it.
 func StaticIP() {
 	iface := flag.String("interface", "eth0", "the LAN interface")
@@ -71,9 +73,13 @@ func configureStaticIP(iface, address, gateway string, dns []string, resolv stri
 			return fmt.Errorf("default route via %s: %v", gateway, err)
 		}
 	}
-	var b strings.Builder
+	var servers []netip.Addr
 	for _, d := range dns {
-		fmt.Fprintf(&b, "nameserver %s\n", d)
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return fmt.Errorf("DNS server %q: %v", d, err)
+		}
+		servers = append(servers, a)
 	}
-	return os.WriteFile(resolv, []byte(b.String()), 0o644)
+	return resolvconf.Write(resolv, servers)
 }

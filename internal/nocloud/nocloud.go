@@ -33,9 +33,43 @@ type Facts struct {
 	GateURL    string // http://<gate>:<port>
 	GateIP     string
 	SSHKeys    []string // authorized_keys lines of the admins
-	// NUTMonitor is the upsmon MONITOR line for this host ("" when the
-	// host is not a NUT secondary of the gate).
+	// NUTMonitor is the upsmon MONITOR line for this host (MonitorLine;
+	// "" when the host is not a NUT secondary of the gate).
 	NUTMonitor string
+}
+
+// MonitorLine is upsmon.conf's MONITOR line of a secondary of the gate's
+// upsd at gate (an address), logged in as user.
+func MonitorLine(ups, gate, user, password string) string {
+	return fmt.Sprintf("MONITOR %s@%s 1 %s %s secondary", ups, gate, user, password)
+}
+
+// HostShutdownCmd is the SHUTDOWNCMD installed on the hosts.
+const HostShutdownCmd = "/sbin/shutdown -h +0"
+
+// UpsmonConf is the whole upsmon.conf a NUT secondary of the gate gets:
+// its MONITOR line, shutdownCmd as SHUTDOWNCMD (HostShutdownCmd on the
+// hosts; tests record the moment instead), and the settings the ordered
+// shutdown needs:
+//
+//   - POLLFREQ 1, POLLFREQALERT 1: the gate shows FSD to a group when its
+//     turn comes; the host sees it within a second (one short GET a
+//     second per host on the LAN).
+//   - FINALDELAY 0: the gate already warned and ordered; upsmon's default
+//     5 s would only delay the host's shutdown and the next group.
+//   - DEADTIME 30: the gate serves the last data while on battery, so
+//     the UPS never goes stale for a secondary while the gate runs; if the
+//     gate itself is gone while on battery, the host shuts itself down
+//     after 30 s, which outlasts a restart of the gate's upsd.
+//   - MINSUPPLIES 1: the one UPS feeds the host.
+func UpsmonConf(monitor, shutdownCmd string) string {
+	return monitor + "\n" + `MINSUPPLIES 1
+SHUTDOWNCMD "` + shutdownCmd + `"
+POLLFREQ 1
+POLLFREQALERT 1
+DEADTIME 30
+FINALDELAY 0
+`
 }
 
 // Templates are the role's templates; empty ones get defaults.
@@ -146,7 +180,7 @@ func completeUserData(ud string, f *Facts) (string, error) {
 		files = append(files, map[string]any{
 			"path":        "/etc/nut/upsmon.conf",
 			"permissions": "0640",
-			"content":     f.NUTMonitor + "\nSHUTDOWNCMD \"/sbin/shutdown -h +0\"\n",
+			"content":     UpsmonConf(f.NUTMonitor, HostShutdownCmd),
 		}, map[string]any{
 			"path":    "/etc/nut/nut.conf",
 			"content": "MODE=netclient\n",

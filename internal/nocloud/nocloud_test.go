@@ -25,6 +25,9 @@ func TestRender(t *testing.T) {
 		check   []string // substrings of user-data
 	}{
 		{"defaults", Templates{}, "", []string{"hostname: ceph-1", "phone-home", "ssh-ed25519", "MONITOR ups@10.0.0.2", "- nut-client"}},
+		// The secondary settings the ordered shutdown needs (README "UPS:
+		// what the hosts need").
+		{"upsmon settings", Templates{}, "", []string{"MINSUPPLIES 1\n", "SHUTDOWNCMD \"/sbin/shutdown -h +0\"\n", "POLLFREQ 1\n", "POLLFREQALERT 1\n", "DEADTIME 30\n", "FINALDELAY 0\n"}},
 		{"role template", Templates{UserData: "#cloud-config\npackages: [ceph]\nruncmd:\n  - echo {{.Role}} {{.IP}}\nssh_authorized_keys: [\"ssh-rsa AAAA x\"]\n"}, "",
 			[]string{"echo ceph 10.0.0.11", "ssh-rsa AAAA x", "ssh-ed25519", "post: all", "- ceph\n    - nut-client"}},
 		{"network template", Templates{NetworkConfig: "version: 2\nethernets:\n  e:\n    match: {macaddress: \"{{index .MACs 0}}\"}\n    addresses: [{{.IP}}/{{.Prefix}}]\n"}, "", nil},

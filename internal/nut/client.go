@@ -146,10 +146,64 @@ func (c *Client) Get(ups, name string) (string, error) {
 	return w[3], nil
 }
 
-// InstCmd runs an instant command on ups (needs an admin login).
-func (c *Client) InstCmd(ups, cmd string) error {
-	_, err := c.line("INSTCMD " + ups + " " + cmd)
+// InstCmd runs an instant command on ups (needs an admin login), with
+// its parameter when param is not "".
+func (c *Client) InstCmd(ups, cmd, param string) error {
+	line := "INSTCMD " + ups + " " + cmd
+	if param != "" {
+		line += " " + Quote(param)
+	}
+	_, err := c.line(line)
 	return err
+}
+
+// Type reads a variable's type as the server words it ("RW STRING:16",
+// "NUMBER", "RW ENUM STRING:3").
+func (c *Client) Type(ups, name string) (string, error) {
+	w, err := c.answer("TYPE", ups, name)
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(w[3:], " "), nil
+}
+
+// Desc reads a variable's description.
+func (c *Client) Desc(ups, name string) (string, error) {
+	w, err := c.answer("DESC", ups, name)
+	if err != nil {
+		return "", err
+	}
+	if len(w) != 4 {
+		return "", fmt.Errorf("malformed GET DESC answer %q", strings.Join(w, " "))
+	}
+	return w[3], nil
+}
+
+// answer sends GET what ups name and checks that the answer echoes it.
+func (c *Client) answer(what, ups, name string) ([]string, error) {
+	l, err := c.line("GET " + what + " " + ups + " " + name)
+	if err != nil {
+		return nil, err
+	}
+	w, err := Split(l)
+	if err != nil || len(w) < 4 || w[0] != what || w[1] != ups || w[2] != name {
+		return nil, fmt.Errorf("malformed GET %s answer %q", what, l)
+	}
+	return w, nil
+}
+
+// Enum lists a variable's allowed values (LIST ENUM).
+func (c *Client) Enum(ups, name string) ([]string, error) {
+	var vals []string
+	err := c.list("ENUM", ups+" "+name, 4, func(w []string) { vals = append(vals, w[3]) })
+	return vals, err
+}
+
+// Range lists a variable's allowed ranges (LIST RANGE) as {min, max}.
+func (c *Client) Range(ups, name string) ([][2]string, error) {
+	var rs [][2]string
+	err := c.list("RANGE", ups+" "+name, 5, func(w []string) { rs = append(rs, [2]string{w[3], w[4]}) })
+	return rs, err
 }
 
 // SetVar sets a variable (needs an admin login).

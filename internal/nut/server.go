@@ -2,6 +2,7 @@ package nut
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,10 @@ type User struct {
 	Primary bool
 	// Admin may SET variables and run INSTCMDs.
 	Admin bool
+	// Actions, when not nil, grants "SET" and "FSD" (upsd.users' actions)
+	// in place of Admin's SET; Instcmds, when not nil, lists the INSTCMDs
+	// allowed ("ALL": every one) in place of Admin's. See may, mayRun.
+	Actions, Instcmds []string
 }
 
 // Snapshot is the UPS's data at one moment.
@@ -33,6 +38,13 @@ type Snapshot struct {
 	// the UPS behind the snapshot lets one change and run.
 	Writable map[string]bool
 	Commands map[string]string
+	// Types, Descs, Enums and Ranges, when set, are the source's own
+	// answers to GET TYPE ("RW STRING:16", "NUMBER"), GET DESC, LIST ENUM
+	// and LIST RANGE ({min, max} pairs), served as they are.
+	Types  map[string]string
+	Descs  map[string]string
+	Enums  map[string][]string
+	Ranges map[string][][2]string
 }
 
 // Server serves one UPS.
@@ -52,9 +64,19 @@ type Server struct {
 	Writable map[string]bool
 	Set      func(name, value string) error
 
-	IdleTimeout time.Duration // default 60s
-	Log         *slog.Logger
+	// OnFSD, when set, is called for an FSD from a NUT client (a primary
+	// or admin user) instead of raising the server's own latch; an error
+	// refuses it (ERR with the error's word when it is an *Error, else
+	// ACCESS-DENIED).
+	OnFSD func(user string) error
 
+	IdleTimeout time.Duration // default 60s
+	// MaxConn and MaxPerSource cap the connections served at once, in
+	// all and from one source (0: 1024, upsd's MAXCONN, and 16).
+	MaxConn, MaxPerSource int
+	Log                   *slog.Logger
+
+	accept  tcpserve.Server // shared by every listener
 	mu      sync.Mutex
 	clients map[*conn]bool
 	fsd     bool
@@ -111,9 +133,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.clients == nil {
 		s.clients = map[*conn]bool{}
+		s.accept.Max, s.accept.PerSource, s.accept.Log = cmp.Or(s.MaxConn, 1024), cmp.Or(s.MaxPerSource, 16), s.Log
 	}
 	s.mu.Unlock()
-	return tcpserve.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {
+	return s.accept.Serve(ctx, ln, func(ctx context.Context, nc net.Conn) {
 		c := &conn{Conn: nc}
 		s.mu.Lock()
 		s.clients[c] = true
@@ -215,13 +238,20 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 		s.Log.Info("NUT client logged in", "user", c.user, "client", c.RemoteAddr().String())
 		return "OK\n", false
 	case "PRIMARY", "MASTER":
-		if e := s.primaryCheck(c, args); e != "" {
+		if e := s.primaryCheck(c, args, "PRIMARY"); e != "" {
 			return e, false
 		}
 		return "OK " + cmd + "-GRANTED\n", false
 	case "FSD":
-		if e := s.primaryCheck(c, args); e != "" {
+		if e := s.primaryCheck(c, args, "FSD"); e != "" {
 			return e, false
+		}
+		if s.OnFSD != nil {
+			if err := s.OnFSD(c.user); err != nil {
+				s.Log.Warn("FSD from a NUT client refused", "user", c.user, "client", c.RemoteAddr().String(), "err", err)
+				return errLine(errWord(err, "ACCESS-DENIED")), false
+			}
+			return "OK FSD-SET\n", false
 		}
 		s.SetFSD()
 		s.Log.Warn("FSD set by a NUT client", "user", c.user, "client", c.RemoteAddr().String())
@@ -240,14 +270,14 @@ func (s *Server) command(c *conn, w []string) (out string, closeAfter bool) {
 
 // primaryCheck checks a command that needs the primary right on this UPS
 // (PRIMARY, MASTER, FSD): one argument, valid credentials, the right.
-func (s *Server) primaryCheck(c *conn, args []string) string {
+func (s *Server) primaryCheck(c *conn, args []string, action string) string {
 	if len(args) != 1 {
 		return errLine("INVALID-ARGUMENT")
 	}
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Primary {
+	if !s.Users[c.user].may(action) {
 		return errLine("ACCESS-DENIED")
 	}
 	return s.checkUPS(args[0])
@@ -261,8 +291,7 @@ func (s *Server) auth(c *conn) string {
 	if c.pass == "" {
 		return errLine("PASSWORD-REQUIRED")
 	}
-	u, ok := s.Users[c.user]
-	if !ok || u.Password != c.pass {
+	if !passwordOK(s.Users, c.user, c.pass) {
 		return errLine("ACCESS-DENIED")
 	}
 	return ""
@@ -326,12 +355,15 @@ func (s *Server) get(c *conn, a []string) string {
 		_, cmds := s.caps()
 		d, ok := cmds[a[2]]
 		if !ok {
-			return errLine("CMD-NOT-SUPPORTED")
+			d = unavailable // as upsd answers for any name
 		}
 		return fmt.Sprintf("CMDDESC %s %s %s\n", ups, a[2], Quote(d))
 	case "VAR", "TYPE", "DESC":
 		if len(a) != 3 {
 			return errLine("INVALID-ARGUMENT")
+		}
+		if what == "DESC" { // upsd describes any name, served or not
+			return fmt.Sprintf("DESC %s %s %s\n", ups, a[2], Quote(s.describe(a[2])))
 		}
 		vars, e := s.vars(c)
 		if e != "" {
@@ -344,17 +376,8 @@ func (s *Server) get(c *conn, a []string) string {
 		switch what {
 		case "VAR":
 			return fmt.Sprintf("VAR %s %s %s\n", ups, a[2], Quote(v))
-		case "TYPE":
-			t := "NUMBER"
-			if _, err := strconv.ParseFloat(v, 64); err != nil {
-				t = fmt.Sprintf("STRING:%d", max(len(v), 32))
-			}
-			if rw, _ := s.caps(); rw[a[2]] {
-				t = "RW " + t
-			}
-			return fmt.Sprintf("TYPE %s %s %s\n", ups, a[2], t)
 		default:
-			return fmt.Sprintf("DESC %s %s %s\n", ups, a[2], Quote(describe(a[2])))
+			return fmt.Sprintf("TYPE %s %s %s\n", ups, a[2], s.varType(a[2], v))
 		}
 	}
 	return errLine("INVALID-ARGUMENT")
@@ -411,8 +434,25 @@ func (s *Server) list(c *conn, a []string) string {
 		if len(a) != 3 {
 			return errLine("INVALID-ARGUMENT")
 		}
+		vars, e := s.vars(c)
+		if e != "" {
+			return errLine(e)
+		}
+		if _, ok := vars[a[2]]; !ok {
+			return errLine("VAR-NOT-SUPPORTED")
+		}
 		query += " " + a[2]
 		fmt.Fprintf(&b, "BEGIN LIST %s\n", query)
+		snap := s.Data()
+		if what == "ENUM" {
+			for _, v := range snap.Enums[a[2]] {
+				fmt.Fprintf(&b, "ENUM %s %s %s\n", ups, a[2], Quote(v))
+			}
+		} else {
+			for _, r := range snap.Ranges[a[2]] {
+				fmt.Fprintf(&b, "RANGE %s %s %s %s\n", ups, a[2], Quote(r[0]), Quote(r[1]))
+			}
+		}
 	case "CLIENT":
 		s.mu.Lock()
 		var addrs []string
@@ -442,7 +482,7 @@ func (s *Server) set(c *conn, a []string) string {
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Admin {
+	if !s.Users[c.user].may("SET") {
 		return errLine("ACCESS-DENIED")
 	}
 	if e := s.checkUPS(a[1]); e != "" {
@@ -457,7 +497,7 @@ func (s *Server) set(c *conn, a []string) string {
 	}
 	if err := s.Set(a[2], a[3]); err != nil {
 		s.Log.Warn("SET failed", "var", a[2], "err", err)
-		return errLine("SET-FAILED")
+		return errLine(errWord(err, "SET-FAILED"))
 	}
 	s.Log.Info("variable set", "user", c.user, "var", a[2], "value", a[3])
 	return "OK\n"
@@ -470,11 +510,11 @@ func (s *Server) instcmd(c *conn, a []string) string {
 	if e := s.auth(c); e != "" {
 		return e
 	}
-	if !s.Users[c.user].Admin {
-		return errLine("ACCESS-DENIED")
-	}
 	if e := s.checkUPS(a[0]); e != "" {
 		return e
+	}
+	if !s.Users[c.user].mayRun(a[1]) { // before the command's support, as upsd
+		return errLine("ACCESS-DENIED")
 	}
 	_, cmds := s.caps()
 	if _, ok := cmds[a[1]]; !ok || s.Exec == nil {
@@ -486,7 +526,7 @@ func (s *Server) instcmd(c *conn, a []string) string {
 	}
 	if err := s.Exec(a[1], param); err != nil {
 		s.Log.Warn("INSTCMD failed", "cmd", a[1], "err", err)
-		return errLine("INSTCMD-FAILED")
+		return errLine(errWord(err, "INSTCMD-FAILED"))
 	}
 	s.Log.Info("instant command run", "user", c.user, "cmd", a[1])
 	return "OK\n"
@@ -508,8 +548,46 @@ func (s *Server) caps() (map[string]bool, map[string]string) {
 	return rw, cmds
 }
 
-// describe is GET DESC's answer: the descriptions NUT's upsd gives the
-// common variables (docs/nut-names.txt, data/cmdvartab).
+// errWord is the ERR word for a failed action: the source's own word when
+// err carries one (*Error: the UPS behind refused it), else fallback.
+func errWord(err error, fallback string) string {
+	var ne *Error
+	if errors.As(err, &ne) && ne.Word != "" && !strings.ContainsAny(ne.Word, " \t\r\n") {
+		return ne.Word
+	}
+	return fallback
+}
+
+// varType is GET TYPE's answer: the source's own when it gave one, else
+// guessed from the value as upsd types a variable its driver did not
+// flag (a number, else a string of up to 32 characters).
+func (s *Server) varType(name, value string) string {
+	if t := s.Data().Types[name]; t != "" {
+		return t
+	}
+	t := "NUMBER"
+	if _, err := strconv.ParseFloat(value, 64); err != nil {
+		t = fmt.Sprintf("STRING:%d", max(len(value), 32))
+	}
+	if rw, _ := s.caps(); rw[name] {
+		t = "RW " + t
+	}
+	return t
+}
+
+// describe is GET DESC's answer: the source's own, else NUT's.
+func (s *Server) describe(name string) string {
+	if d := s.Data().Descs[name]; d != "" {
+		return d
+	}
+	return describe(name)
+}
+
+// unavailable is upsd's description of a name it has none for.
+const unavailable = "Description unavailable"
+
+// describe gives the descriptions NUT's upsd gives the common variables
+// (docs/nut-names.txt, data/cmdvartab).
 func describe(v string) string {
 	switch v {
 	case "ups.status":
@@ -546,14 +624,12 @@ func describe(v string) string {
 		return "Input voltage (V)"
 	case "output.voltage":
 		return "Output voltage (V)"
-	case "device.type":
-		return "Device type"
-	case "device.mfr":
-		return "Device manufacturer"
-	case "device.model":
-		return "Device model"
+	case "ups.vendorid":
+		return "Vendor ID for USB devices"
+	case "ups.productid":
+		return "Product ID for USB devices"
 	case "driver.name":
 		return "Driver name"
 	}
-	return "Description unavailable"
+	return unavailable
 }

@@ -1,15 +1,35 @@
 // Package powerplan decides when the UPS is critical and runs the site's
 // ordered shutdown: group by group (compute before ceph by default), each
 // group's pre-steps, then its hosts (NUT secondaries are shown FSD when
-// their group's turn comes and are waited for until they log out; SSH
-// hosts run their shutdown command), each group bounded by its timeout;
-// then the UPS is told to cut its output and return with mains
-// (shutdown.return), then the gate powers itself off.
+// their group's turn comes; SSH hosts run their shutdown command), each
+// group bounded by its timeout; then the UPS is told to cut its output
+// and return with mains (shutdown.return), then the gate powers itself
+// off.
+//
+// A host counts as down when it is: its NUT session gone (upsmon logs out
+// as it starts its SHUTDOWNCMD, long before the machine is off) and then
+// DownProbes probes in a row unanswered on the LAN (Actions.Answers). The
+// next group starts only when every host of this one is down, or the
+// group's timeout passed.
 //
 // Every step is appended to a journal on /perm: a restarted upsd resumes
 // an unfinished plan where it was, and a journal whose plan finished (the
 // gate powered off) is archived at the next start, never acted on again,
 // so a leftover power-down never cuts the power at a later boot.
+//
+// The journal is JSON lines, one object per step, appended and fsynced:
+//
+//	{"step":"start","reason":"on battery and the UPS reports low battery","at":"2026-01-02T03:04:05.6Z"}
+//	{"step":"host","group":"compute","host":"compute-1","outcome":"down","logged_out_s":1.2,"down_s":3.4,"at":...}
+//	{"step":"group","group":"compute","at":...}
+//	{"step":"ups-off","at":...}
+//	{"step":"poweroff","at":...}
+//
+// "host" outcomes: down (logged out, then silent on the LAN), told (an
+// SSH host whose command ran but which still answered at the timeout),
+// timeout (still logged in, or still answering, at the group's timeout);
+// logged_out_s and down_s are seconds since the group started (0: never).
+// Archived journals are named <journal>.<start time, 20060102T150405Z>.
 package powerplan
 
 import (
@@ -101,6 +121,7 @@ type Host struct {
 	Name    string
 	NUTUser string // method nut
 	SSH     bool   // method ssh
+	Wake    bool   // the return plan may wake it (Wake-on-LAN)
 }
 
 // Group is one step of the plan.
@@ -117,6 +138,8 @@ type Actions interface {
 	StartGroup(group string)
 	// LoggedIn reports whether a NUT user still has a connection.
 	LoggedIn(user string) bool
+	// Answers probes the host once on the LAN: true when it answered.
+	Answers(ctx context.Context, h Host) bool
 	PreStep(ctx context.Context, g Group, step string) error
 	SSHShutdown(ctx context.Context, h Host) error
 	UPSOff(ctx context.Context) error
@@ -131,14 +154,26 @@ type Plan struct {
 	Log     *slog.Logger
 	// Phase reports progress for metrics.
 	Phase func(string)
+	// HostState reports a host's state for metrics: shutting-down,
+	// logged-out, down, timeout.
+	HostState func(host, state string)
+	// DownProbes unanswered probes in a row make a host down (default 3);
+	// ProbeEvery spaces probes that were answered (default 250ms).
+	DownProbes int
+	ProbeEvery time.Duration
 }
 
 // entry is one journal line.
 type entry struct {
-	Step   string    `json:"step"` // start, group, ups-off, poweroff
-	Group  string    `json:"group,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Step      string    `json:"step"` // start, host, group, ups-off, poweroff
+	Group     string    `json:"group,omitempty"`
+	Host      string    `json:"host,omitempty"`
+	Outcome   string    `json:"outcome,omitempty"`
+	Pre       string    `json:"pre,omitempty"`
+	LoggedOut float64   `json:"logged_out_s,omitempty"`
+	Down      float64   `json:"down_s,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 func readJournal(path string) ([]entry, error) {
@@ -180,14 +215,31 @@ func (p *Plan) Check() (State, string, error) {
 	}
 	for _, e := range es {
 		if e.Step == "poweroff" {
-			arch := p.Journal + "." + es[0].At.UTC().Format("20060102T150405Z")
-			if err := os.Rename(p.Journal, arch); err != nil {
-				return Finished, "", err
-			}
-			return Finished, arch, nil
+			arch, err := p.archive(es)
+			return Finished, arch, err
 		}
 	}
 	return Unfinished, es[0].Reason, nil
+}
+
+// Archive moves a plan's journal aside once the plan is over and its
+// gate stayed up (power came back, or the power-off failed): the next
+// outage starts a plan of its own. It returns the archive's path ("" when
+// there was no journal).
+func (p *Plan) Archive() (string, error) {
+	es, err := readJournal(p.Journal)
+	if err != nil || len(es) == 0 {
+		return "", err
+	}
+	return p.archive(es)
+}
+
+func (p *Plan) archive(es []entry) (string, error) {
+	arch := p.Journal + "." + es[0].At.UTC().Format("20060102T150405Z")
+	if err := os.Rename(p.Journal, arch); err != nil {
+		return "", err
+	}
+	return arch, nil
 }
 
 func (p *Plan) record(e entry) {
@@ -262,6 +314,12 @@ func (p *Plan) Run(ctx context.Context, reason string) error {
 	return p.Do.PowerOff()
 }
 
+func (p *Plan) hostState(h, st string) {
+	if p.HostState != nil {
+		p.HostState(h, st)
+	}
+}
+
 func (p *Plan) runGroup(ctx context.Context, g Group) {
 	start := time.Now()
 	gctx, cancel := context.WithTimeout(ctx, g.Timeout)
@@ -280,27 +338,86 @@ func (p *Plan) runGroup(ctx context.Context, g Group) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if h.SSH {
-				if err := p.Do.SSHShutdown(gctx, h); err != nil {
-					p.Log.Error("host shutdown command failed", "group", g.Name, "host", h.Name, "err", err)
-				} else {
-					p.Log.Info("host told to shut down", "group", g.Name, "host", h.Name, "method", "ssh")
-				}
-				return
+			p.hostState(h.Name, "shutting-down")
+			e := p.waitDown(gctx, g, h, start)
+			if ctx.Err() == nil { // not stopped: the outcome is true
+				p.record(e)
 			}
-			t := time.NewTicker(250 * time.Millisecond)
-			defer t.Stop()
-			for p.Do.LoggedIn(h.NUTUser) {
-				select {
-				case <-gctx.Done():
-					p.Log.Error("host did not go down in time; going on", "group", g.Name, "host", h.Name, "timeout", g.Timeout)
-					return
-				case <-t.C:
-				}
-			}
-			p.Log.Info("host down (its upsmon logged out)", "group", g.Name, "host", h.Name, "after", time.Since(start).Round(time.Millisecond))
 		}()
 	}
 	wg.Wait()
 	p.Log.Warn("group done", "group", g.Name, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// waitDown has host h shut down (SSH) or waits for its upsmon to log
+// out (NUT), then waits until it no longer answers on the LAN, bounded
+// by gctx (the group's timeout). It logs and returns the outcome.
+func (p *Plan) waitDown(gctx context.Context, g Group, h Host, start time.Time) entry {
+	e := entry{Step: "host", Group: g.Name, Host: h.Name, Outcome: "timeout"}
+	since := func() float64 { return time.Since(start).Seconds() }
+	every := p.ProbeEvery
+	if every <= 0 {
+		every = 250 * time.Millisecond
+	}
+	probes := p.DownProbes
+	if probes <= 0 {
+		probes = 3
+	}
+	wait := func() bool {
+		select {
+		case <-gctx.Done():
+			return false
+		case <-time.After(every):
+			return true
+		}
+	}
+	if h.SSH {
+		if err := p.Do.SSHShutdown(gctx, h); err != nil {
+			p.Log.Error("host shutdown command failed", "group", g.Name, "host", h.Name, "err", err)
+		} else {
+			p.Log.Info("host told to shut down", "group", g.Name, "host", h.Name, "method", "ssh")
+			e.Outcome = "told"
+		}
+	} else {
+		for p.Do.LoggedIn(h.NUTUser) {
+			if !wait() {
+				p.Log.Error("host did not go down in time (its upsmon is still logged in); going on", "group", g.Name, "host", h.Name, "timeout", g.Timeout)
+				p.hostState(h.Name, "timeout")
+				return e
+			}
+		}
+		e.LoggedOut = since()
+		p.hostState(h.Name, "logged-out")
+		p.Log.Info("host's upsmon logged out (its shutdown began)", "group", g.Name, "host", h.Name, "after", secs(e.LoggedOut))
+	}
+	for misses := 0; misses < probes; {
+		if gctx.Err() != nil {
+			break
+		}
+		if p.Do.Answers(gctx, h) {
+			misses = 0
+			if !wait() {
+				break
+			}
+			continue
+		}
+		misses++
+	}
+	if gctx.Err() != nil {
+		p.Log.Error("host did not go down in time (it still answers on the LAN); going on", "group", g.Name, "host", h.Name, "timeout", g.Timeout)
+		p.hostState(h.Name, "timeout")
+		return e
+	}
+	e.Outcome, e.Down = "down", since()
+	p.hostState(h.Name, "down")
+	args := []any{"group", g.Name, "host", h.Name, "after", secs(e.Down)}
+	if e.LoggedOut > 0 {
+		args = append(args, "after_logout", secs(e.Down-e.LoggedOut))
+	}
+	p.Log.Info("host down (no answer on the LAN)", args...)
+	return e
+}
+
+func secs(f float64) time.Duration {
+	return time.Duration(f * float64(time.Second)).Round(time.Millisecond)
 }

@@ -57,7 +57,9 @@ type fake struct {
 	mu     sync.Mutex
 	events []string
 	logged map[string]bool
-	slow   string // this user never logs out
+	slow   string          // this user never logs out
+	alive  map[string]bool // these hosts answer on the LAN even after logging out
+	probed map[string]int
 }
 
 func (f *fake) log(s string) { f.mu.Lock(); f.events = append(f.events, s); f.mu.Unlock() }
@@ -72,6 +74,15 @@ func (f *fake) StartGroup(g string) {
 	}
 }
 func (f *fake) LoggedIn(u string) bool { f.mu.Lock(); defer f.mu.Unlock(); return f.logged[u] }
+func (f *fake) Answers(ctx context.Context, h Host) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.probed == nil {
+		f.probed = map[string]int{}
+	}
+	f.probed[h.Name]++
+	return f.alive[h.Name] || f.logged[h.NUTUser]
+}
 func (f *fake) PreStep(ctx context.Context, g Group, s string) error {
 	f.log("pre " + g.Name + " " + s)
 	return nil
@@ -148,5 +159,51 @@ func TestPlanInterrupted(t *testing.T) {
 	}
 	if got, want := strings.Join(f2.events, ", "), "fsd compute, fsd ceph, ups-off, poweroff"; got != want {
 		t.Fatalf("resumed plan:\n got %s\nwant %s", got, want)
+	}
+}
+
+// A host whose upsmon logged out but which still answers on the LAN is not
+// down: the next group waits for it up to the group's timeout; a host
+// that goes silent is down after DownProbes unanswered probes. The journal
+// says which.
+func TestPlanWaitsUntilDown(t *testing.T) {
+	dir := t.TempDir()
+	groups := []Group{
+		{Name: "compute", Timeout: 700 * time.Millisecond, Hosts: []Host{{Name: "compute-1", NUTUser: "compute-1"}, {Name: "compute-2", NUTUser: "compute-2"}}},
+		{Name: "ceph", Timeout: time.Second, Hosts: []Host{{Name: "ceph-1", NUTUser: "ceph-1"}}},
+	}
+	f := &fake{logged: map[string]bool{"compute-1": true, "compute-2": true, "ceph-1": true}, alive: map[string]bool{"compute-1": true}}
+	var mu sync.Mutex
+	states := map[string]string{}
+	p := &Plan{Groups: groups, Journal: filepath.Join(dir, "journal"), Do: f, Log: slog.New(slog.DiscardHandler),
+		ProbeEvery: 10 * time.Millisecond, HostState: func(h, s string) { mu.Lock(); states[h] = s; mu.Unlock() }}
+	start := time.Now()
+	if err := p.Run(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 700*time.Millisecond {
+		t.Errorf("the plan went on after %s, before compute-1 (still answering) reached the group's timeout", took)
+	}
+	if got, want := strings.Join(f.events, ", "), "fsd compute, fsd ceph, ups-off, poweroff"; got != want {
+		t.Fatalf("plan:\n got %s\nwant %s", got, want)
+	}
+	if f.probed["compute-2"] != 3 || f.probed["ceph-1"] != 3 {
+		t.Errorf("probes until down: %v, want 3 each for compute-2 and ceph-1", f.probed)
+	}
+	if states["compute-1"] != "timeout" || states["compute-2"] != "down" || states["ceph-1"] != "down" {
+		t.Errorf("host states %v", states)
+	}
+	es, _ := readJournal(p.Journal)
+	outcome := map[string]string{}
+	for _, e := range es {
+		if e.Step == "host" {
+			outcome[e.Host] = e.Outcome
+			if e.Outcome == "down" && (e.LoggedOut <= 0 || e.Down < e.LoggedOut) {
+				t.Errorf("%s: logged out at %.3fs, down at %.3fs", e.Host, e.LoggedOut, e.Down)
+			}
+		}
+	}
+	if outcome["compute-1"] != "timeout" || outcome["compute-2"] != "down" || outcome["ceph-1"] != "down" {
+		t.Errorf("journaled outcomes %v", outcome)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/huin/goupnp/dcps/internetgateway2"
@@ -49,32 +50,54 @@ func Check(a netip.Addr) error {
 }
 
 // UPnP asks the ISP box (an Internet Gateway Device) for its WAN address.
-type UPnP struct{}
+// It remembers the box it found (SSDP discovery waits two seconds per
+// service version) until a request to it fails. Use a pointer.
+type UPnP struct {
+	mu  sync.Mutex
+	box func(ctx context.Context) (string, error) // GetExternalIPAddress of the box found
+}
 
 // Name implements Source.
-func (UPnP) Name() string { return "upnp" }
+func (*UPnP) Name() string { return "upnp" }
 
 // Lookup implements Source.
-func (UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
-	clients2, _, err := internetgateway2.NewWANIPConnection2ClientsCtx(ctx)
+func (u *UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
+	u.mu.Lock()
+	box := u.box
+	u.mu.Unlock()
+	if box != nil {
+		s, err := box(ctx)
+		if err == nil {
+			return parseIGD(s)
+		}
+		u.mu.Lock()
+		u.box = nil // look for the box again
+		u.mu.Unlock()
+	}
 	var errs []string
+	var found []func(context.Context) (string, error)
+	clients2, _, err := internetgateway2.NewWANIPConnection2ClientsCtx(ctx)
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
 	for _, c := range clients2 {
-		s, err := c.GetExternalIPAddressCtx(ctx)
-		if err == nil {
-			return parseIGD(s)
+		found = append(found, c.GetExternalIPAddressCtx)
+	}
+	if len(found) == 0 {
+		clients1, _, err := internetgateway2.NewWANIPConnection1ClientsCtx(ctx)
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
-		errs = append(errs, err.Error())
+		for _, c := range clients1 {
+			found = append(found, c.GetExternalIPAddressCtx)
+		}
 	}
-	clients1, _, err := internetgateway2.NewWANIPConnection1ClientsCtx(ctx)
-	if err != nil {
-		errs = append(errs, err.Error())
-	}
-	for _, c := range clients1 {
-		s, err := c.GetExternalIPAddressCtx(ctx)
+	for _, get := range found {
+		s, err := get(ctx)
 		if err == nil {
+			u.mu.Lock()
+			u.box = get
+			u.mu.Unlock()
 			return parseIGD(s)
 		}
 		errs = append(errs, err.Error())

@@ -74,8 +74,21 @@ func ScriptURL(base string, mac net.HardwareAddr) string {
 	return base + "/ipxe/" + strings.ReplaceAll(mac.String(), ":", "-")
 }
 
+// AnswerOn67 decides the reply to a request received on port 67 beside
+// the LAN's DHCP server: a DISCOVER gets a proxy OFFER; a REQUEST is that
+// server's business (it names it in option 54, or renews a lease) and is
+// answered only when option 54 names the gate, as dnsmasq's proxy does.
+func AnswerOn67(c *Config, req *dhcpv4.DHCPv4) Decision {
+	if req.MessageType() == dhcpv4.MessageTypeRequest {
+		if sid := req.ServerIdentifier(); sid == nil || !sid.Equal(c.Server) {
+			return Decision{Reason: fmt.Sprintf("request on port 67 for server %v", sid)}
+		}
+	}
+	return Answer(c, req)
+}
+
 // Answer decides the reply to a request received on port 67 (DISCOVER →
-// OFFER) or 4011 (REQUEST → ACK).
+// OFFER; see AnswerOn67) or 4011 (REQUEST → ACK).
 func Answer(c *Config, req *dhcpv4.DHCPv4) Decision {
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		return Decision{Reason: "not a request"}
@@ -89,6 +102,10 @@ func Answer(c *Config, req *dhcpv4.DHCPv4) Decision {
 		replyType = dhcpv4.MessageTypeOffer
 	case dhcpv4.MessageTypeRequest:
 		replyType = dhcpv4.MessageTypeAck
+		// RFC 2131 4.3.2: a server not named in option 54 stays silent.
+		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(c.Server) {
+			return Decision{Reason: "request for server " + sid.String()}
+		}
 	default:
 		return Decision{Reason: fmt.Sprintf("message type %s", req.MessageType())}
 	}

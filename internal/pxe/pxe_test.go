@@ -137,3 +137,37 @@ func TestAnswerFull(t *testing.T) {
 		t.Fatal("answered a REQUEST for another server")
 	}
 }
+
+// RFC 2131 4.3.2: a REQUEST naming another server in option 54 gets no
+// answer on either port; on port 67 a REQUEST naming no server neither.
+func TestServerIdentifierSilence(t *testing.T) {
+	pxe := dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016"))
+	arch := dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64))
+	box := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 0, 0, 1)))
+	us := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 0, 0, 2)))
+	for _, tc := range []struct {
+		name     string
+		port67   bool
+		mods     []dhcpv4.Modifier
+		answered bool
+	}{
+		{"67 request naming the box", true, []dhcpv4.Modifier{pxe, arch, box}, false},
+		{"67 request naming nobody", true, []dhcpv4.Modifier{pxe, arch}, false},
+		{"67 request naming the gate", true, []dhcpv4.Modifier{pxe, arch, us}, true},
+		{"4011 request naming the box", false, []dhcpv4.Modifier{pxe, arch, box}, false},
+		{"4011 request naming nobody", false, []dhcpv4.Modifier{pxe, arch}, true},
+	} {
+		r := req(t, known, dhcpv4.MessageTypeRequest, tc.mods...)
+		d := Answer(cfg(), r)
+		if tc.port67 {
+			d = AnswerOn67(cfg(), r)
+		}
+		if (d.Reply != nil) != tc.answered {
+			t.Errorf("%s: answered %v (%s)", tc.name, d.Reply != nil, d.Reason)
+		}
+	}
+	// A DISCOVER on port 67 is still offered.
+	if d := AnswerOn67(cfg(), req(t, known, dhcpv4.MessageTypeDiscover, pxe, arch)); d.Reply == nil {
+		t.Errorf("discover on 67 ignored: %s", d.Reason)
+	}
+}

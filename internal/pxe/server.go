@@ -113,9 +113,12 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, broadcast bool) erro
 			continue
 		}
 		var d Decision
-		if broadcast && s.Pool != nil {
+		switch {
+		case broadcast && s.Pool != nil:
 			d = AnswerFull(s.Config, s.Pool, req, time.Now())
-		} else {
+		case broadcast:
+			d = AnswerOn67(s.Config, req)
+		default:
 			d = Answer(s.Config, req)
 		}
 		if d.Reply == nil {

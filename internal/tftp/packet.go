@@ -103,8 +103,10 @@ type negotiated struct {
 }
 
 // negotiate applies the options a server supports; unknown or invalid
-// ones are ignored as RFC 2347 allows.
-func negotiate(r *Request, size int64) negotiated {
+// ones are ignored as RFC 2347 allows, and so is a timeout above
+// maxTimeout seconds (RFC 2349 has the OACK repeat the client's value:
+// declining is the only way to bound it).
+func negotiate(r *Request, size int64, maxTimeout int) negotiated {
 	n := negotiated{blksize: 512, timeoutSec: 0, windowsize: 1}
 	for _, name := range r.Order {
 		v := r.Options[name]
@@ -117,7 +119,7 @@ func negotiate(r *Request, size int64) negotiated {
 			n.blksize = min(num, 65464)
 			n.oack = append(n.oack, name, strconv.Itoa(n.blksize))
 		case "timeout":
-			if err != nil || num < 1 || num > 255 {
+			if err != nil || num < 1 || num > 255 || num > maxTimeout {
 				continue
 			}
 			n.timeoutSec = num

@@ -321,7 +321,7 @@ func TestConcurrentTransfers(t *testing.T) {
 		files[name] = b
 		os.WriteFile(filepath.Join(root, name), b, 0o644)
 	}
-	srv := rawServer(t, &Server{Root: root})
+	srv := rawServer(t, &Server{Root: root, MaxPerSource: len(files)})
 	errs := make(chan error, len(files))
 	for name, want := range files {
 		go func() {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -32,6 +33,16 @@ type Server struct {
 	Timeout time.Duration
 	// MaxTransfers bounds concurrent transfers (default 64).
 	MaxTransfers int
+	// MaxPerSource bounds concurrent transfers per client address
+	// (default 4): one host cannot take every slot.
+	MaxPerSource int
+	// MaxTimeout is the longest retransmit timeout a client may ask for
+	// with the timeout option (default 10s); a longer one is declined
+	// (left out of the OACK, RFC 2347) and Timeout applies.
+	MaxTimeout time.Duration
+	// MaxDuration bounds a whole transfer (default 5m): a client that
+	// ACKs just often enough to keep it alive is cut off with an ERROR.
+	MaxDuration time.Duration
 	// Allow, if set, decides whether a client may read at all.
 	Allow func(addr *net.UDPAddr) bool
 
@@ -59,6 +70,12 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 		maxT = 64
 	}
 	sem := make(chan struct{}, maxT)
+	perSource := s.MaxPerSource
+	if perSource <= 0 {
+		perSource = 4
+	}
+	var mu sync.Mutex
+	bySource := map[netip.Addr]int{}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
@@ -91,9 +108,28 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 			conn.WriteToUDP(errorPacket(errAccess, "not allowed"), addr)
 			continue
 		}
+		src := addr.AddrPort().Addr().Unmap()
+		mu.Lock()
+		full := bySource[src] >= perSource
+		if !full {
+			bySource[src]++
+		}
+		mu.Unlock()
+		if full {
+			conn.WriteToUDP(errorPacket(errUndefined, "too many transfers from this address"), addr)
+			continue
+		}
+		release := func() {
+			mu.Lock()
+			if bySource[src]--; bySource[src] <= 0 {
+				delete(bySource, src)
+			}
+			mu.Unlock()
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
+			release()
 			conn.WriteToUDP(errorPacket(errUndefined, "server busy"), addr)
 			continue
 		}
@@ -101,6 +137,7 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer release()
 			err := s.transfer(ctx, root, local.IP, addr, req)
 			s.Transfers.Add(1)
 			if err != nil {
@@ -133,20 +170,19 @@ func open(root *os.Root, name string) (*os.File, int64, error) {
 }
 
 func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *net.UDPAddr, req *Request) error {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+	c, err := listenUDP(ip)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	defer stop()
+	to := peer.AddrPort()
 	f, size, err := open(root, req.Filename)
 	if err != nil {
 		code, msg := uint16(errNotFound), "file not found"
 		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "escapes") {
 			code, msg = errAccess, "access violation"
 		}
-		c.WriteToUDP(errorPacket(code, msg), peer)
+		c.sendTo(errorPacket(code, msg), to)
 		return fmt.Errorf("open %q: %w", req.Filename, err)
 	}
 	defer f.Close()
@@ -154,16 +190,21 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if req.Mode == "netascii" {
 		b, err := netascii(f, size)
 		if err != nil {
-			c.WriteToUDP(errorPacket(errUndefined, err.Error()), peer)
+			c.sendTo(errorPacket(errUndefined, err.Error()), to)
 			return fmt.Errorf("%q: %w", req.Filename, err)
 		}
 		src, size = bytes.NewReader(b), int64(len(b))
 	}
-	n := negotiate(req, size)
+	maxTimeout := s.MaxTimeout
+	if maxTimeout <= 0 {
+		maxTimeout = 10 * time.Second
+	}
+	n := negotiate(req, size, int(maxTimeout/time.Second))
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = time.Second
 	}
+	own := timeout
 	if n.timeoutSec > 0 {
 		timeout = time.Duration(n.timeoutSec) * time.Second
 	}
@@ -171,7 +212,12 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if retries <= 0 {
 		retries = 5
 	}
-	t := &xfer{c: c, peer: peer, f: src, size: size, n: n, timeout: timeout, retries: retries}
+	maxDur := s.MaxDuration
+	if maxDur <= 0 {
+		maxDur = 5 * time.Minute
+	}
+	t := &xfer{ctx: ctx, c: c, peer: to, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
+		end: time.Now().Add(maxDur), maxDur: maxDur}
 	if len(n.oack) > 0 {
 		if err := t.sendOACK(); err != nil {
 			return err
@@ -181,30 +227,68 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 }
 
 type xfer struct {
-	c       *net.UDPConn
-	peer    *net.UDPAddr
+	ctx     context.Context
+	c       *udpSock
+	peer    netip.AddrPort
 	f       io.ReaderAt
 	size    int64
 	n       negotiated
-	timeout time.Duration
+	timeout time.Duration // the retransmit timeout (the client's option or own)
+	own     time.Duration // the server's: used until the client first answers
 	retries int
+	end     time.Time // the transfer's deadline
+	maxDur  time.Duration
+	proven  bool // the client answered once: its address is not spoofed
 	buf     []byte
 }
 
+// rto is the retransmit timeout: the server's own until the client has
+// answered once, so that requests from spoofed addresses, which nobody
+// answers, free their slot after (Retries+1) × Timeout whatever timeout
+// they asked for.
+func (t *xfer) rto() time.Duration {
+	if !t.proven {
+		return min(t.timeout, t.own)
+	}
+	return t.timeout
+}
+
+// errTooLong ends a transfer past its deadline.
+var errTooLong = errors.New("transfer deadline passed")
+
 // recv reads the next packet from the peer's TID, answering strangers
-// with "unknown transfer ID" (RFC 1350).
+// with "unknown transfer ID" (RFC 1350). Past the transfer's deadline it
+// sends the client an ERROR and returns errTooLong; when the server stops,
+// ctx's error.
 func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 	if t.buf == nil {
 		t.buf = make([]byte, 1500)
 	}
-	t.c.SetReadDeadline(deadline)
+	if deadline.After(t.end) {
+		deadline = t.end
+	}
 	for {
-		n, a, err := t.c.ReadFromUDP(t.buf)
+		err := t.wait(deadline)
+		var n int
+		var a netip.AddrPort
+		if err == nil {
+			n, a, err = t.c.recvFrom(t.buf)
+			if err == errWouldBlock {
+				continue
+			}
+		}
 		if err != nil {
+			if err := t.ctx.Err(); err != nil {
+				return nil, err
+			}
+			if isTimeout(err) && !time.Now().Before(t.end) {
+				t.send(errorPacket(errUndefined, fmt.Sprintf("transfer took longer than %s", t.maxDur)))
+				return nil, fmt.Errorf("%w (%s)", errTooLong, t.maxDur)
+			}
 			return nil, err
 		}
-		if !a.IP.Equal(t.peer.IP) || a.Port != t.peer.Port {
-			t.c.WriteToUDP(errorPacket(errUnknownTID, "unknown transfer ID"), a)
+		if a.Addr().Unmap() != t.peer.Addr().Unmap() || a.Port() != t.peer.Port() {
+			t.c.sendTo(errorPacket(errUnknownTID, "unknown transfer ID"), a)
 			continue
 		}
 		if n < 4 {
@@ -218,6 +302,27 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 	}
 }
 
+// wait blocks until a packet is ready to read, deadline passes
+// (os.ErrDeadlineExceeded) or ctx is done (seen within 200 ms).
+func (t *xfer) wait(deadline time.Time) error {
+	for {
+		if err := t.ctx.Err(); err != nil {
+			return err
+		}
+		d := time.Until(deadline)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		ok, err := t.c.readable(min(d, 200*time.Millisecond))
+		if err != nil || ok {
+			return err
+		}
+	}
+}
+
+// send writes one packet to the client.
+func (t *xfer) send(p []byte) error { return t.c.sendTo(p, t.peer) }
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -226,10 +331,10 @@ func isTimeout(err error) bool {
 func (t *xfer) sendOACK() error {
 	pkt := oackPacket(t.n.oack)
 	for try := 0; try <= t.retries; try++ {
-		if _, err := t.c.WriteToUDP(pkt, t.peer); err != nil {
+		if err := t.send(pkt); err != nil {
 			return err
 		}
-		deadline := time.Now().Add(t.timeout)
+		deadline := time.Now().Add(t.rto())
 		for {
 			p, err := t.recv(deadline)
 			if isTimeout(err) {
@@ -239,6 +344,7 @@ func (t *xfer) sendOACK() error {
 				return err
 			}
 			if binary.BigEndian.Uint16(p) == opACK && binary.BigEndian.Uint16(p[2:]) == 0 {
+				t.proven = true
 				return nil
 			}
 		}
@@ -251,25 +357,49 @@ func (t *xfer) sendOACK() error {
 func (t *xfer) run() error {
 	bs := int64(t.n.blksize)
 	blocks := t.size/bs + 1 // the last block is short (possibly empty)
-	pkt := make([]byte, 4+bs)
+	// Two packet buffers: while a lock-step client (windowsize 1, how PXE
+	// ROMs read) handles block b, block b+1 is read into the other one,
+	// so that its ACK is answered without a file read in between.
+	var pkts [2]struct {
+		b int64 // the block it holds, 0: none
+		p []byte
+	}
+	for i := range pkts {
+		pkts[i].p = make([]byte, 4+bs)
+	}
+	block := func(b int64) ([]byte, error) {
+		k := &pkts[b%2]
+		if k.b == b {
+			return k.p, nil
+		}
+		m, err := t.f.ReadAt(k.p[4:4+bs], (b-1)*bs)
+		if err != nil && err != io.EOF {
+			k.b = 0
+			return nil, err
+		}
+		binary.BigEndian.PutUint16(k.p, opDATA)
+		binary.BigEndian.PutUint16(k.p[2:], uint16(b))
+		k.b, k.p = b, k.p[:4+m]
+		return k.p, nil
+	}
 	base := int64(1) // first unacknowledged block (1-based, absolute)
 	tries := 0
 	for base <= blocks {
 		end := min(base+int64(t.n.windowsize)-1, blocks)
 		for b := base; b <= end; b++ {
-			off := (b - 1) * bs
-			m, err := t.f.ReadAt(pkt[4:], off)
-			if err != nil && err != io.EOF {
-				t.c.WriteToUDP(errorPacket(errUndefined, "read error"), t.peer)
+			p, err := block(b)
+			if err != nil {
+				t.send(errorPacket(errUndefined, "read error"))
 				return err
 			}
-			binary.BigEndian.PutUint16(pkt, opDATA)
-			binary.BigEndian.PutUint16(pkt[2:], uint16(b))
-			if _, err := t.c.WriteToUDP(pkt[:4+m], t.peer); err != nil {
+			if err := t.send(p); err != nil {
 				return err
 			}
 		}
-		deadline := time.Now().Add(t.timeout)
+		if end == base && end < blocks {
+			block(end + 1) // read ahead; an error shows when it is sent
+		}
+		deadline := time.Now().Add(t.rto())
 		advanced := false
 		for !advanced {
 			p, err := t.recv(deadline)
@@ -282,6 +412,7 @@ func (t *xfer) run() error {
 			if binary.BigEndian.Uint16(p) != opACK {
 				continue
 			}
+			t.proven = true
 			ack := binary.BigEndian.Uint16(p[2:])
 			// Distance of ack from base-1 within the 16-bit space.
 			d := int64(uint16(ack - uint16(base-1)))

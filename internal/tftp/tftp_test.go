@@ -57,8 +57,8 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		n := negotiate(r, 12345)
-		if n.blksize < 8 || n.blksize > 65464 || n.windowsize < 1 {
+		n := negotiate(r, 12345, 10)
+		if n.blksize < 8 || n.blksize > 65464 || n.windowsize < 1 || n.timeoutSec < 0 || n.timeoutSec > 10 {
 			t.Fatalf("bad negotiation %+v", n)
 		}
 	})

@@ -3,6 +3,8 @@ package upsd
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gate/config"
@@ -16,8 +18,10 @@ type Source interface {
 	Read(ctx context.Context) (Reading, error)
 	// SetVar and InstCmd act on the UPS (ups.delay.shutdown,
 	// shutdown.return, ...).
+	// A refusal by the UPS is a *nut.Error with NUT's word for it.
 	SetVar(ctx context.Context, name, value string) error
-	InstCmd(ctx context.Context, name string) error
+	// InstCmd runs a command, with its parameter when param is not "".
+	InstCmd(ctx context.Context, name, param string) error
 	Close() error
 }
 
@@ -26,6 +30,12 @@ type Reading struct {
 	Vars     map[string]string
 	Writable map[string]bool
 	Commands map[string]string // name → description
+	// Types, Descs, Enums and Ranges are the UPS's own answers to GET
+	// TYPE, GET DESC, LIST ENUM and LIST RANGE (see nut.Snapshot).
+	Types  map[string]string
+	Descs  map[string]string
+	Enums  map[string][]string
+	Ranges map[string][][2]string
 }
 
 // NUTSource reads a UPS from a NUT server: variables over one connection
@@ -38,7 +48,7 @@ type NUTSource struct {
 	Password string
 
 	c        *nut.Client
-	caps     Reading // Writable, Commands
+	caps     Reading // all but Vars
 	capsRead time.Time
 }
 
@@ -79,14 +89,19 @@ func (s *NUTSource) Read(ctx context.Context) (Reading, error) {
 		return Reading{}, fmt.Errorf("NUT source %s: %w", s.Src.Addr, err)
 	}
 	if time.Since(s.capsRead) > time.Minute {
-		if caps, err := s.readCaps(); err == nil {
+		if caps, err := s.readCaps(vars); err == nil {
 			s.caps, s.capsRead = caps, time.Now()
 		}
 	}
-	return Reading{Vars: vars, Writable: s.caps.Writable, Commands: s.caps.Commands}, nil
+	r := s.caps
+	r.Vars = vars
+	return r, nil
 }
 
-func (s *NUTSource) readCaps() (Reading, error) {
+// readCaps reads what changes seldom: the writable variables, the
+// commands, and every variable's type and description, with the allowed
+// values of those typed ENUM or RANGE.
+func (s *NUTSource) readCaps(vars map[string]string) (Reading, error) {
 	rw, err := s.c.RW(s.Src.UPS)
 	if err != nil {
 		return Reading{}, err
@@ -95,9 +110,31 @@ func (s *NUTSource) readCaps() (Reading, error) {
 	if err != nil {
 		return Reading{}, err
 	}
-	r := Reading{Writable: map[string]bool{}, Commands: map[string]string{}}
+	r := Reading{Writable: map[string]bool{}, Commands: map[string]string{},
+		Types: map[string]string{}, Descs: map[string]string{}, Enums: map[string][]string{}, Ranges: map[string][][2]string{}}
 	for k := range rw {
 		r.Writable[k] = true
+	}
+	for k := range vars {
+		t, err := s.c.Type(s.Src.UPS, k)
+		if err != nil {
+			return Reading{}, err
+		}
+		r.Types[k] = t
+		if r.Descs[k], err = s.c.Desc(s.Src.UPS, k); err != nil {
+			return Reading{}, err
+		}
+		words := strings.Fields(t)
+		if slices.Contains(words, "ENUM") {
+			if r.Enums[k], err = s.c.Enum(s.Src.UPS, k); err != nil {
+				return Reading{}, err
+			}
+		}
+		if slices.Contains(words, "RANGE") {
+			if r.Ranges[k], err = s.c.Range(s.Src.UPS, k); err != nil {
+				return Reading{}, err
+			}
+		}
 	}
 	for _, c := range cmds {
 		d, err := s.c.CmdDesc(s.Src.UPS, c)
@@ -117,7 +154,9 @@ func (s *NUTSource) admin(ctx context.Context, f func(c *nut.Client) error) erro
 	}
 	defer c.Close()
 	if err := c.Login(s.User, s.Password, ""); err != nil {
-		return fmt.Errorf("NUT source %s as %s: %w", s.Src.Addr, s.User, err)
+		// %v: the source's refusal of the gate's own account is not the
+		// client's error word.
+		return fmt.Errorf("NUT source %s as %s: %v", s.Src.Addr, s.User, err)
 	}
 	return f(c)
 }
@@ -128,8 +167,8 @@ func (s *NUTSource) SetVar(ctx context.Context, name, value string) error {
 }
 
 // InstCmd implements Source.
-func (s *NUTSource) InstCmd(ctx context.Context, name string) error {
-	return s.admin(ctx, func(c *nut.Client) error { return c.InstCmd(s.Src.UPS, name) })
+func (s *NUTSource) InstCmd(ctx context.Context, name, param string) error {
+	return s.admin(ctx, func(c *nut.Client) error { return c.InstCmd(s.Src.UPS, name, param) })
 }
 
 // Close implements Source.

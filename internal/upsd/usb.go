@@ -2,10 +2,12 @@ package upsd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"gate/internal/hidups"
+	"gate/internal/nut"
 )
 
 // USBSource reads the UPS on the gate's USB with the pure-Go HID driver
@@ -82,10 +84,16 @@ func (s *USBSource) Read(ctx context.Context) (Reading, error) {
 		s.drop()
 		return Reading{}, fmt.Errorf("USB UPS: %w", err)
 	}
-	r := Reading{Vars: vars, Writable: map[string]bool{}, Commands: map[string]string{}}
+	r := Reading{Vars: vars, Writable: map[string]bool{}, Commands: map[string]string{}, Types: map[string]string{}}
+	for v := range vars {
+		// As NUT's upsd types usbhid-ups's variables: the delays are
+		// flagged RW strings of 10, the rest carry no flag (NUMBER).
+		r.Types[v] = "NUMBER"
+	}
 	for _, v := range []string{"ups.delay.shutdown", "ups.delay.start"} {
 		if _, ok := vars[v]; ok {
 			r.Writable[v] = true
+			r.Types[v] = "RW STRING:10"
 		}
 	}
 	for _, c := range u.Commands() {
@@ -107,13 +115,36 @@ func (s *USBSource) SetVar(ctx context.Context, name, value string) error {
 		return err
 	}
 	if err := u.SetVar(ctx, name, value); err != nil {
-		return fmt.Errorf("USB UPS: setting %s to %q: %w", name, value, err)
+		return nutError("SET", fmt.Errorf("USB UPS: setting %s to %q: %w", name, value, err))
 	}
 	return nil
 }
 
-// InstCmd implements Source.
-func (s *USBSource) InstCmd(ctx context.Context, name string) error {
+// nutError gives a driver's refusal of cmd NUT's word for it.
+func nutError(cmd string, err error) error {
+	for _, m := range []struct {
+		err  error
+		word string
+	}{
+		{hidups.ErrReadOnly, "READONLY"},
+		{hidups.ErrInvalidValue, "INVALID-VALUE"},
+		{hidups.ErrVarNotSupported, "VAR-NOT-SUPPORTED"},
+		{hidups.ErrCmdNotSupported, "CMD-NOT-SUPPORTED"},
+	} {
+		if errors.Is(err, m.err) {
+			return fmt.Errorf("%w (%v)", &nut.Error{Word: m.word, Cmd: cmd}, err)
+		}
+	}
+	return err
+}
+
+// InstCmd implements Source. The driver's commands take no parameter
+// (the delays are ups.delay.shutdown and ups.delay.start): one given is
+// refused with INVALID-ARGUMENT.
+func (s *USBSource) InstCmd(ctx context.Context, name, param string) error {
+	if param != "" {
+		return fmt.Errorf("%w (USB UPS: %s takes no parameter, got %q)", &nut.Error{Word: "INVALID-ARGUMENT", Cmd: "INSTCMD"}, name, param)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, err := s.ups()
@@ -121,7 +152,7 @@ func (s *USBSource) InstCmd(ctx context.Context, name string) error {
 		return err
 	}
 	if err := u.InstCmd(ctx, name); err != nil {
-		return fmt.Errorf("USB UPS: %s: %w", name, err)
+		return nutError("INSTCMD", fmt.Errorf("USB UPS: %s: %w", name, err))
 	}
 	return nil
 }

@@ -2,11 +2,13 @@ package upsd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 
 	"gate/internal/hidups"
+	"gate/internal/nut"
 )
 
 // fakeUPS is the smallest HID power device: report 1 holds
@@ -94,6 +96,10 @@ func TestUSBSource(t *testing.T) {
 	if r.Commands["shutdown.return"] != "Turn off the load and return when power is back" {
 		t.Errorf("commands %v", r.Commands)
 	}
+	// Typed as NUT's upsd types usbhid-ups's variables.
+	if r.Types["ups.delay.shutdown"] != "RW STRING:10" || r.Types["battery.charge"] != "NUMBER" || r.Types["ups.status"] != "NUMBER" {
+		t.Errorf("types %v", r.Types)
+	}
 	// On battery.
 	f.mu.Lock()
 	f.reports[1] = []byte{1, 40, 0}
@@ -105,7 +111,7 @@ func TestUSBSource(t *testing.T) {
 	if err := s.SetVar(ctx, "ups.delay.shutdown", "25"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InstCmd(ctx, "shutdown.return"); err != nil {
+	if err := s.InstCmd(ctx, "shutdown.return", ""); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.writes) != 2 || f.writes[0] != "02 ff ff 1e 00" || f.writes[1] != "02 19 00 1e 00" {
@@ -124,7 +130,20 @@ func TestUSBSource(t *testing.T) {
 	if _, err := s.Read(ctx); err != nil || opens != 2 {
 		t.Errorf("after the error: %v, %d opens", err, opens)
 	}
-	if err := s.InstCmd(ctx, "beeper.enable"); err == nil {
-		t.Error("an unknown command was accepted")
+	// Refusals carry NUT's word for them.
+	var ne *nut.Error
+	for _, tc := range []struct {
+		err  error
+		word string
+	}{
+		{s.InstCmd(ctx, "beeper.enable", ""), "CMD-NOT-SUPPORTED"},
+		{s.InstCmd(ctx, "load.off.delay", "30"), "INVALID-ARGUMENT"},
+		{s.SetVar(ctx, "battery.charge", "50"), "READONLY"},
+		{s.SetVar(ctx, "ups.delay.start", "soon"), "INVALID-VALUE"},
+		{s.SetVar(ctx, "ups.nothing", "1"), "VAR-NOT-SUPPORTED"},
+	} {
+		if !errors.As(tc.err, &ne) || ne.Word != tc.word {
+			t.Errorf("%v: want ERR %s", tc.err, tc.word)
+		}
 	}
 }

@@ -25,9 +25,12 @@
 //     removed and added again, which starts a handshake at once) until it
 //     answers; then it becomes active again.
 //
-// A change of the home line's public address needs nothing: the hub learns
-// the gate's new address from its next authenticated packet (WireGuard
-// roaming), at the latest one keepalive interval later.
+// A change of the home line's public address: the hub learns the gate's
+// new address from its next authenticated packet (WireGuard roaming). Told
+// of the change (WANChanged, which the vpn daemon calls when the box
+// announces a new WAN address), the tunnel sends that packet to the active
+// hub at once instead of waiting up to a keepalive interval (standby hubs
+// learn it from their next keepalive).
 package wgtunnel
 
 import (
@@ -75,6 +78,8 @@ type Tunnel struct {
 	lastKA  time.Time // last data probe sent
 	routing bool
 	addrs   []netip.Prefix // the gate's tunnel addresses
+	wan     chan struct{}  // WANChanged's signal to Run
+	nudged  time.Time      // when Run last acted on it
 }
 
 // hub is one hub's state.
@@ -110,7 +115,7 @@ func New(ctx context.Context, opt Options) (*Tunnel, error) {
 	if opt.Resolve == nil {
 		opt.Resolve = resolveSystem
 	}
-	t := &Tunnel{opt: opt, vpn: v, log: opt.Log}
+	t := &Tunnel{opt: opt, vpn: v, log: opt.Log, wan: make(chan struct{}, 1)}
 	for _, h := range v.Hubs {
 		host, portStr, err := net.SplitHostPort(h.Endpoint)
 		if err != nil {
@@ -237,8 +242,33 @@ func (t *Tunnel) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-t.wan:
+			// At most one a second: a NOTIFY is easy to send on the LAN.
+			if time.Since(t.nudged) >= time.Second {
+				t.nudged = time.Now()
+				t.nudge()
+			}
 		}
 	}
+}
+
+// WANChanged tells the tunnel that the home line's public address changed
+// (safe from any goroutine): Run sends a packet through the tunnel to the
+// active hub at once, from which it learns the gate's new address.
+func (t *Tunnel) WANChanged() {
+	select {
+	case t.wan <- struct{}{}:
+	default:
+	}
+}
+
+// nudge sends the active hub a datagram through the tunnel now:
+// WireGuard sends it (after a handshake if the session is old) from the
+// box's new address, and the hub roams to it.
+func (t *Tunnel) nudge() {
+	t.log.Info("the box's WAN address changed: reaching the hub from it now", "hub", t.Active())
+	t.probeData(t.hubs[t.active])
+	t.lastKA = time.Now()
 }
 
 // step reads the status, updates the metrics and acts on what it sees.

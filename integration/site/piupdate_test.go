@@ -1,0 +1,55 @@
+package site
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gate/integration/netlab"
+)
+
+// TestIntegrationPiUpdate: `gate update` from one build to the next on the
+// arm64 Pi image under raspi3b (see journey step 9, update): the next
+// build goes to the inactive root over the LAN, cmdline.txt is switched,
+// the Pi restarts from the other root and answers with the new build,
+// every daemon ready. Its own test, outside `make e2e`: the emulated Pi's
+// USB NIC carries the upload at tens of KB/s on a loaded 2-core machine.
+func TestIntegrationPiUpdate(t *testing.T) {
+	netlab.Require(t, append(append(Requirements, PiRequirements...), "chronyd", "curl")...)
+	j := &journey{t: t, run: Run{Name: "pi-update", Arch: "arm64", Address: "static"}}
+	j.s = New(t, Options{DHCP: true, DNS: map[string]netip.Addr{ntpName: NTPAddr}})
+	j.dir = j.s.Dir
+	j.ntp = j.s.StartNTP()
+	j.gateCLI = netlab.Build(t, "gate/gate")
+	j.siteFile = filepath.Join(j.dir, "site.yaml")
+	j.secrets = filepath.Join(j.dir, "secrets")
+	site := fmt.Sprintf(`site: {name: pi-update}
+lan: {subnet: %s, gateway: %s, dns: [%s]}
+gate: {hostname: gate-1, address: %s/24, model: rpi3}
+time: {servers: [%s]}
+ups: {source: "nut://%s/ups"}
+`, LANPrefix, BoxLAN, BoxLAN, GateLAN, ntpName, UPSSourceLAN)
+	if err := os.WriteFile(j.siteFile, []byte(site), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runIn(j.dir, j.gateCLI, "secrets", "init", "-c", j.siteFile); err != nil {
+		t.Fatalf("gate secrets init: %v\n%s", err, out)
+	}
+	j.daemons = []string{"clock", "upsd"}
+	img := filepath.Join(j.dir, "gate.img")
+	j.s.BuildImageArch(j.gateCLI, j.siteFile, "arm64", img)
+	pb, err := PreparePi(img, filepath.Join(j.dir, "pi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.gate = j.s.BootPi(pb, piMAC)
+	if err := j.gate.WaitReady(j.daemons, 6*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.update(); err != nil {
+		t.Fatal(err)
+	}
+}
