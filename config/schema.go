@@ -311,7 +311,7 @@ type Tailnet struct {
 	Hostname string   `yaml:"hostname"`                   // default: gate.hostname
 	Tags     []string `yaml:"tags"`                       // e.g. tag:gate
 	// Services are what the tailnet reaches: bastion, nut (read-only),
-	// metrics. Default [bastion].
+	// status (statusd's page), metrics. Default [bastion].
 	Services []string `yaml:"services"`
 	// AdvertiseLAN offers lan.subnet as a subnet route (the control
 	// server must approve it).

@@ -55,6 +55,7 @@ func TestTailnetProblems(t *testing.T) {
 			"3:58: tailnet.services[2]: unknown service \"ssh\"",
 			"3:72: tailnet.services[4]: \"metrics\" given twice",
 		}},
+		{"status without statusd", minimal + "tailnet: {auth_key: \"env:PATH\", services: [status]}\n", []string{"tailnet.services[0]: status offered but the site file has no status section"}},
 		{"nothing offered", minimal + "tailnet: {auth_key: \"env:PATH\", services: []}\n", []string{"tailnet.services: empty and advertise_lan is false"}},
 		{"url, tags, hostname", minimal + "tailnet: {auth_key: \"env:PATH\", control_url: \"hs.example.org\", hostname: Gate_1, tags: [gate, \"tag:ok\"], services: [metrics]}\n", []string{
 			"tailnet.control_url: malformed URL \"hs.example.org\"",

@@ -817,9 +817,13 @@ func (v *validator) tailnet() {
 			if v.c.UPS == nil {
 				v.errf(p, "nut offered but the site file has no ups section")
 			}
+		case "status":
+			if v.c.Status == nil {
+				v.errf(p, "status offered but the site file has no status section")
+			}
 		case "metrics":
 		default:
-			v.errf(p, "unknown service %q (bastion, nut or metrics)", s)
+			v.errf(p, "unknown service %q (bastion, nut, status or metrics)", s)
 		}
 	}
 }

@@ -196,8 +196,10 @@ func summarizeTailnet(w io.Writer, c *config.Config) {
 			offers = append(offers, fmt.Sprintf("the bastion on port %d", c.Bastion.Port))
 		case "nut":
 			offers = append(offers, "NUT read-only (upsc) on port 3493")
+		case "status":
+			offers = append(offers, "the status page on "+c.Status.Listen)
 		case "metrics":
-			offers = append(offers, "the daemons' /metrics on ports 9101-9106")
+			offers = append(offers, "the daemons' /metrics on ports 9101-9108")
 		}
 	}
 	fmt.Fprintf(w, "  tailnet     node %s on %s%s (tsnet in userspace; node key in /perm/gate/tailnet, logs in with %s the first time)\n", t.Hostname, control, tags, t.AuthKey)

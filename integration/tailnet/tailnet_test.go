@@ -51,7 +51,7 @@ type lab struct {
 const (
 	fwdBastion = "127.0.0.1:2200"
 	fwdNUT     = "127.0.0.1:3493"
-	fwdMetrics = "127.0.0.1:9106"
+	fwdMetrics = "127.0.0.1:9108"
 	fwdHTTP    = "127.0.0.1:8000" // port 80 of the gate: not offered
 	fwdRoute   = "127.0.0.1:2211" // ceph-1:22 straight, through the advertised LAN route
 )
@@ -140,7 +140,7 @@ tailnet:
 		t.Fatal(out, err)
 	}
 	l.state = filepath.Join(l.dir, "tailnet-state")
-	l.proc = l.startGate(l.state, "127.0.0.1:9106")
+	l.proc = l.startGate(l.state, "127.0.0.1:9108")
 	if err := l.proc.WaitFor("msg=ready", 120*time.Second); err != nil {
 		t.Fatal(err, l.proc.Output())
 	}
@@ -148,7 +148,7 @@ tailnet:
 
 	a := l.admin.Start("laptop", []string{"TAILNET_HELPER=admin", "CONTROL_URL=" + l.controlURL, "AUTH_KEY=" + authKey,
 		"FORWARDS=" + strings.Join([]string{
-			fwdBastion + "=" + l.gateIP + ":22", fwdNUT + "=" + l.gateIP + ":3493", fwdMetrics + "=" + l.gateIP + ":9106",
+			fwdBastion + "=" + l.gateIP + ":22", fwdNUT + "=" + l.gateIP + ":3493", fwdMetrics + "=" + l.gateIP + ":9108",
 			fwdHTTP + "=" + l.gateIP + ":80", fwdRoute + "=192.168.1.11:22"}, ",")},
 		os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
 	if err := a.WaitFor("admin ready", 120*time.Second); err != nil {
@@ -323,13 +323,17 @@ func TestIntegrationTailnet(t *testing.T) {
 		// advertise_lan: ceph-1 straight, without the bastion (the tailnet's
 		// ACL is then the only gate).
 		l.reach(t, "routed", "-p", "2211", "root@127.0.0.1")
+		// The relay ends with the session (no half-open connection left).
+		if err := l.proc.WaitFor(`msg="routed connection"`, 20*time.Second); err != nil {
+			t.Errorf("the routed connection did not end: %v", err)
+		}
 	})
 	t.Run("node key survives a restart", func(t *testing.T) {
 		if err := l.proc.Stop(); err != nil {
 			t.Fatalf("stop: %v\n%s", err, site.Tail(l.proc.Output(), 10))
 		}
 		before := l.proc.Output()
-		l.proc = l.startGate(l.state, "127.0.0.1:9106")
+		l.proc = l.startGate(l.state, "127.0.0.1:9108")
 		if err := l.proc.WaitFor("msg=ready", 120*time.Second); err != nil {
 			t.Fatal(err, l.proc.Output())
 		}

@@ -19,10 +19,10 @@ import (
 
 // metricsPorts are the other daemons' /metrics, relayed on the tailnet
 // on the same ports.
-var metricsPorts = []string{daemon.MetricsVPN, daemon.MetricsDynDNS, daemon.MetricsUPSD, daemon.MetricsBootstrapd, daemon.MetricsBastion}
+var metricsPorts = []string{daemon.MetricsVPN, daemon.MetricsDynDNS, daemon.MetricsUPSD, daemon.MetricsBootstrapd, daemon.MetricsBastion, daemon.MetricsClock, daemon.MetricsStatusd}
 
 // Main is the tailnet daemon's main: its flags, then Run under
-// internal/daemon (site file, /metrics on 9106, SIGTERM).
+// internal/daemon (site file, /metrics on 9108, SIGTERM).
 func Main() {
 	var o Options
 	flag.StringVar(&o.NUT, "nut", "", "the NUT server relayed read-only (default: the first ups.listen address, on loopback if it is a wildcard)")
@@ -45,7 +45,7 @@ type Options struct {
 // file names, with its state in d.StateDir/tsnet, and serves the offered
 // services on the node's tailnet addresses until ctx is done: the bastion
 // on bastion.port (its own audit log in d.StateDir), NUT read-only on
-// 3493, the daemons' /metrics on their ports (this one's on 9106).
+// 3493, the daemons' /metrics on their ports (this one's on 9108).
 func Run(ctx context.Context, d *daemon.Daemon, o Options) error {
 	nutAddr, debug := o.NUT, o.Debug
 	c := d.Config
@@ -94,6 +94,12 @@ func Run(ctx context.Context, d *daemon.Daemon, o Options) error {
 		}
 		p := &NUTReadOnly{Upstream: nutAddr, Log: d.Log, Refused: func(cmd string) { refused.WithLabelValues(cmd).Inc() }}
 		services = append(services, service{"nut", 3493, func(ln net.Listener) error { return p.Serve(ctx, ln) }})
+	}
+	if t.Offers("status") {
+		// statusd lets loopback in; its password still applies.
+		services = append(services, service{"status", port(c.Status.Listen), func(ln net.Listener) error {
+			return Forward(ctx, ln, localAddr(c.Status.Listen))
+		}})
 	}
 	if t.Offers("metrics") {
 		services = append(services, service{"metrics", port(daemon.MetricsTailnet), func(ln net.Listener) error {

@@ -3,6 +3,7 @@ package vpsconfig
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 const (
 	nutPort          = 3493
 	metricsFirstPort = 9101
-	metricsLastPort  = 9106
+	metricsLastPort  = 9108
 )
 
 // HeadscalePath is where Headscale reads the policy Headscale renders
@@ -53,6 +54,11 @@ func Headscale(sites []*config.Config) (text string, ok bool, err error) {
 		}
 		if t.Offers("nut") {
 			ports = append(ports, strconv.Itoa(nutPort))
+		}
+		if t.Offers("status") && c.Status != nil {
+			if _, p, err := net.SplitHostPort(c.Status.Listen); err == nil {
+				ports = append(ports, p)
+			}
 		}
 		if t.Offers("metrics") {
 			ports = append(ports, fmt.Sprintf("%d-%d", metricsFirstPort, metricsLastPort))

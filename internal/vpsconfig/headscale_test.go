@@ -49,7 +49,7 @@ func TestHeadscale(t *testing.T) {
 			dsts = append(dsts, d.(string))
 		}
 	}
-	if strings.Join(dsts, " ") != "tag:gate:22,3493,9101-9106 192.168.1.0/24:*" {
+	if strings.Join(dsts, " ") != "tag:gate:22,3493,9101-9108 192.168.1.0/24:*" {
 		t.Errorf("acl destinations %q", dsts)
 	}
 	if r := p.AutoApprovers.Routes["192.168.1.0/24"]; len(r) != 1 || r[0] != "tag:gate" {
