@@ -25,8 +25,10 @@ import (
 //   - initcall_blacklist=bcm2835_wdt_driver_init: QEMU 7.2 resets the
 //     machine as soon as gokrazy starts the watchdog. The same driver
 //     powers a Pi off and restarts it, so on a power-off the console shows
-//     "reboot: System halted" and QEMU keeps running: PiVM.Halted waits for
-//     that line and the test then cuts the power (stops QEMU).
+//     "reboot: Power off not available: System halted instead" and QEMU
+//     keeps running: GateVM.Halted waits for that line and the test then
+//     cuts the power (GateVM.PowerCut); on a restart (an update) the test
+//     powers it on again when the kernel says "reboot: Restarting system".
 //   - The SD card is a qcow2 overlay over the image, sized to a power of
 //     two as QEMU's SD model requires: what the gate writes (/perm, an
 //     update's root) stays on it across power cycles; the image is never
@@ -34,8 +36,9 @@ import (
 //   - The NIC is a USB one (usb-net: CDC Ethernet) on a tap of the LAN
 //     switch. Its MAC must be globally administered (the Pi's own OUI,
 //     b8:27:eb) for Linux to name it eth0 as on a Pi; with 52:54:… it is
-//     usb0 and the gate has no network. There is no RTC: the guest clock starts at 1970 at each
-//     power-on.
+//     usb0 and the gate has no network.
+//   - As on a Pi there is no RTC: the kernel's clock starts at 1970 at
+//     each power-on.
 
 // PiBoot is what QEMU needs to boot an arm64 gate image as a Pi 3 B.
 type PiBoot struct {
