@@ -148,17 +148,34 @@ func (pb *PiBoot) partition(n int, file string) error {
 	return nil
 }
 
-// CheckPerm runs e2fsck -fn on the SD card's /perm (partition 4) while
-// the Pi is off, and returns what it says; err when it finds a problem
-// (a journal left to recover included: /perm was not unmounted).
+// CheckPerm checks a copy of the SD card's /perm (partition 4) while the
+// Pi is off, with e2fsck -fy (the copy is repaired, never the card): it
+// returns e2fsck's output and an error naming what was wrong: a journal
+// left to replay (/perm was not unmounted), and what e2fsck had to fix
+// after the replay.
 func (pb *PiBoot) CheckPerm() (string, error) {
 	f := filepath.Join(pb.dir, "perm.ext4")
 	defer os.Remove(f)
 	if err := pb.partition(4, f); err != nil {
 		return "", err
 	}
-	out, err := exec.Command("e2fsck", "-fn", f).CombinedOutput()
-	return string(out), err
+	out, err := exec.Command("e2fsck", "-fy", f).CombinedOutput()
+	var problems []string
+	if strings.Contains(string(out), "recovering journal") {
+		problems = append(problems, "a journal to replay (/perm was not unmounted)")
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasSuffix(strings.TrimSpace(l), "? yes") {
+			problems = append(problems, "fixed: "+strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(l), "? yes")))
+		}
+	}
+	if len(problems) == 0 && err != nil {
+		problems = append(problems, "e2fsck: "+err.Error())
+	}
+	if len(problems) > 0 {
+		return string(out), fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return string(out), nil
 }
 
 // EmulatedCmdline turns the image's cmdline.txt into QEMU's: the serial
