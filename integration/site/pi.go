@@ -7,6 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"gate/integration/netlab"
 )
 
 // The real Raspberry Pi image, emulated: QEMU's raspi3b machine boots the
@@ -204,12 +207,24 @@ func (s *Site) BootPi(pb *PiBoot, mac string) *GateVM {
 		if err := pb.readBoot(); err != nil {
 			s.t.Fatalf("powering the Pi on: %v", err)
 		}
-		return &GateVM{Image: pb.Image, Arch: "arm64", Pi: pb, start: g.start, Proc: s.Switch.Start(name, nil, "qemu-system-aarch64",
-			"-M", "raspi3b", "-nographic", "-no-reboot",
-			"-kernel", pb.Kernel, "-dtb", pb.DTB, "-append", pb.Cmdline,
-			"-drive", "file="+pb.SD+",if=sd,format=qcow2",
-			"-netdev", "tap,id=n0,ifname="+s.Lab.Name("gt")+",script=no,downscript=no",
-			"-device", "usb-net,netdev=n0,mac="+mac)}
+		run := func() *netlab.Proc {
+			return s.Switch.Start(name, nil, "qemu-system-aarch64",
+				"-M", "raspi3b", "-nographic", "-no-reboot",
+				"-kernel", pb.Kernel, "-dtb", pb.DTB, "-append", pb.Cmdline,
+				"-drive", "file="+pb.SD+",if=sd,format=qcow2",
+				"-netdev", "tap,id=n0,ifname="+s.Lab.Name("gt")+",script=no,downscript=no",
+				"-device", "usb-net,netdev=n0,mac="+mac)
+		}
+		p := run()
+		// Seen once on a loaded machine: QEMU ran for minutes without the
+		// kernel's first line. That is QEMU's, not the gate's: power-cycle
+		// once more, and say so.
+		if err := p.WaitFor("Booting Linux", 2*time.Minute); err != nil {
+			fmt.Printf("JOURNEY    NOTE: the emulated Pi (%s) printed nothing in 2 min after power-on; powered on again\n", name)
+			p.Kill()
+			p = run()
+		}
+		return &GateVM{Image: pb.Image, Arch: "arm64", Pi: pb, start: g.start, Proc: p}
 	}
 	return g.start("qemu-pi")
 }
