@@ -7,6 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"gate/integration/netlab"
 )
 
 // The real Raspberry Pi image, emulated: QEMU's raspi3b machine boots the
@@ -25,8 +28,10 @@ import (
 //   - initcall_blacklist=bcm2835_wdt_driver_init: QEMU 7.2 resets the
 //     machine as soon as gokrazy starts the watchdog. The same driver
 //     powers a Pi off and restarts it, so on a power-off the console shows
-//     "reboot: System halted" and QEMU keeps running: PiVM.Halted waits for
-//     that line and the test then cuts the power (stops QEMU).
+//     "reboot: Power off not available: System halted instead" and QEMU
+//     keeps running: GateVM.Halted waits for that line and the test then
+//     cuts the power (GateVM.PowerCut); on a restart (an update) the test
+//     powers it on again when the kernel says "reboot: Restarting system".
 //   - The SD card is a qcow2 overlay over the image, sized to a power of
 //     two as QEMU's SD model requires: what the gate writes (/perm, an
 //     update's root) stays on it across power cycles; the image is never
@@ -34,8 +39,9 @@ import (
 //   - The NIC is a USB one (usb-net: CDC Ethernet) on a tap of the LAN
 //     switch. Its MAC must be globally administered (the Pi's own OUI,
 //     b8:27:eb) for Linux to name it eth0 as on a Pi; with 52:54:… it is
-//     usb0 and the gate has no network. There is no RTC: the guest clock starts at 1970 at each
-//     power-on.
+//     usb0 and the gate has no network.
+//   - As on a Pi there is no RTC: the kernel's clock starts at 1970 at
+//     each power-on.
 
 // PiBoot is what QEMU needs to boot an arm64 gate image as a Pi 3 B.
 type PiBoot struct {
@@ -145,17 +151,34 @@ func (pb *PiBoot) partition(n int, file string) error {
 	return nil
 }
 
-// CheckPerm runs e2fsck -fn on the SD card's /perm (partition 4) while
-// the Pi is off, and returns what it says; err when it finds a problem
-// (a journal left to recover included: /perm was not unmounted).
+// CheckPerm checks a copy of the SD card's /perm (partition 4) while the
+// Pi is off, with e2fsck -fy (the copy is repaired, never the card): it
+// returns e2fsck's output and an error naming what was wrong: a journal
+// left to replay (/perm was not unmounted), and what e2fsck had to fix
+// after the replay.
 func (pb *PiBoot) CheckPerm() (string, error) {
 	f := filepath.Join(pb.dir, "perm.ext4")
 	defer os.Remove(f)
 	if err := pb.partition(4, f); err != nil {
 		return "", err
 	}
-	out, err := exec.Command("e2fsck", "-fn", f).CombinedOutput()
-	return string(out), err
+	out, err := exec.Command("e2fsck", "-fy", f).CombinedOutput()
+	var problems []string
+	if strings.Contains(string(out), "recovering journal") {
+		problems = append(problems, "a journal to replay (/perm was not unmounted)")
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasSuffix(strings.TrimSpace(l), "? yes") {
+			problems = append(problems, "fixed: "+strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(l), "? yes")))
+		}
+	}
+	if len(problems) == 0 && err != nil {
+		problems = append(problems, "e2fsck: "+err.Error())
+	}
+	if len(problems) > 0 {
+		return string(out), fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return string(out), nil
 }
 
 // EmulatedCmdline turns the image's cmdline.txt into QEMU's: the serial
@@ -184,12 +207,24 @@ func (s *Site) BootPi(pb *PiBoot, mac string) *GateVM {
 		if err := pb.readBoot(); err != nil {
 			s.t.Fatalf("powering the Pi on: %v", err)
 		}
-		return &GateVM{Image: pb.Image, Arch: "arm64", Pi: pb, start: g.start, Proc: s.Switch.Start(name, nil, "qemu-system-aarch64",
-			"-M", "raspi3b", "-nographic", "-no-reboot",
-			"-kernel", pb.Kernel, "-dtb", pb.DTB, "-append", pb.Cmdline,
-			"-drive", "file="+pb.SD+",if=sd,format=qcow2",
-			"-netdev", "tap,id=n0,ifname="+s.Lab.Name("gt")+",script=no,downscript=no",
-			"-device", "usb-net,netdev=n0,mac="+mac)}
+		run := func() *netlab.Proc {
+			return s.Switch.Start(name, nil, "qemu-system-aarch64",
+				"-M", "raspi3b", "-nographic", "-no-reboot",
+				"-kernel", pb.Kernel, "-dtb", pb.DTB, "-append", pb.Cmdline,
+				"-drive", "file="+pb.SD+",if=sd,format=qcow2",
+				"-netdev", "tap,id=n0,ifname="+s.Lab.Name("gt")+",script=no,downscript=no",
+				"-device", "usb-net,netdev=n0,mac="+mac)
+		}
+		p := run()
+		// Seen once on a loaded machine: QEMU ran for minutes without the
+		// kernel's first line. That is QEMU's, not the gate's: power-cycle
+		// once more, and say so.
+		if err := p.WaitFor("Booting Linux", 2*time.Minute); err != nil {
+			fmt.Printf("JOURNEY    NOTE: the emulated Pi (%s) printed nothing in 2 min after power-on; powered on again\n", name)
+			p.Kill()
+			p = run()
+		}
+		return &GateVM{Image: pb.Image, Arch: "arm64", Pi: pb, start: g.start, Proc: p}
 	}
 	return g.start("qemu-pi")
 }

@@ -85,3 +85,24 @@ func TestRestartingServices(t *testing.T) {
 		t.Errorf("a page without services: %q", got)
 	}
 }
+
+func TestEmulatedCmdline(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"console=tty1 console=serial0,115200 root=PARTUUID=f4103202-02 init=/gokrazy/init rootwait panic=10 oops=panic      \n",
+			"root=PARTUUID=f4103202-02 init=/gokrazy/init rootwait panic=10 oops=panic console=ttyAMA0,115200 initcall_blacklist=bcm2835_wdt_driver_init"},
+		{"root=/dev/mmcblk0p2", "root=/dev/mmcblk0p2 console=ttyAMA0,115200 initcall_blacklist=bcm2835_wdt_driver_init"},
+	} {
+		if got := EmulatedCmdline(c.in); got != c.want {
+			t.Errorf("EmulatedCmdline(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestInet6(t *testing.T) {
+	if got := Inet6(Hub1WAN).String(); got != "2001:db8:ff::a" {
+		t.Errorf("Inet6(%s) = %s", Hub1WAN, got)
+	}
+	if got := publicip6(LANPrefix6, "::2").String(); got != "2001:db8:1::2" {
+		t.Errorf("publicip6 = %s", got)
+	}
+}

@@ -689,7 +689,7 @@ func (j *journey) powerFailure() error {
 		// The power is cut; what the gate left on its SD card's /perm.
 		j.gate.PowerCut()
 		if out, err := j.gate.Pi.CheckPerm(); err != nil {
-			fmt.Printf("JOURNEY    PROBLEM /perm after the power-off (e2fsck -fn: %v):\n%s\n", err, indent(Tail(out, 12)))
+			fmt.Printf("JOURNEY    PROBLEM /perm after the power-off: %v\n%s\n", err, indent(Tail(out, 12)))
 		}
 	}
 	fmt.Printf("JOURNEY    OB LB to the gate's power-off: %.1fs\n", time.Since(start).Seconds())
