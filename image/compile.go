@@ -93,7 +93,14 @@ func main() {
 // buildTimestamp, or when empty stamp(hash of the programs' binaries).
 func compile(ctx context.Context, root, arch, buildTimestamp string, stamp func(programsHash []byte) string, progs []program, dir string) (bins, links map[string]string, ts string, err error) {
 	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + arch, "GOFLAGS=-buildvcs=false"}
-	flags := []string{"build", "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-ldflags", "-s -w -buildid="}
+	// The image's builds carry no VCS stamp (reproducible, and Go skips
+	// it in worktrees): the source's revision is linked in instead, for
+	// what the daemons tell peers of their build (dyndns's User-Agent).
+	ldflags := "-s -w -buildid="
+	if rev := sourceRevision(root); rev != "" {
+		ldflags += " -X gate/internal/dyndns.stampedVersion=" + rev
+	}
+	flags := []string{"build", "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-ldflags", ldflags}
 	bins, links = map[string]string{}, map[string]string{}
 	h := sha256.New()
 	build := func(p program, extra ...string) error {

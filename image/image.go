@@ -295,6 +295,20 @@ func sourceDate(root string) time.Time {
 	return fixedTime
 }
 
+// sourceRevision is the checkout's commit (12 digits, "-dirty" with
+// uncommitted changes to tracked files), or "" outside git.
+func sourceRevision(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := strings.TrimSpace(string(out))
+	if err := exec.Command("git", "-C", root, "diff", "--quiet", "HEAD").Run(); err != nil {
+		rev += "-dirty"
+	}
+	return rev
+}
+
 // sourceDateEpoch reads SOURCE_DATE_EPOCH.
 func sourceDateEpoch() (time.Time, bool) {
 	var sec int64

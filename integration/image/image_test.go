@@ -144,6 +144,15 @@ func TestIntegrationImageReaders(t *testing.T) {
 					t.Errorf("/user/%s: link to %q (%v), want gated", d, target, err)
 				}
 			}
+			// The daemons know the source revision they were built from
+			// (dyndns's User-Agent), though the image's builds carry no
+			// VCS stamp.
+			if rev, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+				gated, _ := os.ReadFile(filepath.Join(x, "user", "gated"))
+				if r := strings.TrimSpace(string(rev)); !strings.Contains(string(gated), r) {
+					t.Errorf("/user/gated does not carry the source revision %s", r)
+				}
+			}
 			for _, bin := range []string{"gokrazy/init", "user/gated", "gokrazy/randomd"} {
 				if out := run(t, "file", filepath.Join(x, bin)); !strings.Contains(out, want) || !strings.Contains(out, "statically linked") {
 					t.Errorf("%s: %s", bin, out)

@@ -17,10 +17,17 @@ import (
 // project, the program and its build.
 var UserAgent = "gate-dyndns/" + BuildVersion() + " (gate: firmware of a self-hosted site's entry point)"
 
-// BuildVersion is the build's version: the module's version when it has
-// one, else the VCS revision it was built from (12 digits, "-dirty" when
-// modified), else "devel".
+// stampedVersion is the source revision gate image links in (-X), since
+// the image's builds carry no VCS stamp.
+var stampedVersion string
+
+// BuildVersion is the build's version: the revision gate image linked
+// in, else the module's version when it has one, else the VCS revision it
+// was built from (12 digits, "-dirty" when modified), else "devel".
 func BuildVersion() string {
+	if stampedVersion != "" {
+		return stampedVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "devel"
