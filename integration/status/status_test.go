@@ -297,6 +297,10 @@ func TestIntegrationStatusPage(t *testing.T) {
 			}
 		}
 	}
+	// The tunnel's byte counters (gate_vpn_*_bytes_total) reach the page.
+	if tn := text(section(dom, "tunnel")); strings.Contains(tn, " 0 B") {
+		t.Errorf("the tunnel's bytes are zero: %s", tn)
+	}
 	// The charge graph has points (the loaded one has none: dummy-ups
 	// reports no ups.load).
 	pts := regexp.MustCompile(`aria-label="Battery charge, last 6 hours".*?<polyline[^>]* points="([^"]+)"`).FindStringSubmatch(dom)

@@ -212,10 +212,10 @@ func (a *Alerter) deliver(ctx context.Context, i int) {
 		cancel()
 		if err == nil {
 			backoff = 0
+			a.sent.WithLabelValues(c.Name()).Inc()
 			if err := q.Pop(); err != nil {
 				a.o.Log.Error("alert queue", "channel", c.Name(), "err", err)
 			}
-			a.sent.WithLabelValues(c.Name()).Inc()
 			a.queued.WithLabelValues(c.Name()).Set(float64(q.Len()))
 			a.dropped.WithLabelValues(c.Name()).Set(0)
 			a.o.Log.Info("alert delivered", "channel", c.Name(), "kind", e.Kind, "queued", q.Len())

@@ -82,7 +82,7 @@ type Metrics struct {
 // NewMetrics makes the metrics and registers them with r.
 func NewMetrics(r prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Address:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_address", Help: "The public address (value 1), by family."}, []string{"family", "address"}),
+		Address:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_address_info", Help: "1 for the public address, by family."}, []string{"family", "address"}),
 		LastChange: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_dyndns_last_change_timestamp_seconds", Help: "When the public address last changed."}),
 		LastUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_last_update_timestamp_seconds", Help: "Last successful update per record."}, []string{"record"}),
 		Failures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_failures_total", Help: "Failed updates per provider."}, []string{"provider"}),

@@ -79,12 +79,12 @@ gate_vpn_hub_active{hub="vps2"} 1
 gate_vpn_hub_up{hub="vps1"} 0
 gate_vpn_hub_up{hub="vps2"} 1
 gate_vpn_handshake_age_seconds{hub="vps2"} 17
-gate_vpn_receive_bytes{hub="vps2"} 2048
-gate_vpn_transmit_bytes{hub="vps2"} 4096
+gate_vpn_receive_bytes_total{hub="vps2"} 2048
+gate_vpn_transmit_bytes_total{hub="vps2"} 4096
 gate_vpn_endpoint_info{hub="vps2",endpoint="203.0.113.20:51820"} 1
 gate_vpn_hub_switches_total{from="vps1",to="vps2"} 1
 `,
-	"dyndns": `gate_dyndns_address{family="ipv4",address="198.51.100.7"} 1
+	"dyndns": `gate_dyndns_address_info{family="ipv4",address="198.51.100.7"} 1
 gate_dyndns_last_change_timestamp_seconds 1.7641584e+09
 gate_dyndns_requests_total{provider="rfc2136"} 3
 gate_dyndns_failures_total{provider="rfc2136"} 1

@@ -70,7 +70,7 @@ func Run(ctx context.Context, d *daemon.Daemon, o Options) error {
 	}
 	node := New(cfg)
 	defer node.Close()
-	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_tailnet_up", Help: "1 once the gate runs on the "})
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_tailnet_up", Help: "1 once the gate is up on the tailnet."})
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_tailnet_nut_refused_total", Help: "NUT commands refused (read-only on the tailnet), by command."}, []string{"command"})
 	d.Registry.MustRegister(up, refused)
 
