@@ -206,7 +206,10 @@ func TestAlerterDeliversInOrderAfterOutage(t *testing.T) {
 	go a.Run(ctx)
 	a.Tick() // wake the delivery
 	a.Notify()
-	for time.Now().Before(deadline.Add(5*time.Second)) && a.Pending()["flaky"] > 0 {
+	settled := func() bool {
+		return a.Pending()["flaky"] == 0 && value(a.queued.WithLabelValues("flaky")) == 0 && value(a.sent.WithLabelValues("flaky")) == 4
+	}
+	for time.Now().Before(deadline.Add(5*time.Second)) && !settled() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	f.mu.Lock()
