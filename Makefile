@@ -5,7 +5,7 @@ GOFLAGS  ?=
 TESTFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build image test unit integration e2e bench deps fuzz clean vet golden
+.PHONY: all build image test unit integration e2e bench deps fuzz clean vet golden pi-update
 
 all: build
 
@@ -35,6 +35,10 @@ integration:
 ## e2e: the whole journey on the real images in QEMU: the arm64 Pi image (raspi3b; static, then dhcp + dual stack), the amd64 twin for re-imaging
 e2e:
 	$(GO) test $(TESTFLAGS) -count=1 -timeout 45m -v -run 'TestJourney$$' ./integration/site/ 2>&1 | grep -E '^(JOURNEY|---|FAIL|ok|PASS)|journey'; exit $${PIPESTATUS[0]}
+
+## pi-update: gate update from one build to the next on the arm64 image under raspi3b (slow: up to 25 min)
+pi-update:
+	GATE_PI_UPDATE=1 $(GO) test $(TESTFLAGS) -count=1 -timeout 40m -v -run 'TestPiUpdate$$' ./integration/site/
 
 ## bench: Go benchmarks and side-by-side runs against the real peers
 bench:

@@ -11,13 +11,18 @@ import (
 	"gate/integration/netlab"
 )
 
-// TestIntegrationPiUpdate: `gate update` from one build to the next on the
+// TestPiUpdate: `gate update` from one build to the next on the
 // arm64 Pi image under raspi3b (see journey step 9, update): the next
 // build goes to the inactive root over the LAN, cmdline.txt is switched,
 // the Pi restarts from the other root and answers with the new build,
-// every daemon ready. Its own test, outside `make e2e`: the emulated Pi's
-// USB NIC carries the upload at tens of KB/s on a loaded 2-core machine.
-func TestIntegrationPiUpdate(t *testing.T) {
+// every daemon ready. Its own test, outside `make e2e` and `make test`
+// (`make pi-update` runs it): the emulated Pi's USB NIC carries the upload
+// at tens of KB/s, and the 100 MiB boot partition alone takes some 15
+// minutes. It has not passed yet on this machine (see the README).
+func TestPiUpdate(t *testing.T) {
+	if os.Getenv("GATE_PI_UPDATE") != "1" {
+		t.Skip("the Pi's update over the emulated USB NIC takes up to 25 minutes: run by make pi-update (GATE_PI_UPDATE=1)")
+	}
 	netlab.Require(t, append(append(Requirements, PiRequirements...), "chronyd", "curl")...)
 	j := &journey{t: t, run: Run{Name: "pi-update", Arch: "arm64", Address: "static"}}
 	j.s = New(t, Options{DHCP: true, DNS: map[string]netip.Addr{ntpName: NTPAddr}})

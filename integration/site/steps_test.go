@@ -132,7 +132,7 @@ func journeySteps(t *testing.T, run Run) []Step {
 		steps = append(steps,
 			Step{Name: "8. NTP down at power-on: vpn waits, says why, comes up", Missing: waitsForClock, Run: j.ntpUnreachable},
 		)
-		// gate update on the Pi: TestIntegrationPiUpdate (the emulated
+		// gate update on the Pi: TestPiUpdate (make pi-update) (the emulated
 		// USB NIC is too slow for make e2e's budget).
 	}
 	return steps
