@@ -14,6 +14,8 @@ import (
 	"gate/internal/poweroff"
 	"gate/internal/powerplan"
 	"gate/internal/upsd"
+
+	"golang.org/x/sys/unix"
 )
 
 // UPSD runs the upsd daemon, which watches the UPS, serves it over NUT to the site's hosts and,
@@ -125,6 +127,9 @@ func gateOff(d *daemon.Daemon, marker string) func() error {
 // if gokrazy refuses, or has not powered off two minutes later (this
 // process is normally stopped long before), the kernel directly.
 func orderlyPowerOff(d *daemon.Daemon) error {
+	// What is written so far reaches the card whatever happens next
+	// (gokrazy powers off without a sync when /perm cannot be unmounted).
+	unix.Sync()
 	// The request outlives this call: gokrazy answers it once every
 	// service has stopped, this one included.
 	if err := (&poweroff.Gokrazy{}).Request(context.Background()); err != nil {
