@@ -96,19 +96,19 @@ type Hub struct {
 	Endpoint string `yaml:"endpoint"` // host:port, a name or an IP
 	// PublicAddress is the hub's public IP for the generated firewall
 	// rules; default: the endpoint's host when it is an IP.
-	PublicAddress netip.Addr   `yaml:"public_address"`
+	PublicAddress netip.Addr `yaml:"public_address"`
 	// PublicAddress6 is the hub's public IPv6 address, where the bastion's
 	// port is forwarded too (default: the endpoint's host when it is an
 	// IPv6 address). The tunnel then also carries IPv6 between
 	// GateAddress6 and HubAddress6.
-	PublicAddress6 netip.Addr `yaml:"public_address6"`
-	PublicKey     WGKey        `yaml:"public_key"`
-	GateAddress   netip.Prefix `yaml:"gate_address"` // e.g. 10.99.0.2/24
-	HubAddress    netip.Addr   `yaml:"hub_address"`  // e.g. 10.99.0.1
-	MTU           int          `yaml:"mtu"`          // default 1420; 1400 when the path adds encapsulation (PPPoE, DS-Lite, a VPS inside a tunnel)
-	RouteLAN      bool         `yaml:"route_lan"`
-	BastionPort   int          `yaml:"bastion_port"` // public TCP port, default 2222
-	ListenPort    int          `yaml:"listen_port"`  // the hub's WireGuard port, default: the endpoint's
+	PublicAddress6 netip.Addr   `yaml:"public_address6"`
+	PublicKey      WGKey        `yaml:"public_key"`
+	GateAddress    netip.Prefix `yaml:"gate_address"` // e.g. 10.99.0.2/24
+	HubAddress     netip.Addr   `yaml:"hub_address"`  // e.g. 10.99.0.1
+	MTU            int          `yaml:"mtu"`          // default 1420; 1400 when the path adds encapsulation (PPPoE, DS-Lite, a VPS inside a tunnel)
+	RouteLAN       bool         `yaml:"route_lan"`
+	BastionPort    int          `yaml:"bastion_port"` // public TCP port, default 2222
+	ListenPort     int          `yaml:"listen_port"`  // the hub's WireGuard port, default: the endpoint's
 }
 
 // tunnel6 is the unique local prefix of the tunnel's IPv6 addresses: an

@@ -29,10 +29,10 @@ const (
 	adminIP  = "198.51.100.50"
 	// The internet is dual stack for the admin and vps-1, which has a
 	// public_address6: the bastion's port is forwarded over IPv6 too.
-	admin6 = "2001:db8:77::50"
-	vps1v6 = "2001:db8:77::11"
-	gateLAN  = "192.168.77.2"
-	boxLAN   = "192.168.77.1"
+	admin6  = "2001:db8:77::50"
+	vps1v6  = "2001:db8:77::11"
+	gateLAN = "192.168.77.2"
+	boxLAN  = "192.168.77.1"
 	// The gate's bastion port on its tunnel address: iperf3 stands in for
 	// the bastion in these tests.
 	bastionPort = 5201

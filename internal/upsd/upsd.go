@@ -46,10 +46,10 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
+	"gate/internal/hostcmd"
 	"gate/internal/hostkeys"
 	"gate/internal/hostprobe"
 	"gate/internal/nut"
-	"gate/internal/hostcmd"
 	"gate/internal/powerplan"
 	"gate/internal/powerstate"
 )
