@@ -35,6 +35,8 @@ func TestFromConfig(t *testing.T) {
 		{"LAN only", base, "lan sources [192.168.1.0/24 fe80::/10]"},
 		{"tunnel and bastion", base + vpn + bastion,
 			"lan sources [192.168.1.0/24 fe80::/10]; tunnel wg7 open [tcp/2222], private sources only [10.99.0.1 10.98.0.1]; public [udp/51999]"},
+		{"hub with IPv6: its IPv6 tunnel address is a hub's", base + strings.Replace(vpn, `"203.0.113.1:51820"`, `"[2001:db8::1]:51820", public_address: 203.0.113.1`, 1) + bastion,
+			"lan sources [192.168.1.0/24 fe80::/10]; tunnel wg7 open [tcp/2222], private sources only [10.99.0.1 fd67:6174:6500::a63:1 10.98.0.1]; public [udp/51999]"},
 		{"tunnel without bastion", base + vpn,
 			"lan sources [192.168.1.0/24 fe80::/10]; tunnel wg7 open [], private sources only [10.99.0.1 10.98.0.1]; public [udp/51999]"},
 		{"opened", base + vpn + bastion + "ups: {source: usb, listen: [\":3493\", \"192.168.1.2:3500\"]}\nfirewall: {tunnel_open: [metrics, nut, gokrazy, udp/53, tcp/2222]}\n",
