@@ -45,7 +45,7 @@ func TestVPSConfig(t *testing.T) {
 	}{
 		{"printed", []string{"-c", site}, exitOK, []string{
 			"### /etc/wireguard/wg0.conf", "PublicKey = " + pub, "AllowedIPs = 10.99.0.2/32",
-			"### /etc/nftables.d/gate-hub.nft", "tcp dport 2222 dnat to 10.99.0.2:22",
+			"### /etc/nftables.d/gate-hub.nft", "tcp dport 2222 dnat ip to 10.99.0.2:22",
 			"net.ipv4.ip_forward = 1", "[203.0.113.10]:2222 ssh-ed25519 " + keyField,
 			"ProxyJump admin@vps1.example.net:2222",
 		}},
