@@ -233,6 +233,14 @@ func writeExt4(d *disk.Disk, t *tree, start, size int64, seed string, features .
 	if err != nil {
 		return err
 	}
+	// mke2fs makes lost+found; e2fsck -f asks for it (and fsck at boot
+	// would make it). go-diskfs does not.
+	if err := fsys.Mkdir("lost+found"); err != nil {
+		return fmt.Errorf("mkdir lost+found: %w", err)
+	}
+	if err := fsys.Chmod("lost+found", 0o700); err != nil {
+		return fmt.Errorf("chmod lost+found: %w", err)
+	}
 	for _, e := range t.sorted() {
 		e.Path = strings.TrimPrefix(e.Path, "/") // go-diskfs's ext4 takes io/fs paths
 		if e.Mode.IsDir() {
