@@ -122,7 +122,9 @@ func (j *journey) siteWhole() error {
 	var out string
 	err := netlab.Eventually(5*time.Minute, 3*time.Second, func() error {
 		var err error
-		if out, err = lan.Output(j.gateCLI, "hosts", "-c", j.siteFile); err != nil {
+		// --host: with gate.address dhcp the CLI would look the gate's
+		// name up, and the namespaces' resolver is the test machine's.
+		if out, err = lan.Output(j.gateCLI, "hosts", "-c", j.siteFile, "--host", GateLAN.String()); err != nil {
 			return fmt.Errorf("gate hosts: %v\n%s", err, out)
 		}
 		if !strings.Contains(out, "return plan after the outage: done") {
