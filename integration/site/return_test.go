@@ -154,6 +154,9 @@ func (j *journey) siteWhole() error {
 			return fmt.Errorf("%s: %q run %d times", host, cmds[1], n)
 		}
 	}
-	fmt.Printf("JOURNEY    mains back → return plan done (hosts up, noout unset, compute-1 uncordoned) in %.1fs; gate hosts:\n%s", done.Seconds(), indent(out))
+	fmt.Printf("JOURNEY    mains back → return plan done (hosts up, noout unset, compute-1 uncordoned) in %.1fs; gate hosts:\n", done.Seconds())
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		fmt.Printf("JOURNEY      %s\n", l)
+	}
 	return nil
 }
