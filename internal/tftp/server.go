@@ -216,8 +216,10 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if maxDur <= 0 {
 		maxDur = 5 * time.Minute
 	}
+	stop := context.AfterFunc(ctx, c.shutdown)
+	defer stop()
 	t := &xfer{ctx: ctx, c: c, peer: to, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
-		end: time.Now().Add(maxDur), maxDur: maxDur}
+		end: time.Now().Add(maxDur), maxDur: maxDur, buf: make([]byte, 1500)}
 	if len(n.oack) > 0 {
 		if err := t.sendOACK(); err != nil {
 			return err
@@ -261,22 +263,11 @@ var errTooLong = errors.New("transfer deadline passed")
 // sends the client an ERROR and returns errTooLong; when the server stops,
 // ctx's error.
 func (t *xfer) recv(deadline time.Time) ([]byte, error) {
-	if t.buf == nil {
-		t.buf = make([]byte, 1500)
-	}
 	if deadline.After(t.end) {
 		deadline = t.end
 	}
 	for {
-		err := t.wait(deadline)
-		var n int
-		var a netip.AddrPort
-		if err == nil {
-			n, a, err = t.c.recvFrom(t.buf)
-			if err == errWouldBlock {
-				continue
-			}
-		}
+		n, a, err := t.c.recvFrom(t.buf, time.Until(deadline))
 		if err != nil {
 			if err := t.ctx.Err(); err != nil {
 				return nil, err
@@ -299,24 +290,6 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(p[2:]), strings.TrimRight(string(p[4:]), "\x00"))
 		}
 		return p, nil
-	}
-}
-
-// wait blocks until a packet is ready to read, deadline passes
-// (os.ErrDeadlineExceeded) or ctx is done (seen within 200 ms).
-func (t *xfer) wait(deadline time.Time) error {
-	for {
-		if err := t.ctx.Err(); err != nil {
-			return err
-		}
-		d := time.Until(deadline)
-		if d <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		ok, err := t.c.readable(min(d, 200*time.Millisecond))
-		if err != nil || ok {
-			return err
-		}
 	}
 }
 
@@ -358,8 +331,8 @@ func (t *xfer) run() error {
 	bs := int64(t.n.blksize)
 	blocks := t.size/bs + 1 // the last block is short (possibly empty)
 	// Two packet buffers: while a lock-step client (windowsize 1, how PXE
-	// ROMs read) handles block b, block b+1 is read into the other one,
-	// so that its ACK is answered without a file read in between.
+	// ROMs read) handles block b, block b+1 is made ready in the other one,
+	// so that its ACK is answered with one system call.
 	var pkts [2]struct {
 		b int64 // the block it holds, 0: none
 		p []byte
@@ -367,13 +340,14 @@ func (t *xfer) run() error {
 	for i := range pkts {
 		pkts[i].p = make([]byte, 4+bs)
 	}
+	r := newChunkReader(t.f, bs)
 	block := func(b int64) ([]byte, error) {
 		k := &pkts[b%2]
 		if k.b == b {
 			return k.p, nil
 		}
-		m, err := t.f.ReadAt(k.p[4:4+bs], (b-1)*bs)
-		if err != nil && err != io.EOF {
+		m, err := r.read(k.p[4:4+bs], b)
+		if err != nil {
 			k.b = 0
 			return nil, err
 		}
@@ -431,6 +405,56 @@ func (t *xfer) run() error {
 		}
 	}
 	return nil
+}
+
+// chunkBytes is how much of the file a transfer reads at once.
+const chunkBytes = 64 << 10
+
+// chunkReader reads a file's blocks: small blocks through a buffer of
+// several (one file read per chunkBytes, not per block), large ones
+// straight into the packet.
+type chunkReader struct {
+	f     io.ReaderAt
+	bs    int64
+	buf   []byte // nil: blocks are read one by one
+	first int64  // the first block in buf (1-based), 0: none
+	n     int    // bytes of the file in buf
+}
+
+func newChunkReader(f io.ReaderAt, bs int64) *chunkReader {
+	r := &chunkReader{f: f, bs: bs}
+	if k := chunkBytes / bs; k >= 2 {
+		r.buf = make([]byte, k*bs)
+	}
+	return r
+}
+
+// read copies block b (1-based) into dst (len(dst) ≥ bs) and returns its
+// length, short for the last block.
+func (r *chunkReader) read(dst []byte, b int64) (int, error) {
+	off := (b - 1) * r.bs
+	if r.buf == nil {
+		m, err := r.f.ReadAt(dst[:r.bs], off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		return m, nil
+	}
+	k := int64(len(r.buf)) / r.bs
+	if r.first == 0 || b < r.first || b >= r.first+k {
+		r.first = 0
+		m, err := r.f.ReadAt(r.buf, off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		r.first, r.n = b, m
+	}
+	lo := (b - r.first) * r.bs
+	hi := min(lo+r.bs, int64(r.n))
+	if lo >= hi {
+		return 0, nil
+	}
+	return copy(dst, r.buf[lo:hi]), nil
 }
 
 // maxNetascii bounds the files sent in netascii mode, which are converted

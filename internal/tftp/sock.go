@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -15,19 +17,23 @@ import (
 // network poller. Lock-step TFTP waits for one ACK per block; with the
 // poller, every ACK would wake one of its threads (the socket's
 // edge-triggered epoll registration) besides the goroutine, and the wait
-// itself would go through the scheduler. Here the goroutine waits in
-// ppoll(2) on its own thread, as dnsmasq's loop does, and reads and writes
-// with plain system calls.
+// itself would go through the scheduler. Here the goroutine waits in a
+// blocking recvfrom(2) on its own thread, with the retransmit timeout as
+// the socket's SO_RCVTIMEO: one system call waits for the ACK and reads
+// it, where a poll loop (dnsmasq's) makes two.
 type udpSock struct {
+	mu     sync.Mutex // fd against shutdown racing with Close
 	fd     int
 	family int
-	pfd    [1]unix.PollFd
 	// The last destination and its socket address, made once per peer.
 	lastTo netip.AddrPort
 	lastSA unix.Sockaddr
+	// The socket's receive timeout now (SO_RCVTIMEO), 0: none set.
+	rcvTimeout time.Duration
+	from       unix.RawSockaddrAny
 }
 
-// listenUDP opens a non-blocking UDP socket on ip, any port.
+// listenUDP opens a blocking UDP socket on ip, any port.
 func listenUDP(ip net.IP) (*udpSock, error) {
 	a, ok := netip.AddrFromSlice(ip)
 	if !ok {
@@ -38,7 +44,7 @@ func listenUDP(ip net.IP) (*udpSock, error) {
 	if a.Is6() {
 		family = unix.AF_INET6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, fmt.Errorf("tftp: socket: %w", err)
 	}
@@ -63,7 +69,24 @@ func (s *udpSock) sockaddr(ap netip.AddrPort) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
 }
 
-func (s *udpSock) Close() error { return unix.Close(s.fd) }
+// Close closes the socket; a later shutdown does nothing.
+func (s *udpSock) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fd := s.fd
+	s.fd = -1
+	return unix.Close(fd)
+}
+
+// shutdown ends a recvFrom waiting now and every later one at once (it
+// returns errShutdown): how a transfer learns that the server stops.
+func (s *udpSock) shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd >= 0 {
+		unix.Shutdown(s.fd, unix.SHUT_RD)
+	}
+}
 
 // sendTo sends one datagram.
 func (s *udpSock) sendTo(p []byte, to netip.AddrPort) error {
@@ -78,60 +101,56 @@ func (s *udpSock) sendTo(p []byte, to netip.AddrPort) error {
 	}
 }
 
-// errWouldBlock: nothing to read yet.
-var errWouldBlock = errors.New("no datagram waiting")
+// errShutdown: the socket was shut down for reading.
+var errShutdown = errors.New("socket shut down")
 
-// recvFrom reads one waiting datagram (errWouldBlock when none).
-func (s *udpSock) recvFrom(b []byte) (int, netip.AddrPort, error) {
+// recvFrom waits up to about d for a datagram and reads it
+// (os.ErrDeadlineExceeded when none came). The socket's timeout is set
+// again only when d is longer than it or shorter by more than an eighth,
+// so that a transfer's waits of nearly the same length (one per block)
+// cost no system call besides the read; a wait may thus overrun d by up
+// to an eighth.
+func (s *udpSock) recvFrom(b []byte, d time.Duration) (int, netip.AddrPort, error) {
+	if d < time.Microsecond {
+		return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
+	}
+	if d > s.rcvTimeout || d < s.rcvTimeout-s.rcvTimeout/8 {
+		tv := unix.NsecToTimeval(int64(d))
+		if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return 0, netip.AddrPort{}, fmt.Errorf("tftp: receive timeout: %w", err)
+		}
+		s.rcvTimeout = d
+	}
 	for {
-		n, from, err := unix.Recvfrom(s.fd, b, unix.MSG_TRUNC)
-		switch err {
-		case nil:
+		s.from.Addr.Family = unix.AF_UNSPEC
+		fromLen := uint32(unsafe.Sizeof(s.from))
+		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
+			unix.MSG_TRUNC, uintptr(unsafe.Pointer(&s.from)), uintptr(unsafe.Pointer(&fromLen)))
+		switch e {
+		case 0:
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return 0, netip.AddrPort{}, errWouldBlock
+			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
 		default:
-			return 0, netip.AddrPort{}, err
+			return 0, netip.AddrPort{}, e
 		}
-		n = min(n, len(b)) // a truncated datagram is read as its first len(b) bytes
-		switch sa := from.(type) {
-		case *unix.SockaddrInet4:
-			return n, netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), nil
-		case *unix.SockaddrInet6:
-			return n, netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)), nil
+		n := min(int(r), len(b)) // a truncated datagram is read as its first len(b) bytes
+		switch s.from.Addr.Family {
+		case unix.AF_INET:
+			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.from))
+			return n, netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port)), nil
+		case unix.AF_INET6:
+			sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&s.from))
+			return n, netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), ntohs(sa.Port)), nil
 		}
-		return n, netip.AddrPort{}, nil
+		// No sender: the socket was shut down (recvfrom returns 0 at once).
+		return 0, netip.AddrPort{}, errShutdown
 	}
 }
 
-// rawWait is how long readable waits without telling the scheduler: an
-// ACK on a LAN or loopback usually comes sooner.
-const rawWait = 500 * time.Microsecond
-
-// readable waits up to d for a datagram. The first rawWait it calls
-// ppoll without telling the scheduler (a raw system call): the thread
-// keeps its processor and the wake-up goes straight back to this
-// goroutine. Past that it waits in an ordinary system call, which lets the
-// scheduler give the processor to other goroutines (the other transfers).
-// The scheduler's preemption signal may end a wait early (EINTR: not
-// readable).
-func (s *udpSock) readable(d time.Duration) (bool, error) {
-	s.pfd[0] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
-	ts := unix.NsecToTimespec(int64(min(d, rawWait)))
-	r, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&s.pfd[0])), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-	switch {
-	case e == unix.EINTR:
-		return false, nil
-	case e != 0:
-		return false, e
-	case r > 0 || d <= rawWait:
-		return r > 0, nil
-	}
-	ts = unix.NsecToTimespec(int64(d - rawWait))
-	n, err := unix.Ppoll(s.pfd[:], &ts, nil)
-	if err == unix.EINTR {
-		return false, nil
-	}
-	return n > 0, err
+// ntohs reads a port as the kernel stores it (network byte order).
+func ntohs(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
