@@ -170,19 +170,19 @@ func open(root *os.Root, name string) (*os.File, int64, error) {
 }
 
 func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *net.UDPAddr, req *Request) error {
-	c, err := listenUDP(ip)
+	to := peer.AddrPort()
+	c, err := dialUDP(ip, to)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	to := peer.AddrPort()
 	f, size, err := open(root, req.Filename)
 	if err != nil {
 		code, msg := uint16(errNotFound), "file not found"
 		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "escapes") {
 			code, msg = errAccess, "access violation"
 		}
-		c.sendTo(errorPacket(code, msg), to)
+		c.send(errorPacket(code, msg))
 		return fmt.Errorf("open %q: %w", req.Filename, err)
 	}
 	defer f.Close()
@@ -190,7 +190,7 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if req.Mode == "netascii" {
 		b, err := netascii(f, size)
 		if err != nil {
-			c.sendTo(errorPacket(errUndefined, err.Error()), to)
+			c.send(errorPacket(errUndefined, err.Error()))
 			return fmt.Errorf("%q: %w", req.Filename, err)
 		}
 		src, size = bytes.NewReader(b), int64(len(b))
@@ -218,7 +218,7 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	}
 	stop := context.AfterFunc(ctx, c.shutdown)
 	defer stop()
-	t := &xfer{ctx: ctx, c: c, peer: to, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
+	t := &xfer{ctx: ctx, c: c, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
 		end: time.Now().Add(maxDur), maxDur: maxDur, buf: make([]byte, 1500)}
 	if len(n.oack) > 0 {
 		if err := t.sendOACK(); err != nil {
@@ -231,7 +231,6 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 type xfer struct {
 	ctx     context.Context
 	c       *udpSock
-	peer    netip.AddrPort
 	f       io.ReaderAt
 	size    int64
 	n       negotiated
@@ -258,8 +257,8 @@ func (t *xfer) rto() time.Duration {
 // errTooLong ends a transfer past its deadline.
 var errTooLong = errors.New("transfer deadline passed")
 
-// recv reads the next packet from the peer's TID, answering strangers
-// with "unknown transfer ID" (RFC 1350). Past the transfer's deadline it
+// recv reads the next packet from the peer's TID (the socket answers
+// strangers itself). Past the transfer's deadline it
 // sends the client an ERROR and returns errTooLong; when the server stops,
 // ctx's error.
 func (t *xfer) recv(deadline time.Time) ([]byte, error) {
@@ -267,7 +266,7 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 		deadline = t.end
 	}
 	for {
-		n, a, err := t.c.recvFrom(t.buf, time.Until(deadline))
+		n, err := t.c.recv(t.buf, time.Until(deadline))
 		if err != nil {
 			if err := t.ctx.Err(); err != nil {
 				return nil, err
@@ -277,10 +276,6 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 				return nil, fmt.Errorf("%w (%s)", errTooLong, t.maxDur)
 			}
 			return nil, err
-		}
-		if a.Addr().Unmap() != t.peer.Addr().Unmap() || a.Port() != t.peer.Port() {
-			t.c.sendTo(errorPacket(errUnknownTID, "unknown transfer ID"), a)
-			continue
 		}
 		if n < 4 {
 			continue
@@ -294,7 +289,7 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 }
 
 // send writes one packet to the client.
-func (t *xfer) send(p []byte) error { return t.c.sendTo(p, t.peer) }
+func (t *xfer) send(p []byte) error { return t.c.send(p) }
 
 func isTimeout(err error) bool {
 	var ne net.Error
