@@ -42,7 +42,7 @@ func TestSideBySideTFTP(t *testing.T) {
 		t.Fatalf("ours: %v\n%s", err, o.Output())
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	for _, opts := range [][]string{{"blksize 512"}, {"blksize 1468"}, {"blksize 8192"}, {"blksize 1468", "windowsize 8"}} {
+	for _, opts := range [][]string{{"blksize 512"}, {"blksize 1468"}, {"blksize 8192"}, {"blksize 1468", "windowsize 16"}} {
 		name := ""
 		for _, s := range opts {
 			name += "_" + strings.ReplaceAll(s, " ", "")

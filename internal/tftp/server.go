@@ -170,19 +170,19 @@ func open(root *os.Root, name string) (*os.File, int64, error) {
 }
 
 func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *net.UDPAddr, req *Request) error {
-	c, err := listenUDP(ip)
+	to := peer.AddrPort()
+	c, err := dialUDP(ip, to)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	to := peer.AddrPort()
 	f, size, err := open(root, req.Filename)
 	if err != nil {
 		code, msg := uint16(errNotFound), "file not found"
 		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "escapes") {
 			code, msg = errAccess, "access violation"
 		}
-		c.sendTo(errorPacket(code, msg), to)
+		c.send(errorPacket(code, msg))
 		return fmt.Errorf("open %q: %w", req.Filename, err)
 	}
 	defer f.Close()
@@ -190,7 +190,7 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if req.Mode == "netascii" {
 		b, err := netascii(f, size)
 		if err != nil {
-			c.sendTo(errorPacket(errUndefined, err.Error()), to)
+			c.send(errorPacket(errUndefined, err.Error()))
 			return fmt.Errorf("%q: %w", req.Filename, err)
 		}
 		src, size = bytes.NewReader(b), int64(len(b))
@@ -216,8 +216,10 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 	if maxDur <= 0 {
 		maxDur = 5 * time.Minute
 	}
-	t := &xfer{ctx: ctx, c: c, peer: to, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
-		end: time.Now().Add(maxDur), maxDur: maxDur}
+	stop := context.AfterFunc(ctx, c.shutdown)
+	defer stop()
+	t := &xfer{ctx: ctx, c: c, f: src, size: size, n: n, timeout: timeout, own: own, retries: retries,
+		end: time.Now().Add(maxDur), maxDur: maxDur, buf: make([]byte, 1500)}
 	if len(n.oack) > 0 {
 		if err := t.sendOACK(); err != nil {
 			return err
@@ -229,7 +231,6 @@ func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *n
 type xfer struct {
 	ctx     context.Context
 	c       *udpSock
-	peer    netip.AddrPort
 	f       io.ReaderAt
 	size    int64
 	n       negotiated
@@ -256,27 +257,16 @@ func (t *xfer) rto() time.Duration {
 // errTooLong ends a transfer past its deadline.
 var errTooLong = errors.New("transfer deadline passed")
 
-// recv reads the next packet from the peer's TID, answering strangers
-// with "unknown transfer ID" (RFC 1350). Past the transfer's deadline it
+// recv reads the next packet from the peer's TID (the socket answers
+// strangers itself). Past the transfer's deadline it
 // sends the client an ERROR and returns errTooLong; when the server stops,
 // ctx's error.
 func (t *xfer) recv(deadline time.Time) ([]byte, error) {
-	if t.buf == nil {
-		t.buf = make([]byte, 1500)
-	}
 	if deadline.After(t.end) {
 		deadline = t.end
 	}
 	for {
-		err := t.wait(deadline)
-		var n int
-		var a netip.AddrPort
-		if err == nil {
-			n, a, err = t.c.recvFrom(t.buf)
-			if err == errWouldBlock {
-				continue
-			}
-		}
+		n, err := t.c.recv(t.buf, time.Until(deadline))
 		if err != nil {
 			if err := t.ctx.Err(); err != nil {
 				return nil, err
@@ -286,10 +276,6 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 				return nil, fmt.Errorf("%w (%s)", errTooLong, t.maxDur)
 			}
 			return nil, err
-		}
-		if a.Addr().Unmap() != t.peer.Addr().Unmap() || a.Port() != t.peer.Port() {
-			t.c.sendTo(errorPacket(errUnknownTID, "unknown transfer ID"), a)
-			continue
 		}
 		if n < 4 {
 			continue
@@ -302,26 +288,8 @@ func (t *xfer) recv(deadline time.Time) ([]byte, error) {
 	}
 }
 
-// wait blocks until a packet is ready to read, deadline passes
-// (os.ErrDeadlineExceeded) or ctx is done (seen within 200 ms).
-func (t *xfer) wait(deadline time.Time) error {
-	for {
-		if err := t.ctx.Err(); err != nil {
-			return err
-		}
-		d := time.Until(deadline)
-		if d <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		ok, err := t.c.readable(min(d, 200*time.Millisecond))
-		if err != nil || ok {
-			return err
-		}
-	}
-}
-
 // send writes one packet to the client.
-func (t *xfer) send(p []byte) error { return t.c.sendTo(p, t.peer) }
+func (t *xfer) send(p []byte) error { return t.c.send(p) }
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -358,8 +326,8 @@ func (t *xfer) run() error {
 	bs := int64(t.n.blksize)
 	blocks := t.size/bs + 1 // the last block is short (possibly empty)
 	// Two packet buffers: while a lock-step client (windowsize 1, how PXE
-	// ROMs read) handles block b, block b+1 is read into the other one,
-	// so that its ACK is answered without a file read in between.
+	// ROMs read) handles block b, block b+1 is made ready in the other one,
+	// so that its ACK is answered with one system call.
 	var pkts [2]struct {
 		b int64 // the block it holds, 0: none
 		p []byte
@@ -367,13 +335,14 @@ func (t *xfer) run() error {
 	for i := range pkts {
 		pkts[i].p = make([]byte, 4+bs)
 	}
+	r := newChunkReader(t.f, bs)
 	block := func(b int64) ([]byte, error) {
 		k := &pkts[b%2]
 		if k.b == b {
 			return k.p, nil
 		}
-		m, err := t.f.ReadAt(k.p[4:4+bs], (b-1)*bs)
-		if err != nil && err != io.EOF {
+		m, err := r.read(k.p[4:4+bs], b)
+		if err != nil {
 			k.b = 0
 			return nil, err
 		}
@@ -431,6 +400,56 @@ func (t *xfer) run() error {
 		}
 	}
 	return nil
+}
+
+// chunkBytes is how much of the file a transfer reads at once.
+const chunkBytes = 64 << 10
+
+// chunkReader reads a file's blocks: small blocks through a buffer of
+// several (one file read per chunkBytes, not per block), large ones
+// straight into the packet.
+type chunkReader struct {
+	f     io.ReaderAt
+	bs    int64
+	buf   []byte // nil: blocks are read one by one
+	first int64  // the first block in buf (1-based), 0: none
+	n     int    // bytes of the file in buf
+}
+
+func newChunkReader(f io.ReaderAt, bs int64) *chunkReader {
+	r := &chunkReader{f: f, bs: bs}
+	if k := chunkBytes / bs; k >= 2 {
+		r.buf = make([]byte, k*bs)
+	}
+	return r
+}
+
+// read copies block b (1-based) into dst (len(dst) ≥ bs) and returns its
+// length, short for the last block.
+func (r *chunkReader) read(dst []byte, b int64) (int, error) {
+	off := (b - 1) * r.bs
+	if r.buf == nil {
+		m, err := r.f.ReadAt(dst[:r.bs], off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		return m, nil
+	}
+	k := int64(len(r.buf)) / r.bs
+	if r.first == 0 || b < r.first || b >= r.first+k {
+		r.first = 0
+		m, err := r.f.ReadAt(r.buf, off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		r.first, r.n = b, m
+	}
+	lo := (b - r.first) * r.bs
+	hi := min(lo+r.bs, int64(r.n))
+	if lo >= hi {
+		return 0, nil
+	}
+	return copy(dst, r.buf[lo:hi]), nil
 }
 
 // maxNetascii bounds the files sent in netascii mode, which are converted

@@ -5,133 +5,207 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// udpSock is the socket of one transfer (its TID), kept out of Go's
-// network poller. Lock-step TFTP waits for one ACK per block; with the
-// poller, every ACK would wake one of its threads (the socket's
-// edge-triggered epoll registration) besides the goroutine, and the wait
-// itself would go through the scheduler. Here the goroutine waits in
-// ppoll(2) on its own thread, as dnsmasq's loop does, and reads and writes
-// with plain system calls.
+// udpSock is the socket of one transfer (its TID), connected to the
+// client and kept out of Go's network poller. Lock-step TFTP waits for one
+// ACK per block; with the poller, every ACK would wake one of its threads
+// (the socket's edge-triggered epoll registration) besides the goroutine,
+// and the wait itself would go through the scheduler. Here the goroutine
+// waits in a blocking read(2) on its own thread, with the retransmit
+// timeout as the socket's SO_RCVTIMEO: one system call waits for the ACK
+// and reads it, where a poll loop (dnsmasq's) makes two. Being connected,
+// the socket sends without a route lookup per block and receives through
+// the kernel's early demultiplexing.
+//
+// A connected socket no longer receives from anyone else, so a second,
+// unconnected socket shares its port (SO_REUSEPORT; the kernel gives a
+// datagram to the connected socket when it comes from the client, to the
+// other one otherwise) and answers strangers with "unknown transfer ID"
+// (RFC 1350) from a goroutine of its own, woken only by strangers.
 type udpSock struct {
-	fd     int
-	family int
-	pfd    [1]unix.PollFd
-	// The last destination and its socket address, made once per peer.
-	lastTo netip.AddrPort
-	lastSA unix.Sockaddr
+	mu         sync.Mutex // fd against shutdown racing with Close
+	fd         int
+	rcvTimeout time.Duration // the socket's SO_RCVTIMEO now, 0: none set
+	shut       atomic.Bool   // shutdown was called
+	strangers  net.PacketConn
+	done       chan struct{} // closed when the strangers' goroutine ends
 }
 
-// listenUDP opens a non-blocking UDP socket on ip, any port.
-func listenUDP(ip net.IP) (*udpSock, error) {
+// dialUDP opens a socket on ip, any port, connected to peer, and the
+// strangers' socket beside it.
+func dialUDP(ip net.IP, peer netip.AddrPort) (*udpSock, error) {
 	a, ok := netip.AddrFromSlice(ip)
 	if !ok {
 		return nil, fmt.Errorf("tftp: local address %v", ip)
 	}
 	a = a.Unmap()
-	family := unix.AF_INET
-	if a.Is6() {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := reusePortSocket(netip.AddrPortFrom(a, 0))
 	if err != nil {
-		return nil, fmt.Errorf("tftp: socket: %w", err)
+		return nil, err
 	}
-	if family == unix.AF_INET6 {
-		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0) // [::] serves IPv4 clients too
-	}
-	s := &udpSock{fd: fd, family: family}
-	if err := unix.Bind(fd, s.sockaddr(netip.AddrPortFrom(a, 0))); err != nil {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("tftp: bind %s: %w", a, err)
+		return nil, fmt.Errorf("tftp: local port: %w", err)
 	}
+	var port int
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		port = sa.Port
+	case *unix.SockaddrInet6:
+		port = sa.Port
+	}
+	sfd, err := reusePortSocket(netip.AddrPortFrom(a, uint16(port)))
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(sfd), "tftp strangers")
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tftp: strangers' socket: %w", err)
+	}
+	if err := unix.Connect(fd, sockaddr(a, peer)); err != nil {
+		unix.Close(fd)
+		pc.Close()
+		return nil, fmt.Errorf("tftp: connect to %s: %w", peer, err)
+	}
+	s := &udpSock{fd: fd, strangers: pc, done: make(chan struct{})}
+	go s.answerStrangers()
 	return s, nil
 }
 
-// sockaddr is ap in the socket's family (an IPv4 address is mapped on an
-// IPv6 socket).
-func (s *udpSock) sockaddr(ap netip.AddrPort) unix.Sockaddr {
+// reusePortSocket opens a blocking UDP socket with SO_REUSEPORT bound to
+// ap; one on [::] serves IPv4 clients too.
+func reusePortSocket(ap netip.AddrPort) (int, error) {
+	family := unix.AF_INET
+	if ap.Addr().Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, fmt.Errorf("tftp: socket: %w", err)
+	}
+	if family == unix.AF_INET6 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("tftp: SO_REUSEPORT: %w", err)
+	}
+	if err := unix.Bind(fd, sockaddr(ap.Addr(), ap)); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("tftp: bind %s: %w", ap, err)
+	}
+	return fd, nil
+}
+
+// sockaddr is ap for a socket bound to local's family (an IPv4 address is
+// mapped on an IPv6 socket).
+func sockaddr(local netip.Addr, ap netip.AddrPort) unix.Sockaddr {
 	a := ap.Addr().Unmap()
-	if a.Is4() && s.family == unix.AF_INET {
+	if a.Is4() && local.Is4() {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
 }
 
-func (s *udpSock) Close() error { return unix.Close(s.fd) }
-
-// sendTo sends one datagram.
-func (s *udpSock) sendTo(p []byte, to netip.AddrPort) error {
-	if to != s.lastTo {
-		s.lastTo, s.lastSA = to, s.sockaddr(to)
-	}
+// answerStrangers answers every datagram on the strangers' socket with
+// ERROR 5 until it is closed.
+func (s *udpSock) answerStrangers() {
+	defer close(s.done)
+	buf := make([]byte, 4)
+	pkt := errorPacket(errUnknownTID, "unknown transfer ID")
 	for {
-		err := unix.Sendto(s.fd, p, 0, s.lastSA)
+		_, a, err := s.strangers.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		s.strangers.WriteTo(pkt, a)
+	}
+}
+
+// Close closes both sockets; a later shutdown does nothing.
+func (s *udpSock) Close() error {
+	s.strangers.Close()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fd := s.fd
+	s.fd = -1
+	return unix.Close(fd)
+}
+
+// shutdown ends a recv waiting now and every later one at once (it
+// returns errShutdown): how a transfer learns that the server stops.
+func (s *udpSock) shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shut.Store(true)
+	if s.fd >= 0 {
+		unix.Shutdown(s.fd, unix.SHUT_RD)
+	}
+}
+
+// send sends one datagram to the client.
+func (s *udpSock) send(p []byte) error {
+	for {
+		_, err := unix.Write(s.fd, p)
 		if err != unix.EINTR {
 			return err
 		}
 	}
 }
 
-// errWouldBlock: nothing to read yet.
-var errWouldBlock = errors.New("no datagram waiting")
+// errShutdown: the socket was shut down for reading (a read returns an
+// empty datagram at once).
+var errShutdown = errors.New("socket shut down")
 
-// recvFrom reads one waiting datagram (errWouldBlock when none).
-func (s *udpSock) recvFrom(b []byte) (int, netip.AddrPort, error) {
+// recv waits up to about d for a datagram from the client and reads it
+// into b (os.ErrDeadlineExceeded when none came; a longer datagram is read
+// as its first len(b) bytes, the rest dropped). The socket's timeout is set again only when
+// d is longer than it or shorter by more than an eighth, so that a
+// transfer's waits of nearly the same length (one per block) cost no
+// system call besides the read; a wait may thus overrun d by up to an
+// eighth.
+func (s *udpSock) recv(b []byte, d time.Duration) (int, error) {
+	if d < time.Microsecond {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if d > s.rcvTimeout || d < s.rcvTimeout-s.rcvTimeout/8 {
+		tv := unix.NsecToTimeval(int64(d))
+		if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return 0, fmt.Errorf("tftp: receive timeout: %w", err)
+		}
+		s.rcvTimeout = d
+	}
 	for {
-		n, from, err := unix.Recvfrom(s.fd, b, unix.MSG_TRUNC)
+		n, err := unix.Read(s.fd, b)
 		switch err {
 		case nil:
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return 0, netip.AddrPort{}, errWouldBlock
+			return 0, os.ErrDeadlineExceeded
 		default:
-			return 0, netip.AddrPort{}, err
+			return 0, err
 		}
-		n = min(n, len(b)) // a truncated datagram is read as its first len(b) bytes
-		switch sa := from.(type) {
-		case *unix.SockaddrInet4:
-			return n, netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), nil
-		case *unix.SockaddrInet6:
-			return n, netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)), nil
+		if n == 0 && s.shut.Load() {
+			return 0, errShutdown
 		}
-		return n, netip.AddrPort{}, nil
+		return n, nil
 	}
-}
-
-// rawWait is how long readable waits without telling the scheduler: an
-// ACK on a LAN or loopback usually comes sooner.
-const rawWait = 500 * time.Microsecond
-
-// readable waits up to d for a datagram. The first rawWait it calls
-// ppoll without telling the scheduler (a raw system call): the thread
-// keeps its processor and the wake-up goes straight back to this
-// goroutine. Past that it waits in an ordinary system call, which lets the
-// scheduler give the processor to other goroutines (the other transfers).
-// The scheduler's preemption signal may end a wait early (EINTR: not
-// readable).
-func (s *udpSock) readable(d time.Duration) (bool, error) {
-	s.pfd[0] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
-	ts := unix.NsecToTimespec(int64(min(d, rawWait)))
-	r, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&s.pfd[0])), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-	switch {
-	case e == unix.EINTR:
-		return false, nil
-	case e != 0:
-		return false, e
-	case r > 0 || d <= rawWait:
-		return r > 0, nil
-	}
-	ts = unix.NsecToTimespec(int64(d - rawWait))
-	n, err := unix.Ppoll(s.pfd[:], &ts, nil)
-	if err == unix.EINTR {
-		return false, nil
-	}
-	return n > 0, err
 }
