@@ -43,8 +43,9 @@ type Parts struct {
 	BuildTimestamp string // what the new system will report, if known
 }
 
-// ReadParts takes the boot partition and the root squashfs (up to its
-// used size, padded to 4 KiB) out of an image file built by Build.
+// ReadParts takes the boot partition (up to the end of its last allocated
+// cluster, see fatUsed) and the root squashfs (up to its used size, padded
+// to 4 KiB) out of an image file built by Build.
 func ReadParts(imagePath string) (*Parts, error) {
 	f, err := os.Open(imagePath)
 	if err != nil {
@@ -67,10 +68,15 @@ func ReadParts(imagePath string) (*Parts, error) {
 	if bl == 0 || rl == 0 {
 		return nil, fmt.Errorf("%s: boot or root partition missing", imagePath)
 	}
-	p := &Parts{Boot: make([]byte, bl)}
-	if _, err := f.ReadAt(p.Boot, bs); err != nil {
+	boot := make([]byte, bl)
+	if _, err := f.ReadAt(boot, bs); err != nil {
 		return nil, fmt.Errorf("%s: reading the boot partition: %w", imagePath, err)
 	}
+	bu, err := fatUsed(boot)
+	if err != nil {
+		return nil, fmt.Errorf("%s: boot partition: %w", imagePath, err)
+	}
+	p := &Parts{Boot: boot[:bu]}
 	var sb [96]byte
 	if _, err := f.ReadAt(sb[:], rs); err != nil {
 		return nil, err
@@ -293,4 +299,48 @@ func (p *progressReader) touch() { p.last.Store(time.Now().UnixNano()) }
 
 func (p *progressReader) idle() time.Duration {
 	return time.Since(time.Unix(0, p.last.Load()))
+}
+
+// fatUsed returns how many leading bytes of the FAT16 file system boot
+// hold all of it that is in use: the reserved sectors, the FAT, the root
+// directory and every cluster up to the last one the FAT marks allocated.
+// gokrazy writes a boot upload from the partition's start and leaves the
+// rest as it was: what stays behind the prefix lies in clusters the new
+// FAT marks free, so the partition is the new file system. An update
+// then sends the files, not the partition's 100 MiB.
+func fatUsed(boot []byte) (int64, error) {
+	if len(boot) < 512 || boot[510] != 0x55 || boot[511] != 0xaa {
+		return 0, fmt.Errorf("no FAT boot sector")
+	}
+	le16 := func(o int) int64 { return int64(binary.LittleEndian.Uint16(boot[o:])) }
+	bps, spc := le16(11), int64(boot[13])
+	reserved, nfats, rootEntries := le16(14), int64(boot[16]), le16(17)
+	total, fatSectors := le16(19), le16(22)
+	if total == 0 {
+		total = int64(binary.LittleEndian.Uint32(boot[32:]))
+	}
+	if bps < 512 || bps&(bps-1) != 0 || spc == 0 || nfats == 0 || fatSectors == 0 || reserved == 0 {
+		return 0, fmt.Errorf("FAT boot sector with an impossible layout (%d bytes a sector, %d a cluster, %d FATs of %d sectors, %d reserved)", bps, spc, nfats, fatSectors, reserved)
+	}
+	rootSectors := (rootEntries*32 + bps - 1) / bps
+	data := reserved + nfats*fatSectors + rootSectors // first data sector
+	if total <= data || total*bps > int64(len(boot)) {
+		return 0, fmt.Errorf("FAT file system of %d sectors does not fit its partition of %d bytes", total, len(boot))
+	}
+	clusters := (total - data) / spc
+	if clusters < 4085 || clusters >= 65525 {
+		return 0, fmt.Errorf("not FAT16: %d clusters", clusters)
+	}
+	if (clusters+2)*2 > fatSectors*bps {
+		return 0, fmt.Errorf("FAT of %d sectors too small for %d clusters", fatSectors, clusters)
+	}
+	fat := boot[reserved*bps:]
+	last := int64(1) // the last allocated cluster; data starts at cluster 2
+	for c := clusters + 1; c >= 2; c-- {
+		if binary.LittleEndian.Uint16(fat[2*c:]) != 0 {
+			last = c
+			break
+		}
+	}
+	return (data + (last-1)*spc) * bps, nil
 }

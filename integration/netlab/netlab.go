@@ -100,9 +100,30 @@ type Lab struct {
 // New makes an empty lab, torn down at the end of the test.
 func New(t testing.TB) *Lab {
 	t.Helper()
-	l := &Lab{t: t, prefix: fmt.Sprintf("t%d%d", os.Getpid()%100000, labSeq.Add(1))}
+	pre, err := labPrefix(os.Getenv("GATE_LAB_PREFIX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{t: t, prefix: fmt.Sprintf("%s%d%d", pre, os.Getpid()%100000, labSeq.Add(1))}
 	t.Cleanup(l.teardown)
 	return l
+}
+
+// labPrefix is what every lab name starts with, given $GATE_LAB_PREFIX
+// (env): env itself (1 to 3 lower-case letters or digits, so that
+// interface names keep within 15 bytes), or "t" if it is empty. Runs
+// started side by side with distinct prefixes never collide, not even
+// with a killed run's leftovers under a reused process id.
+func labPrefix(env string) (string, error) {
+	if env == "" {
+		return "t", nil
+	}
+	for _, c := range env {
+		if len(env) > 3 || !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return "", fmt.Errorf("netlab: GATE_LAB_PREFIX=%q: want 1 to 3 lower-case letters or digits", env)
+		}
+	}
+	return env, nil
 }
 
 // Name returns a lab-unique name for an interface or namespace; kernel

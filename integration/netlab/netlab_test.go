@@ -28,3 +28,23 @@ func TestIntegrationLinkAndBridge(t *testing.T) {
 		t.Fatal("WaitFor on an exited process succeeded")
 	}
 }
+
+func TestLabPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		env, want string
+		ok        bool
+	}{
+		{"", "t", true},
+		{"w3u", "w3u", true},
+		{"abc", "abc", true},
+		{"abcd", "", false}, // interface names would pass 15 bytes
+		{"W3u", "", false},
+		{"w-3", "", false},
+		{"w3u/", "", false},
+	} {
+		got, err := labPrefix(tc.env)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("labPrefix(%q) = %q, %v; want %q (ok %v)", tc.env, got, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -914,7 +914,13 @@ func (j *journey) update() error {
 	start := time.Now()
 	upd := j.s.Box.Start("gate-update", nil, j.gateCLI, "update", "-c", j.siteFile, "--image", img, "--host", GateLAN.String(), "--wait", "6m")
 	restarted := false
-	deadline := time.After(12 * time.Minute)
+	// gate update ends by itself when an upload makes no progress for 2
+	// minutes (image.Updater.Stall): this bound only keeps the loop
+	// finite. The emulated Pi's USB NIC carries 30 to 115 KB/s here,
+	// depending on the machine's load: the update's ~60 MiB (root, and the
+	// boot partition's used part, mostly the kernel) take 9 to 35 minutes.
+	const bound = 40 * time.Minute
+	deadline := time.After(bound)
 	for done := false; !done; {
 		select {
 		case <-upd.Done():
@@ -926,7 +932,7 @@ func (j *journey) update() error {
 			}
 		case <-deadline:
 			upd.Kill()
-			return fmt.Errorf("gate update did not end in 12 min:\n%s", Tail(upd.Output(), 20))
+			return fmt.Errorf("gate update did not end in %s:\n%s", bound, Tail(upd.Output(), 20))
 		}
 	}
 	if upd.Err() != nil || !strings.Contains(upd.Output(), "update done") {
