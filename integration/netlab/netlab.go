@@ -97,12 +97,36 @@ type Lab struct {
 	hosts  []*Host
 }
 
-// New makes an empty lab, torn down at the end of the test.
+// New makes an empty lab, torn down at the end of the test. Its prefix is
+// "t" and the process id, or GATE_LAB_PREFIX when set (letters and digits,
+// at most 4: for runs side by side whose ids could give the same prefix,
+// e.g. pid 1234 lab 51 and pid 12345 lab 1), then the lab's number.
 func New(t testing.TB) *Lab {
 	t.Helper()
-	l := &Lab{t: t, prefix: fmt.Sprintf("t%d%d", os.Getpid()%100000, labSeq.Add(1))}
+	prefix := fmt.Sprintf("t%d", os.Getpid()%100000)
+	if p := os.Getenv("GATE_LAB_PREFIX"); p != "" {
+		if !validLabPrefix(p) {
+			t.Fatalf("netlab: GATE_LAB_PREFIX=%q: want 1 to 4 lower-case letters or digits, starting with a letter", p)
+		}
+		prefix = p
+	}
+	l := &Lab{t: t, prefix: fmt.Sprintf("%s%d", prefix, labSeq.Add(1))}
 	t.Cleanup(l.teardown)
 	return l
+}
+
+// validLabPrefix: a name part an interface and a namespace both accept,
+// short enough to leave room for the lab's number and the names given.
+func validLabPrefix(p string) bool {
+	if len(p) < 1 || len(p) > 4 || p[0] < 'a' || p[0] > 'z' {
+		return false
+	}
+	for _, c := range p {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Name returns a lab-unique name for an interface or namespace; kernel
