@@ -120,7 +120,7 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		t.Fatalf("%d memory samples", len(samples))
 	}
 	t.Logf("load served: %v", counts)
-	reportSoak(t, samples, soak)
+	reportSoak(t, samples, soak, func(name string, v float64, unit string) { netlab.Report(t, name, v, unit) })
 }
 
 // The figures read from each daemon's /metrics.
@@ -211,7 +211,7 @@ func memAvailable(page string) float64 {
 // than two hours, its first and last half) side by side: the PSS total's
 // mean and maximum, each daemon's mean PSS and RSS, the guest's
 // MemAvailable.
-func reportSoak(t *testing.T, samples []memSample, soak time.Duration) {
+func reportSoak(t testing.TB, samples []memSample, soak time.Duration, report func(name string, value float64, unit string)) {
 	w := min(time.Hour, soak/2)
 	var first, last []memSample
 	for _, s := range samples {
@@ -271,16 +271,16 @@ func reportSoak(t *testing.T, samples []memSample, soak time.Duration) {
 	}
 	avail := func(s memSample) float64 { return s.memAvailable }
 	arm := fmt.Sprintf("(arm64 image, %s soak)", soak)
-	netlab.Report(t, "soak PSS total, every daemon, first "+w.String()+" mean "+arm, mean(first, tot(pss)), "MB")
-	netlab.Report(t, "soak PSS total, every daemon, last "+w.String()+" mean "+arm, mean(last, tot(pss)), "MB")
-	netlab.Report(t, "soak PSS total, every daemon, first "+w.String()+" max "+arm, maxOf(first, tot(pss)), "MB")
-	netlab.Report(t, "soak PSS total, every daemon, last "+w.String()+" max "+arm, maxOf(last, tot(pss)), "MB")
-	netlab.Report(t, "soak PSS growth, mean of the last "+w.String()+" − mean of the first", mean(last, tot(pss))-mean(first, tot(pss)), "MB")
-	netlab.Report(t, "soak RSS total (shared text counted per daemon), first "+w.String()+" mean "+arm, mean(first, tot(rss)), "MB")
-	netlab.Report(t, "soak RSS total (shared text counted per daemon), last "+w.String()+" mean "+arm, mean(last, tot(rss)), "MB")
-	netlab.Report(t, "soak RSS growth, mean of the last "+w.String()+" − mean of the first", mean(last, tot(rss))-mean(first, tot(rss)), "MB")
+	report("soak PSS total, every daemon, first "+w.String()+" mean "+arm, mean(first, tot(pss)), "MB")
+	report("soak PSS total, every daemon, last "+w.String()+" mean "+arm, mean(last, tot(pss)), "MB")
+	report("soak PSS total, every daemon, first "+w.String()+" max "+arm, maxOf(first, tot(pss)), "MB")
+	report("soak PSS total, every daemon, last "+w.String()+" max "+arm, maxOf(last, tot(pss)), "MB")
+	report("soak PSS growth, mean of the last "+w.String()+" − mean of the first", mean(last, tot(pss))-mean(first, tot(pss)), "MB")
+	report("soak RSS total (shared text counted per daemon), first "+w.String()+" mean "+arm, mean(first, tot(rss)), "MB")
+	report("soak RSS total (shared text counted per daemon), last "+w.String()+" mean "+arm, mean(last, tot(rss)), "MB")
+	report("soak RSS growth, mean of the last "+w.String()+" − mean of the first", mean(last, tot(rss))-mean(first, tot(rss)), "MB")
 	if a, b := mean(first, avail), mean(last, avail); !math.IsNaN(a) && !math.IsNaN(b) {
-		netlab.Report(t, "soak guest MemAvailable, first "+w.String()+" mean "+arm, a, "MB")
-		netlab.Report(t, "soak guest MemAvailable, last "+w.String()+" mean "+arm, b, "MB")
+		report("soak guest MemAvailable, first "+w.String()+" mean "+arm, a, "MB")
+		report("soak guest MemAvailable, last "+w.String()+" mean "+arm, b, "MB")
 	}
 }
