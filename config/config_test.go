@@ -150,6 +150,13 @@ bastion: {port: twenty, users: [{name: a, keys: [not-a-key], allow: ["ceph-9:22"
   hubs: [{name: v, endpoint: "vps.example.net:51820", public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=, gate_address: 10.99.0.2/24, hub_address: 10.99.0.1}]
 bastion: {users: [{name: a, keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl3TlqHKU6SvyTbdJdBFtN+5mCn8f9ViDGhAZkEmc7Q a"], allow: ["*:22"]}]}
 `, []string{"vpn.hubs[0].public_address: missing: the endpoint vps.example.net is a name"}},
+		{"hub addresses of the wrong family", minimal + `vpn:
+  hubs: [{name: v, endpoint: "vps.example.net:51820", public_address: "2001:db8::1", public_address6: 192.0.2.1, public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=, gate_address: "fd00::2/64", hub_address: "fd00::1"}]
+`, []string{
+			"vpn.hubs[0].public_address: 2001:db8::1 is not an IPv4 address",
+			"vpn.hubs[0].public_address6: 192.0.2.1 is not an IPv6 address",
+			"vpn.hubs[0].gate_address: fd00::2/64 is not an IPv4 prefix",
+		}},
 		{"time servers", minimal + `time: {servers: ["ntp.example.org", "192.168.1.1:123", "bad name!", "ntp.example.org:x"], wait: -1s}
 `, []string{
 			"time.servers[2]: \"bad name!\" is neither an IP address nor a DNS name",
@@ -378,5 +385,37 @@ hosts:
 	}
 	if got := c.Hosts[1].Shutdown.SSHKey; got != "" {
 		t.Errorf("host in a group without pre-steps: ssh_key %q", got)
+	}
+}
+
+// TestHubIPv6: an IPv6 endpoint or public_address6 gives the tunnel IPv6
+// addresses derived from the IPv4 ones; without one there are none.
+func TestHubIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		hub              string
+		pub6, gate, hub6 string // "" : none
+	}{
+		{`endpoint: "[2001:db8::10]:51820", public_address: 203.0.113.10`, "2001:db8::10", "fd67:6174:6500::a63:2/120", "fd67:6174:6500::a63:1"},
+		{`endpoint: "vps.example.net:51820", public_address: 203.0.113.10, public_address6: "2001:db8::10"`, "2001:db8::10", "fd67:6174:6500::a63:2/120", "fd67:6174:6500::a63:1"},
+		{`endpoint: "203.0.113.10:51820"`, "", "", ""},
+	} {
+		y := minimal + "vpn:\n  hubs: [{name: v, " + tc.hub + ", public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=, gate_address: 10.99.0.2/24, hub_address: 10.99.0.1}]\n"
+		c, err := Parse("site.yaml", []byte(y), t.TempDir())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.hub, err)
+		}
+		h := c.VPN.Hubs[0]
+		str := func(v interface {
+			IsValid() bool
+			String() string
+		}) string {
+			if !v.IsValid() {
+				return ""
+			}
+			return v.String()
+		}
+		if str(h.PublicAddress6) != tc.pub6 || str(h.GateAddress6()) != tc.gate || str(h.HubAddress6()) != tc.hub6 {
+			t.Errorf("%s: public_address6 %q, gate %q, hub %q; want %q %q %q", tc.hub, str(h.PublicAddress6), str(h.GateAddress6()), str(h.HubAddress6()), tc.pub6, tc.gate, tc.hub6)
+		}
 	}
 }

@@ -211,7 +211,7 @@ func (c *Config) applyDefaults() {
 		orStr(&h.Shutdown.Command, "poweroff")
 		// The key also runs the pre-steps (and their undo) on a group's
 		// hosts, whatever their shutdown method.
-		if (h.Shutdown.Method == "ssh" || c.hasPreSteps(h.Shutdown.Group)) && h.Shutdown.SSHKey == "" {
+		if (h.Shutdown.Method == "ssh" || len(c.PreSteps(h.Shutdown.Group)) > 0) && h.Shutdown.SSHKey == "" {
 			h.Shutdown.SSHKey = "file:shutdown_ed25519_key"
 		}
 	}
@@ -250,15 +250,15 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// hasPreSteps reports whether shutdown group g has pre-steps.
-func (c *Config) hasPreSteps(g string) bool {
+// PreSteps are the pre-steps of shutdown group g (none without a UPS).
+func (c *Config) PreSteps(g string) []string {
 	if c.UPS == nil {
-		return false
+		return nil
 	}
 	for _, sg := range c.UPS.Groups {
-		if sg.Name == g && len(sg.PreSteps) > 0 {
-			return true
+		if sg.Name == g {
+			return sg.PreSteps
 		}
 	}
-	return false
+	return nil
 }

@@ -96,14 +96,49 @@ type Hub struct {
 	Endpoint string `yaml:"endpoint"` // host:port, a name or an IP
 	// PublicAddress is the hub's public IP for the generated firewall
 	// rules; default: the endpoint's host when it is an IP.
-	PublicAddress netip.Addr   `yaml:"public_address"`
-	PublicKey     WGKey        `yaml:"public_key"`
-	GateAddress   netip.Prefix `yaml:"gate_address"` // e.g. 10.99.0.2/24
-	HubAddress    netip.Addr   `yaml:"hub_address"`  // e.g. 10.99.0.1
-	MTU           int          `yaml:"mtu"`          // default 1420; 1400 when the path adds encapsulation (PPPoE, DS-Lite, a VPS inside a tunnel)
-	RouteLAN      bool         `yaml:"route_lan"`
-	BastionPort   int          `yaml:"bastion_port"` // public TCP port, default 2222
-	ListenPort    int          `yaml:"listen_port"`  // the hub's WireGuard port, default: the endpoint's
+	PublicAddress netip.Addr `yaml:"public_address"`
+	// PublicAddress6 is the hub's public IPv6 address, where the bastion's
+	// port is forwarded too (default: the endpoint's host when it is an
+	// IPv6 address). The tunnel then also carries IPv6 between
+	// GateAddress6 and HubAddress6.
+	PublicAddress6 netip.Addr   `yaml:"public_address6"`
+	PublicKey      WGKey        `yaml:"public_key"`
+	GateAddress    netip.Prefix `yaml:"gate_address"` // e.g. 10.99.0.2/24
+	HubAddress     netip.Addr   `yaml:"hub_address"`  // e.g. 10.99.0.1
+	MTU            int          `yaml:"mtu"`          // default 1420; 1400 when the path adds encapsulation (PPPoE, DS-Lite, a VPS inside a tunnel)
+	RouteLAN       bool         `yaml:"route_lan"`
+	BastionPort    int          `yaml:"bastion_port"` // public TCP port, default 2222
+	ListenPort     int          `yaml:"listen_port"`  // the hub's WireGuard port, default: the endpoint's
+}
+
+// tunnel6 is the unique local prefix of the tunnel's IPv6 addresses: an
+// IPv4 tunnel address A.B.C.D is fd67:6174:6500::A.B.C.D.
+var tunnel6 = netip.MustParsePrefix("fd67:6174:6500::/96")
+
+// to6 is the IPv6 tunnel address of IPv4 tunnel address a.
+func to6(a netip.Addr) netip.Addr {
+	b := tunnel6.Addr().As16()
+	v4 := a.As4()
+	copy(b[12:], v4[:])
+	return netip.AddrFrom16(b)
+}
+
+// GateAddress6 is the gate's IPv6 tunnel address and prefix, derived from
+// GateAddress (a /24 gives a /120), when the hub has a PublicAddress6;
+// otherwise it is invalid (the tunnel carries IPv4 only).
+func (h Hub) GateAddress6() netip.Prefix {
+	if !h.PublicAddress6.IsValid() || !h.GateAddress.Addr().Is4() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(to6(h.GateAddress.Addr()), tunnel6.Bits()+h.GateAddress.Bits())
+}
+
+// HubAddress6 is the hub's IPv6 tunnel address, like GateAddress6.
+func (h Hub) HubAddress6() netip.Addr {
+	if !h.GateAddress6().IsValid() || !h.HubAddress.Is4() {
+		return netip.Addr{}
+	}
+	return to6(h.HubAddress)
 }
 
 // DynDNS keeps DNS records on the box's public address.

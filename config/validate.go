@@ -252,18 +252,31 @@ func (v *validator) vpn() {
 			v.errf(p+".endpoint", "missing (the VPS's public name or IP with the WireGuard port)")
 		} else if host, _, err := splitEndpoint(h.Endpoint); err != nil {
 			v.errf(p+".endpoint", "%v", err)
-		} else if a, err := netip.ParseAddr(host); err == nil && !h.PublicAddress.IsValid() {
+		} else if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+			if !h.PublicAddress6.IsValid() {
+				vp.Hubs[i].PublicAddress6 = a
+			}
+		} else if err == nil && !h.PublicAddress.IsValid() {
 			vp.Hubs[i].PublicAddress = a
-		} else if err != nil && !h.PublicAddress.IsValid() && v.c.Bastion != nil {
+		} else if err != nil && !h.PublicAddress.IsValid() && !h.PublicAddress6.IsValid() && v.c.Bastion != nil {
 			// gate vps-config forwards the bastion's port on this
 			// address: say it now, not when the VPS is configured.
 			v.errf(p+".public_address", "missing: the endpoint %s is a name, and the VPS's public IP is needed to forward the bastion's port %d on it (e.g. public_address: 203.0.113.10)", host, h.BastionPort)
+		}
+		if a := h.PublicAddress; a.IsValid() && !a.Is4() {
+			v.errf(p+".public_address", "%s is not an IPv4 address (an IPv6 one goes in public_address6)", a)
+		}
+		if a := h.PublicAddress6; a.IsValid() && (!a.Is6() || a.Is4In6()) {
+			v.errf(p+".public_address6", "%s is not an IPv6 address", a)
 		}
 		if h.PublicKey.IsZero() {
 			v.errf(p+".public_key", "missing (the VPS's WireGuard public key: wg pubkey < its private key)")
 		}
 		if !h.GateAddress.IsValid() {
 			v.errf(p+".gate_address", "missing (the gate's tunnel address with prefix, e.g. 10.99.0.2/24)")
+		}
+		if h.GateAddress.IsValid() && !h.GateAddress.Addr().Is4() {
+			v.errf(p+".gate_address", "%s is not an IPv4 prefix (the IPv6 tunnel addresses are derived from it, see public_address6)", h.GateAddress)
 		}
 		if !h.HubAddress.IsValid() {
 			v.errf(p+".hub_address", "missing (the VPS's tunnel address, e.g. 10.99.0.1)")

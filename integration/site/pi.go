@@ -35,7 +35,11 @@ import (
 //   - The SD card is a qcow2 overlay over the image, sized to a power of
 //     two as QEMU's SD model requires: what the gate writes (/perm, an
 //     update's root) stays on it across power cycles; the image is never
-//     written.
+//     written. It is opened with cache=writethrough: an SD card has no
+//     cache-flush command, so QEMU's SD model never asks for one, and a
+//     power cut (QEMU killed) would otherwise lose the qcow2 overlay's
+//     cached metadata of writes the card had completed: e2fsck of /perm
+//     then finds damage no real card shows.
 //   - The NIC is a USB one (usb-net: CDC Ethernet) on a tap of the LAN
 //     switch. Its MAC must be globally administered (the Pi's own OUI,
 //     b8:27:eb) for Linux to name it eth0 as on a Pi; with 52:54:… it is
@@ -211,7 +215,7 @@ func (s *Site) BootPi(pb *PiBoot, mac string) *GateVM {
 			return s.Switch.Start(name, nil, "qemu-system-aarch64",
 				"-M", "raspi3b", "-nographic", "-no-reboot",
 				"-kernel", pb.Kernel, "-dtb", pb.DTB, "-append", pb.Cmdline,
-				"-drive", "file="+pb.SD+",if=sd,format=qcow2",
+				"-drive", "file="+pb.SD+",if=sd,format=qcow2,cache=writethrough",
 				"-netdev", "tap,id=n0,ifname="+s.Lab.Name("gt")+",script=no,downscript=no",
 				"-device", "usb-net,netdev=n0,mac="+mac)
 		}

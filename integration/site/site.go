@@ -257,8 +257,10 @@ func (s *Site) SetBoxWAN(from, to netip.Addr) {
 }
 
 // StartSSHD runs a real OpenSSH sshd on server sv, accepting the given
-// authorized_keys lines for root. It returns the host's public key line
-// (for known_hosts).
+// authorized_keys lines for root (AddAuthorizedKey adds more while it
+// runs: sshd reads the file at each login). Its sessions find the host's
+// own commands (HostBin) first in PATH. It returns the host's public key
+// line (for known_hosts).
 func (s *Site) StartSSHD(sv Server, authorizedKeys []string) string {
 	s.t.Helper()
 	dir := filepath.Join(s.Dir, "sshd-"+sv.Name)
@@ -288,7 +290,8 @@ PidFile none
 UsePAM no
 StrictModes no
 Subsystem sftp internal-sftp
-`, sv.IP, key, ak)
+SetEnv PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin
+`, sv.IP, key, ak, s.HostBin(sv))
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
@@ -301,6 +304,31 @@ Subsystem sftp internal-sftp
 		s.t.Fatal(err)
 	}
 	return strings.TrimSpace(string(pub))
+}
+
+// HostBin is the directory of server sv's own commands (what the site's
+// hosts have and the test machine lacks, e.g. ceph, kubectl), first in
+// PATH in its sshd's sessions.
+func (s *Site) HostBin(sv Server) string {
+	dir := filepath.Join(s.Dir, "sshd-"+sv.Name, "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	return dir
+}
+
+// AddAuthorizedKey appends an authorized_keys line to server sv's sshd
+// (StartSSHD).
+func (s *Site) AddAuthorizedKey(sv Server, line string) error {
+	f, err := os.OpenFile(filepath.Join(s.Dir, "sshd-"+sv.Name, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // NUTSource is Debian's upsd + dummy-ups playing the UPS.

@@ -27,8 +27,12 @@ const (
 	vps1Addr = "198.51.100.11"
 	vps2Addr = "198.51.100.12"
 	adminIP  = "198.51.100.50"
-	gateLAN  = "192.168.77.2"
-	boxLAN   = "192.168.77.1"
+	// The internet is dual stack for the admin and vps-1, which has a
+	// public_address6: the bastion's port is forwarded over IPv6 too.
+	admin6  = "2001:db8:77::50"
+	vps1v6  = "2001:db8:77::11"
+	gateLAN = "192.168.77.2"
+	boxLAN  = "192.168.77.1"
 	// The gate's bastion port on its tunnel address: iperf3 stands in for
 	// the bastion in these tests.
 	bastionPort = 5201
@@ -81,6 +85,7 @@ func newWorld(t *testing.T, hubs int, names bool) *world {
 	w.admin = l.Host("admin")
 	l.Attach(w.inet, "br0", w.box, "wan0", boxWAN1+"/24")
 	l.Attach(w.inet, "br0", w.admin, "eth0", adminIP+"/24")
+	w.admin.MustRun("ip", "addr", "add", admin6+"/64", "dev", "eth0", "nodad")
 	l.Link(w.box, "lan0", boxLAN+"/24", w.gate, "eth0", gateLAN+"/24")
 	w.gate.MustRun("ip", "route", "add", "default", "via", boxLAN)
 	// The box: forwarding and masquerade, like an ISP box.
@@ -93,6 +98,9 @@ func newWorld(t *testing.T, hubs int, names bool) *world {
 		h := &hubNS{name: fmt.Sprintf("vps-%d", i+1), addr: []string{vps1Addr, vps2Addr}[i]}
 		h.host = l.Host(fmt.Sprintf("vps%d", i+1))
 		l.Attach(w.inet, "br0", h.host, "eth0", h.addr+"/24")
+		if i == 0 {
+			h.host.MustRun("ip", "addr", "add", vps1v6+"/64", "dev", "eth0", "nodad")
+		}
 		h.iface = l.Name(fmt.Sprintf("wh%d", i+1))
 		h.key, _ = wgtypes.GeneratePrivateKey()
 		h.tunGate = fmt.Sprintf("10.%d.0.2", 99-i)
@@ -123,6 +131,8 @@ func (w *world) writeSite() {
 			h.name, endpoint, h.addr, h.key.PublicKey(), h.tunGate, h.tunHub, i == 0)
 		if i > 0 {
 			fmt.Fprintf(&hubs, "      bastion_port: %d\n", 2222+i)
+		} else {
+			fmt.Fprintf(&hubs, "      public_address6: %q\n", vps1v6)
 		}
 	}
 	site := fmt.Sprintf(`site: {name: lab}

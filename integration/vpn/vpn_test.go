@@ -51,6 +51,14 @@ func TestIntegrationTunnel(t *testing.T) {
 	if !strings.Contains(srv.Output(), "Accepted connection from "+adminIP) {
 		t.Errorf("the gate's service did not see the admin's address %s:\n%s", adminIP, srv.Output())
 	}
+	// The same over IPv6 (vps-1's public_address6): the tunnel carries
+	// IPv6 between its derived addresses, the gate answers through it.
+	if bps := iperf(t, w.admin, vps1v6, 2222, 1); bps <= 0 {
+		t.Errorf("TCP through vps-1's forwarded port over IPv6: %v bit/s", bps)
+	}
+	if !strings.Contains(srv.Output(), "Accepted connection from "+admin6) {
+		t.Errorf("the gate's service did not see the admin's IPv6 address %s:\n%s", admin6, srv.Output())
+	}
 	// LAN routing (route_lan on vps-1): the hub reaches the box's LAN side.
 	w.until("vps-1 reaches the LAN through the gate", 10*time.Second, func() error { return ping(vps1.host, boxLAN) })
 	if m := w.metrics(); !strings.Contains(m, `gate_vpn_hub_active{hub="vps-1"} 1`) || !strings.Contains(m, `gate_vpn_hub_up{hub="vps-1"} 1`) {

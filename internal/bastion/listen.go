@@ -30,6 +30,9 @@ func ListenAddrs(c *config.Config) []string {
 	if c.VPN != nil {
 		for _, h := range c.VPN.Hubs {
 			add(net.JoinHostPort(h.GateAddress.Addr().String(), port))
+			if a := h.GateAddress6(); a.IsValid() {
+				add(net.JoinHostPort(a.Addr().String(), port))
+			}
 		}
 	}
 	if c.Bastion.ListenLAN {

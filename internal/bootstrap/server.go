@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gate/config"
+	"gate/internal/hostcmd"
 	"gate/internal/imager"
 	"gate/internal/nocloud"
 	"gate/internal/powerstate"
@@ -43,6 +44,10 @@ type Server struct {
 	Neighbour func(ip netip.Addr) (net.HardwareAddr, bool)
 	// NUTPassword returns a NUT user's password ("" if none).
 	NUTPassword func(user string) string
+	// ShutdownKey returns the authorized_keys line (hostcmd.AuthorizedKey)
+	// of the shutdown key a host's shutdown.ssh_key names ("" if none):
+	// cloud-init installs it with the forced command.
+	ShutdownKey func(ref config.Secret) string
 	// PowerFile is upsd's power state (internal/powerstate), shown in
 	// GET /api/hosts; "" or absent: none.
 	PowerFile string
@@ -467,6 +472,16 @@ func (s *Server) Facts(h *config.Host, instanceID string) *nocloud.Facts {
 				name = "ups"
 			}
 			f.NUTMonitor = nocloud.MonitorLine(name, s.GateIP.String(), h.Shutdown.NUTUser, pw)
+		}
+	}
+	if h.Shutdown.SSHKey != "" && s.ShutdownKey != nil {
+		if line := s.ShutdownKey(h.Shutdown.SSHKey); line != "" {
+			shutdown := ""
+			if h.Shutdown.Method == "ssh" {
+				shutdown = h.Shutdown.Command
+			}
+			f.GateKey, f.GateUser = line, h.Shutdown.SSHUser
+			f.GateCommands = hostcmd.Allowed(h.Name, c.PreSteps(h.Shutdown.Group), shutdown)
 		}
 	}
 	return f

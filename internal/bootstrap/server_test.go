@@ -214,3 +214,56 @@ func TestInstallerAndAssets(t *testing.T) {
 	}
 	f.want(f.do("GET", "/boot.ipxe", "10.9.0.21", ""), 200, "chain http://10.9.0.2:8080/ipxe/${net0/mac:hexhyp}")
 }
+
+// TestFactsShutdownKey: each host gets the gate's shutdown key for its
+// shutdown.ssh_user, allowing its group's pre-steps and their undo, and its
+// shutdown command when it is shut down over SSH.
+func TestFactsShutdownKey(t *testing.T) {
+	const ups = `
+ups:
+  source: usb
+  users: [{name: admin, password: "inline:x", role: admin}, {name: compute-1, password: "inline:x"}, {name: ceph-1, password: "inline:x"}, {name: pi-1, password: "inline:x"}]
+  shutdown_groups: [{name: compute, pre_steps: [k3s-drain]}, {name: ceph, pre_steps: [ceph-noout]}, {name: other}]
+hosts:
+  - {name: compute-1, macs: ["52:54:00:00:01:01"], ip: 10.9.0.11, role: r, shutdown: {group: compute}}
+  - {name: ceph-1, macs: ["52:54:00:00:01:02"], ip: 10.9.0.12, role: r, shutdown: {group: ceph, ssh_user: ops}}
+  - {name: nas-1, macs: ["52:54:00:00:01:03"], ip: 10.9.0.13, role: r, shutdown: {group: ceph, method: ssh, command: "systemctl poweroff"}}
+  - {name: pi-1, macs: ["52:54:00:00:01:04"], ip: 10.9.0.14, role: r, shutdown: {group: other}}
+roles: {r: {installer: {kernel: "http://10.9.0.2:8080/k", initrd: "http://10.9.0.2:8080/i"}}}
+`
+	base := "site: {name: t}\nlan: {subnet: 10.9.0.0/24, gateway: 10.9.0.1}\ngate: {address: 10.9.0.2/24}\n"
+	c, err := config.Parse("site.yaml", []byte(base+ups), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Config: c, GateIP: netip.MustParseAddr("10.9.0.2"), ShutdownKey: func(ref config.Secret) string {
+		return "restrict,command=x " + string(ref)
+	}}
+	for _, tc := range []struct {
+		host, user string
+		cmds       []string // "" : no key
+	}{
+		{"compute-1", "root", []string{"kubectl drain compute-1 --ignore-daemonsets --delete-emptydir-data --force --timeout=60s", "kubectl uncordon compute-1"}},
+		{"ceph-1", "ops", []string{"ceph osd set noout", "ceph osd unset noout"}},
+		{"nas-1", "root", []string{"ceph osd set noout", "ceph osd unset noout", "systemctl poweroff"}},
+		{"pi-1", "", nil}, // no pre-steps, shut down by NUT: no key
+	} {
+		var h *config.Host
+		for i := range c.Hosts {
+			if c.Hosts[i].Name == tc.host {
+				h = &c.Hosts[i]
+			}
+		}
+		f := s.Facts(h, "i")
+		if tc.user == "" {
+			if f.GateKey != "" {
+				t.Errorf("%s got a key: %q", tc.host, f.GateKey)
+			}
+			continue
+		}
+		if f.GateKey != "restrict,command=x file:shutdown_ed25519_key" || f.GateUser != tc.user ||
+			strings.Join(f.GateCommands, "|") != strings.Join(tc.cmds, "|") {
+			t.Errorf("%s: key %q user %q commands %q, want user %q commands %q", tc.host, f.GateKey, f.GateUser, f.GateCommands, tc.user, tc.cmds)
+		}
+	}
+}

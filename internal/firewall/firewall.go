@@ -115,6 +115,9 @@ func FromConfig(c *config.Config) (Policy, error) {
 		p.Tunnel = c.VPN.Interface
 		for _, h := range c.VPN.Hubs {
 			p.Hubs = append(p.Hubs, h.HubAddress)
+			if a := h.HubAddress6(); a.IsValid() {
+				p.Hubs = append(p.Hubs, a)
+			}
 		}
 		if c.VPN.ListenPort != 0 {
 			p.Public = append(p.Public, Port{"udp", uint16(c.VPN.ListenPort)})

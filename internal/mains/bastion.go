@@ -41,10 +41,14 @@ func runBastion(ctx context.Context, d *daemon.Daemon) error {
 		return daemon.ErrDisabled
 	}
 	// The tunnel addresses may not exist yet (the tunnel is down, or vpn
-	// has not started): IP_FREEBIND binds them anyway.
+	// has not started): IP_FREEBIND (IPV6_FREEBIND) binds them anyway.
 	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
+			if network == "tcp6" {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+				return
+			}
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
 		})
 		if err != nil {

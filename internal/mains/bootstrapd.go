@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/ssh"
 
 	"gate/config"
 	"gate/internal/bootstrap"
 	"gate/internal/daemon"
+	"gate/internal/hostcmd"
 	"gate/internal/httpserve"
 	"gate/internal/pxe"
 	"gate/internal/tftp"
@@ -118,6 +120,17 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 					return strings.TrimSpace(string(pw))
 				}
 			}
+			return ""
+		},
+		ShutdownKey: func(ref config.Secret) string {
+			key, err := c.ReadSecret(ref)
+			if err == nil {
+				var pub ssh.PublicKey
+				if pub, err = hostcmd.PublicKey(key); err == nil {
+					return hostcmd.AuthorizedKey(pub)
+				}
+			}
+			d.Log.Warn("the hosts get no shutdown key: it is unreadable", "key", ref, "err", err)
 			return ""
 		}}
 	h, err := srv.Handler()

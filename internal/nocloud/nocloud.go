@@ -14,6 +14,8 @@ import (
 	"text/template"
 
 	"gopkg.in/yaml.v3"
+
+	"gate/internal/hostcmd"
 )
 
 // Facts are what templates see (as .Name, .IP, ...).
@@ -36,6 +38,13 @@ type Facts struct {
 	// NUTMonitor is the upsmon MONITOR line for this host (MonitorLine;
 	// "" when the host is not a NUT secondary of the gate).
 	NUTMonitor string
+	// GateKey is the authorized_keys line of the gate's shutdown key,
+	// restricted to its forced command (hostcmd.AuthorizedKey), installed
+	// for GateUser with the forced command allowing GateCommands ("": the
+	// host gets no key).
+	GateKey      string
+	GateUser     string
+	GateCommands []string
 }
 
 // MonitorLine is upsmon.conf's MONITOR line of a secondary of the gate's
@@ -173,11 +182,7 @@ func completeUserData(ud string, f *Facts) (string, error) {
 		doc["ssh_authorized_keys"] = keys
 	}
 	if f.NUTMonitor != "" {
-		var files []any
-		if w, ok := doc["write_files"].([]any); ok {
-			files = w
-		}
-		files = append(files, map[string]any{
+		doc["write_files"] = append(writeFiles(doc), map[string]any{
 			"path":        "/etc/nut/upsmon.conf",
 			"permissions": "0640",
 			"content":     UpsmonConf(f.NUTMonitor, HostShutdownCmd),
@@ -185,7 +190,6 @@ func completeUserData(ud string, f *Facts) (string, error) {
 			"path":    "/etc/nut/nut.conf",
 			"content": "MODE=netclient\n",
 		})
-		doc["write_files"] = files
 		// The files are written before packages are installed; cloud-init's
 		// apt keeps them (--force-confold) and nut-client's postinst gives
 		// upsmon.conf to root:nut, so upsmon starts as a secondary.
@@ -198,6 +202,9 @@ func completeUserData(ud string, f *Facts) (string, error) {
 		}
 		doc["packages"] = pkgs
 	}
+	if f.GateKey != "" {
+		doc["write_files"] = append(writeFiles(doc), gateKeyFiles(f)...)
+	}
 	doc["phone_home"] = map[string]any{
 		"url":   f.GateURL + "/nocloud/phone-home",
 		"post":  "all",
@@ -208,6 +215,36 @@ func completeUserData(ud string, f *Facts) (string, error) {
 		return "", err
 	}
 	return "#cloud-config\n" + string(b), nil
+}
+
+// writeFiles is the document's write_files list.
+func writeFiles(doc map[string]any) []any {
+	w, _ := doc["write_files"].([]any)
+	return w
+}
+
+// gateKeyFiles install the gate's shutdown key for f.GateUser, appended to
+// its authorized_keys, and the forced command that restricts it. A user
+// other than root gets it once the user exists (cloud-init's deferred
+// write_files, after users are made); its home is /home/USER.
+func gateKeyFiles(f *Facts) []any {
+	script := map[string]any{
+		"path":        hostcmd.ScriptPath,
+		"permissions": "0755",
+		"content":     hostcmd.Script(f.GateCommands),
+	}
+	key := map[string]any{
+		"path":        "/root/.ssh/authorized_keys",
+		"permissions": "0600",
+		"append":      true,
+		"content":     f.GateKey + "\n",
+	}
+	if u := f.GateUser; u != "" && u != "root" {
+		key["path"] = "/home/" + u + "/.ssh/authorized_keys"
+		key["owner"] = u + ":" + u
+		key["defer"] = true
+	}
+	return []any{script, key}
 }
 
 // defaultNetwork is network-config v2: DHCP on the host's NICs, matched by

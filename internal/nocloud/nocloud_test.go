@@ -76,3 +76,64 @@ func schema(t *testing.T, ud string) {
 		t.Fatalf("cloud-init schema refused (%v):\n%s\n%s", err, out, ud)
 	}
 }
+
+// TestGateKey: the gate's shutdown key goes to the shutdown user's
+// authorized_keys (root's at once, another user's once it exists), with
+// the forced command that allows the host's commands only.
+func TestGateKey(t *testing.T) {
+	const line = `restrict,command="/usr/local/sbin/gate-command" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl gate-shutdown`
+	for _, tc := range []struct {
+		user, path string
+		deferred   bool
+		cmds       []string
+	}{
+		{"root", "/root/.ssh/authorized_keys", false, []string{"ceph osd set noout", "ceph osd unset noout"}},
+		{"", "/root/.ssh/authorized_keys", false, nil},
+		{"ops", "/home/ops/.ssh/authorized_keys", true, []string{"poweroff"}},
+	} {
+		f := facts()
+		f.GateKey, f.GateUser, f.GateCommands = line, tc.user, tc.cmds
+		out, err := Render(Templates{}, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema(t, out.UserData)
+		var doc struct {
+			WriteFiles []struct {
+				Path, Permissions, Content, Owner string
+				Append, Defer                     bool
+			} `yaml:"write_files"`
+		}
+		if err := yaml.Unmarshal([]byte(out.UserData), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var script, key bool
+		for _, w := range doc.WriteFiles {
+			switch w.Path {
+			case "/usr/local/sbin/gate-command":
+				script = w.Permissions == "0755"
+				for _, c := range tc.cmds {
+					if !strings.Contains(w.Content, "'"+c+"')") {
+						t.Errorf("user %q: the forced command does not allow %q:\n%s", tc.user, c, w.Content)
+					}
+				}
+			case tc.path:
+				key = w.Append && w.Content == line+"\n" && w.Permissions == "0600" && w.Defer == tc.deferred
+				if tc.deferred && w.Owner != tc.user+":"+tc.user {
+					t.Errorf("user %q: owner %q", tc.user, w.Owner)
+				}
+			}
+		}
+		if !script || !key {
+			t.Errorf("user %q: script %v, key %v in\n%s", tc.user, script, key, out.UserData)
+		}
+	}
+	// No key, no files.
+	out, err := Render(Templates{}, facts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.UserData, "gate-command") || strings.Contains(out.UserData, ".ssh/authorized_keys") {
+		t.Errorf("a key was installed without one:\n%s", out.UserData)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"gate/internal/hostcmd"
 	"gate/internal/powerplan"
 	"gate/internal/wol"
 )
@@ -75,11 +76,9 @@ func (r returnActions) Undo(ctx context.Context, g powerplan.Group, step string)
 	h := g.Hosts[0].Name
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	switch step {
-	case "k3s-drain":
-		return r.d.ssh(ctx, h, "kubectl uncordon "+h)
-	case "ceph-noout":
-		return r.d.ssh(ctx, h, "ceph osd unset noout")
+	cmd, err := hostcmd.Undo(step, h)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("unknown pre-step %q", step)
+	return r.d.ssh(ctx, h, cmd)
 }

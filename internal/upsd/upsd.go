@@ -46,6 +46,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
+	"gate/internal/hostcmd"
 	"gate/internal/hostkeys"
 	"gate/internal/hostprobe"
 	"gate/internal/nut"
@@ -325,13 +326,11 @@ func (d *Daemon) PreStep(ctx context.Context, g powerplan.Group, step string) er
 		return fmt.Errorf("group %s has no host", g.Name)
 	}
 	h := g.Hosts[0].Name
-	switch step {
-	case "k3s-drain":
-		return d.ssh(ctx, h, fmt.Sprintf("kubectl drain %s --ignore-daemonsets --delete-emptydir-data --force --timeout=60s", h))
-	case "ceph-noout":
-		return d.ssh(ctx, h, "ceph osd set noout")
+	cmd, err := hostcmd.Step(step, h)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("unknown pre-step %q", step)
+	return d.ssh(ctx, h, cmd)
 }
 
 // SSHShutdown implements powerplan.Actions.

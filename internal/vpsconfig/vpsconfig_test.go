@@ -64,16 +64,25 @@ hosts:`, 1)
 		{"one site", "", []Site{site(t, siteA, k1)}, []string{
 			"Address = 10.99.0.1/24\n", "ListenPort = 51820\n", "MTU = 1420\n",
 			"PublicKey = " + k1 + "\nAllowedIPs = 10.99.0.2/32, 192.168.1.0/24\nPersistentKeepalive = 25\n",
-			"ip daddr 203.0.113.10 tcp dport 2222 dnat to 10.99.0.2:22",
+			"ip daddr 203.0.113.10 tcp dport 2222 dnat ip to 10.99.0.2:22",
 			"net.ipv4.ip_forward = 1",
 			"[vps1.example.net]:2222,[203.0.113.10]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM/DCsGjvTUlWsq64WjEF0+yS2SnZ4Oe4kx4/B2cR0oT",
 			"Host ceph-1\n\tHostName 192.168.1.11\n\tProxyJump alice@vps1.example.net:2222\n",
+		}, ""},
+		{"IPv6 too", "", []Site{site(t, strings.Replace(siteA, "      public_address: 203.0.113.10\n", "      public_address: 203.0.113.10\n      public_address6: \"2001:db8::10\"\n", 1), k1)}, []string{
+			"Address = 10.99.0.1/24, fd67:6174:6500::a63:1/120\n",
+			"AllowedIPs = 10.99.0.2/32, fd67:6174:6500::a63:2/128, 192.168.1.0/24\n",
+			"table inet gate-hub {",
+			"ip daddr 203.0.113.10 tcp dport 2222 dnat ip to 10.99.0.2:22",
+			"ip6 daddr 2001:db8::10 tcp dport 2222 dnat ip6 to [fd67:6174:6500::a63:2]:22",
+			"net.ipv6.conf.all.forwarding = 1",
+			"[vps1.example.net]:2222,[203.0.113.10]:2222,[2001:db8::10]:2222 ssh-ed25519",
 		}, ""},
 		{"two sites share the hub", "vps-1", []Site{site(t, siteA, k1), site(t, siteB, k2)}, nil, "both forward the hub's TCP port 2222"},
 		{"two sites, distinct ports", "", []Site{site(t, siteA, k1), site(t, strings.Replace(siteB, "      route_lan: true\n", "      route_lan: true\n      bastion_port: 2223\n", 1), k2)}, []string{
 			"Address = 10.99.0.1/24, 10.99.1.1/24\n",
 			"PublicKey = " + k2 + "\nAllowedIPs = 10.99.1.2/32, 192.168.2.0/24\n",
-			"tcp dport 2223 dnat to 10.99.1.2:22",
+			"tcp dport 2223 dnat ip to 10.99.1.2:22",
 			"Host a-ceph-1\n\tHostName 192.168.1.11\n\tProxyJump alice@",
 			"Host b-ceph-1\n\tHostName 192.168.2.11\n\tProxyJump bob@vps1.example.net:2223\n",
 		}, ""},
@@ -84,7 +93,7 @@ hosts:`, 1)
 		{"unknown hub", "vps-9", []Site{site(t, siteA, k1)}, nil, `no hub "vps-9" (its hubs: vps-1)`},
 		{"ambiguous hub", "", []Site{site(t, twoHubs, k1)}, nil, "several hubs (vps-1, vps-2)"},
 		{"second hub", "vps-2", []Site{site(t, twoHubs, k1)}, []string{
-			"Address = 10.98.0.1/24\n", "ip daddr 198.51.100.7 tcp dport 2200 dnat to 10.98.0.2:22", "[198.51.100.7]:2200 ssh-ed25519",
+			"Address = 10.98.0.1/24\n", "ip daddr 198.51.100.7 tcp dport 2200 dnat ip to 10.98.0.2:22", "[198.51.100.7]:2200 ssh-ed25519",
 			"AllowedIPs = 10.98.0.2/32\n",
 		}, ""},
 	}

@@ -13,12 +13,13 @@ import (
 // the hub forwards their connections to the gate's tunnel address without
 // rewriting the source, and the gate answers them through the tunnel.
 //
-// For each tunnel address A of the gate:
+// For each tunnel address A of the gate (IPv4, and IPv6 for a hub with a
+// public IPv6 address):
 //
 //	rule  from A lookup 51820
 //	route default dev IFACE table 51820
 //
-// and the active hub's peer accepts any source (allowed IPs 0.0.0.0/0).
+// and the active hub's peer accepts any source (allowed IPs 0.0.0.0/0, ::/0).
 // Whatever the gate sends from a tunnel address goes through the tunnel,
 // even to a network it is directly on (an admin's address can be anything;
 // wg-quick's "suppress_prefixlength 0" would send those answers out of
@@ -31,12 +32,12 @@ const (
 func policyRules(addrs []netip.Prefix) []*netlink.Rule {
 	var rules []*netlink.Rule
 	for i, a := range addrs {
-		if !a.Addr().Is4() {
-			continue
-		}
 		r := netlink.NewRule()
 		r.Family = unix.AF_INET
-		r.Src = &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}
+		if a.Addr().Is6() {
+			r.Family = unix.AF_INET6
+		}
+		r.Src = &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Addr().BitLen(), a.Addr().BitLen())}
 		r.Table = routeTable
 		r.Priority = rulePriority + i
 		rules = append(rules, r)
@@ -51,9 +52,15 @@ func enablePolicyRouting(ifname string, addrs []netip.Prefix) error {
 		return fmt.Errorf("link %s: %w", ifname, err)
 	}
 	disablePolicyRouting(addrs) // leftovers of a crashed run
-	r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, Table: routeTable, Scope: netlink.SCOPE_LINK}
-	if err := netlink.RouteReplace(r); err != nil {
-		return fmt.Errorf("default route via %s in table %d: %w", ifname, routeTable, err)
+	for _, a := range addrs {
+		dst := &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+		if a.Addr().Is6() {
+			dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		}
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Table: routeTable, Scope: netlink.SCOPE_LINK}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("default route %s via %s in table %d: %w", dst, ifname, routeTable, err)
+		}
 	}
 	for _, rule := range policyRules(addrs) {
 		if err := netlink.RuleAdd(rule); err != nil {

@@ -40,6 +40,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -149,17 +150,26 @@ func (t *Tunnel) Backend() string { return t.b.Name() }
 // Active is the name of the active hub.
 func (t *Tunnel) Active() string { return t.hubs[t.active].cfg.Name }
 
+// gateAddrs are the gate's tunnel addresses: every hub's, IPv4 and (for a
+// hub with a public IPv6 address) IPv6, once each.
+func (t *Tunnel) gateAddrs() []netip.Prefix {
+	var addrs []netip.Prefix
+	for _, h := range t.hubs {
+		for _, a := range []netip.Prefix{h.cfg.GateAddress, h.cfg.GateAddress6()} {
+			if a.IsValid() && !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	return addrs
+}
+
 func (t *Tunnel) setup(ctx context.Context) error {
 	// Every hub's gate address stays on the interface, so that listeners
 	// bound to it survive a failover; only the active hub is routed.
-	var addrs []netip.Prefix
-	seen := map[netip.Prefix]bool{}
+	addrs := t.gateAddrs()
 	routeLAN := false
 	for _, h := range t.hubs {
-		if !seen[h.cfg.GateAddress] {
-			addrs = append(addrs, h.cfg.GateAddress)
-			seen[h.cfg.GateAddress] = true
-		}
 		routeLAN = routeLAN || h.cfg.RouteLAN
 	}
 	if err := setLink(t.vpn.Interface, t.hubs[0].cfg.MTU, addrs); err != nil {
@@ -387,15 +397,7 @@ func (t *Tunnel) switchTo(ctx context.Context, now time.Time, next int, reason s
 		return err
 	}
 	if n.cfg.MTU != t.hubs[prev].cfg.MTU {
-		var addrs []netip.Prefix
-		seen := map[netip.Prefix]bool{}
-		for _, h := range t.hubs {
-			if !seen[h.cfg.GateAddress] {
-				addrs = append(addrs, h.cfg.GateAddress)
-				seen[h.cfg.GateAddress] = true
-			}
-		}
-		if err := setLink(t.vpn.Interface, n.cfg.MTU, addrs); err != nil {
+		if err := setLink(t.vpn.Interface, n.cfg.MTU, t.gateAddrs()); err != nil {
 			return err
 		}
 	}
