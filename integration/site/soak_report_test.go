@@ -1,6 +1,7 @@
 package site
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -66,5 +67,15 @@ func TestSoakWindows(t *testing.T) {
 				t.Errorf("soak %s: a figure %q reported: %v, want %v", tc.soak, prefix, found, !math.IsNaN(want))
 			}
 		}
+	}
+}
+
+func TestDaemonFigures(t *testing.T) {
+	page := "# HELP gate_memory_pss_bytes x\n# TYPE gate_memory_pss_bytes gauge\ngate_memory_pss_bytes 5.24288e+06\n" +
+		"process_resident_memory_bytes 2.097152e+07\ngo_goroutines 12\nprocess_open_fds 9\ngo_memstats_heap_inuse_bytes_total 1\ngate_memory_private_dirty_bytes x\n"
+	got := daemonFigures(page)
+	want := map[string]float64{pss: 5, rss: 20, goroutines: 12, fds: 9}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("daemonFigures = %v, want %v", got, want)
 	}
 }

@@ -129,12 +129,16 @@ const (
 	pss   = "gate_memory_pss_bytes"
 	dirty = "gate_memory_private_dirty_bytes"
 	heap  = "go_memstats_heap_inuse_bytes"
+	// Counts, not sizes: a leak shows in them before it shows in the
+	// memory (dyndns's idle HTTP connections did).
+	goroutines = "go_goroutines"
+	fds        = "process_open_fds"
 )
 
 // memSample is one reading of every daemon's memory, in MB (2^20 bytes).
 type memSample struct {
 	at           time.Duration
-	daemon       map[string]map[string]float64 // daemon → metric → MB
+	daemon       map[string]map[string]float64 // daemon → metric → MB (goroutines, fds: counts)
 	memAvailable float64                       // the guest's, from gokrazy's overview page; NaN when not read
 }
 
@@ -163,16 +167,7 @@ func readMemory(lan *netlab.Host, pw string) (memSample, error) {
 		if err != nil {
 			continue // a daemon this site does not run
 		}
-		v := map[string]float64{}
-		for _, line := range strings.Split(out, "\n") {
-			for _, metric := range []string{rss, pss, dirty, heap} {
-				if x, ok := strings.CutPrefix(line, metric+" "); ok {
-					if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
-						v[metric] = f / (1 << 20)
-					}
-				}
-			}
-		}
+		v := daemonFigures(out)
 		if len(v) > 0 {
 			m.daemon[name] = v
 		}
@@ -187,6 +182,25 @@ func readMemory(lan *netlab.Host, pw string) (memSample, error) {
 		}
 	}
 	return m, nil
+}
+
+// daemonFigures reads the soak's figures from a daemon's /metrics page:
+// sizes in MB, counts as they are.
+func daemonFigures(page string) map[string]float64 {
+	v := map[string]float64{}
+	for _, line := range strings.Split(page, "\n") {
+		for _, metric := range []string{rss, pss, dirty, heap, goroutines, fds} {
+			if x, ok := strings.CutPrefix(line, metric+" "); ok {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+					if strings.HasSuffix(metric, "_bytes") {
+						f /= 1 << 20
+					}
+					v[metric] = f
+				}
+			}
+		}
+	}
+	return v
 }
 
 // memAvailable reads "N MiB total, M MiB available" of gokrazy's overview
@@ -262,9 +276,10 @@ func reportSoak(t testing.TB, samples []memSample, soak time.Duration, report fu
 				return math.NaN()
 			}
 		}
-		t.Logf("%-10s PSS %5.1f → %5.1f  private dirty %5.1f → %5.1f  RSS %5.1f → %5.1f  Go heap in use %5.1f → %5.1f", n,
+		t.Logf("%-10s PSS %5.1f → %5.1f  private dirty %5.1f → %5.1f  RSS %5.1f → %5.1f  Go heap in use %5.1f → %5.1f  goroutines %.0f → %.0f  open files %.0f → %.0f", n,
 			mean(first, f(pss)), mean(last, f(pss)), mean(first, f(dirty)), mean(last, f(dirty)),
-			mean(first, f(rss)), mean(last, f(rss)), mean(first, f(heap)), mean(last, f(heap)))
+			mean(first, f(rss)), mean(last, f(rss)), mean(first, f(heap)), mean(last, f(heap)),
+			mean(first, f(goroutines)), mean(last, f(goroutines)), mean(first, f(fds)), mean(last, f(fds)))
 	}
 	tot := func(metric string) func(memSample) float64 {
 		return func(s memSample) float64 { return s.total(metric) }
