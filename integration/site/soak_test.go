@@ -2,9 +2,11 @@ package site
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,11 +25,17 @@ var soakPorts = map[string]int{"vpn": 9101, "dyndns": 9102, "upsd": 9103, "boots
 // TFTP transfer of the iPXE binary every 10 s (Debian's atftp), tunnel
 // traffic (pings from the hub every 5 s) and dyndns polling (its 5 s
 // interval). From the third minute on, every minute, it reads each
-// daemon's resident memory (process_resident_memory_bytes on its
-// /metrics) and reports the total of the first and the last sample and the
-// growth between them. The daemons are one multi-call binary: its shared
-// pages count in every process's RSS, so the total overstates the memory
-// used.
+// daemon's memory on its /metrics: the proportional set size
+// (gate_memory_pss_bytes: the daemons are one multi-call binary, whose
+// shared pages count in every process's RSS but are divided among them in
+// the PSS, so the PSS total is the memory used), the private dirty pages,
+// the RSS and the Go heap in use; and the guest's MemAvailable (gokrazy's
+// overview page). It reports the first hour against the last (for a soak
+// under two hours, the first half against the last): the PSS total's mean
+// and maximum, the RSS total's mean, each daemon's means.
+//
+// GATE_LAB_PREFIX (integration/netlab) names its namespaces apart from a
+// journey running beside it.
 func TestSideBySideSoakRSS(t *testing.T) {
 	netlab.Bench(t, "qemu-system-aarch64", "curl", "upsc", "atftp", "ping")
 	soak := 20 * time.Minute
@@ -46,25 +54,9 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	lan := j.s.Servers[0].Host
-	rss := func() (map[string]float64, error) {
-		m := map[string]float64{}
-		for name, port := range soakPorts {
-			out, err := lan.Output("curl", "-s", "--max-time", "10", fmt.Sprintf("http://%s:%d/metrics", GateLAN, port))
-			if err != nil {
-				continue // a daemon this site does not run
-			}
-			for _, line := range strings.Split(out, "\n") {
-				if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
-					if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-						m[name] = f / (1 << 20)
-					}
-				}
-			}
-		}
-		if len(m) == 0 {
-			return nil, fmt.Errorf("no daemon's /metrics answered")
-		}
-		return m, nil
+	pw, _ := os.ReadFile(filepath.Join(j.secrets, "gokrazy-password"))
+	read := func() (memSample, error) {
+		return readMemory(lan, strings.TrimSpace(string(pw)))
 	}
 
 	stop := make(chan struct{})
@@ -107,18 +99,16 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		return err
 	})
 
-	type sample struct {
-		at  time.Duration
-		rss map[string]float64
-	}
-	var samples []sample
+	var samples []memSample
 	start := time.Now()
 	// The first two minutes are the daemons' warm-up (heaps growing to
 	// their working size): not sampled.
 	time.Sleep(min(2*time.Minute, soak/4))
 	for time.Since(start) < soak {
-		if m, err := rss(); err == nil {
-			samples = append(samples, sample{time.Since(start), m})
+		if m, err := read(); err == nil {
+			m.at = time.Since(start)
+			samples = append(samples, m)
+			t.Logf("%s: PSS %.1f MB, RSS %.1f MB in total; MemAvailable %.1f MB %s", m.at.Round(time.Second), m.total(pss), m.total(rss), m.memAvailable, m.line())
 		} else {
 			t.Logf("%s: %v", time.Since(start).Round(time.Second), err)
 		}
@@ -127,26 +117,185 @@ func TestSideBySideSoakRSS(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	if len(samples) < 2 {
-		t.Fatalf("%d RSS samples", len(samples))
-	}
-	total := func(m map[string]float64) float64 {
-		s := 0.0
-		for _, v := range m {
-			s += v
-		}
-		return s
-	}
-	first, last := samples[0], samples[len(samples)-1]
-	var names []string
-	for n := range last.rss {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		t.Logf("%-10s RSS %.1f MB at %s, %.1f MB at %s", n, first.rss[n], first.at.Round(time.Second), last.rss[n], last.at.Round(time.Second))
+		t.Fatalf("%d memory samples", len(samples))
 	}
 	t.Logf("load served: %v", counts)
-	netlab.Report(t, fmt.Sprintf("soak RSS total, every daemon, first sample (arm64 image, %s soak)", soak), total(first.rss), "MB")
-	netlab.Report(t, fmt.Sprintf("soak RSS total, every daemon, last sample (arm64 image, %s soak)", soak), total(last.rss), "MB")
-	netlab.Report(t, "soak RSS growth first to last sample", total(last.rss)-total(first.rss), "MB")
+	reportSoak(t, samples, soak, func(name string, v float64, unit string) { netlab.Report(t, name, v, unit) })
+}
+
+// The figures read from each daemon's /metrics.
+const (
+	rss   = "process_resident_memory_bytes"
+	pss   = "gate_memory_pss_bytes"
+	dirty = "gate_memory_private_dirty_bytes"
+	heap  = "go_memstats_heap_inuse_bytes"
+	// Counts, not sizes: a leak shows in them before it shows in the
+	// memory (dyndns's idle HTTP connections did).
+	goroutines = "go_goroutines"
+	fds        = "process_open_fds"
+)
+
+// memSample is one reading of every daemon's memory, in MB (2^20 bytes).
+type memSample struct {
+	at           time.Duration
+	daemon       map[string]map[string]float64 // daemon → metric → MB (goroutines, fds: counts)
+	memAvailable float64                       // the guest's, from gokrazy's overview page; NaN when not read
+}
+
+func (m memSample) total(metric string) float64 {
+	s := 0.0
+	for _, v := range m.daemon {
+		s += v[metric]
+	}
+	return s
+}
+
+func (m memSample) line() string {
+	var b strings.Builder
+	for _, n := range slices.Sorted(maps.Keys(m.daemon)) {
+		fmt.Fprintf(&b, " %s=%.1f/%.1f", n, m.daemon[n][pss], m.daemon[n][rss])
+	}
+	return "(PSS/RSS:" + b.String() + ")"
+}
+
+// readMemory reads every daemon's memory figures over its /metrics and the
+// guest's MemAvailable from gokrazy's overview page (password pw).
+func readMemory(lan *netlab.Host, pw string) (memSample, error) {
+	m := memSample{daemon: map[string]map[string]float64{}, memAvailable: math.NaN()}
+	for name, port := range soakPorts {
+		out, err := lan.Output("curl", "-s", "--max-time", "10", fmt.Sprintf("http://%s:%d/metrics", GateLAN, port))
+		if err != nil {
+			continue // a daemon this site does not run
+		}
+		v := daemonFigures(out)
+		if len(v) > 0 {
+			m.daemon[name] = v
+		}
+	}
+	if len(m.daemon) == 0 {
+		return m, fmt.Errorf("no daemon's /metrics answered")
+	}
+	if pw != "" {
+		page, err := lan.Output("curl", "-s", "-m", "10", "-u", "gokrazy:"+pw, "http://"+GateLAN.String()+"/")
+		if err == nil {
+			m.memAvailable = memAvailable(page)
+		}
+	}
+	return m, nil
+}
+
+// daemonFigures reads the soak's figures from a daemon's /metrics page:
+// sizes in MB, counts as they are.
+func daemonFigures(page string) map[string]float64 {
+	v := map[string]float64{}
+	for _, line := range strings.Split(page, "\n") {
+		for _, metric := range []string{rss, pss, dirty, heap, goroutines, fds} {
+			if x, ok := strings.CutPrefix(line, metric+" "); ok {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+					if strings.HasSuffix(metric, "_bytes") {
+						f /= 1 << 20
+					}
+					v[metric] = f
+				}
+			}
+		}
+	}
+	return v
+}
+
+// memAvailable reads "N MiB total, M MiB available" of gokrazy's overview
+// page; NaN when absent.
+func memAvailable(page string) float64 {
+	i := strings.Index(page, " MiB available")
+	if i < 0 {
+		return math.NaN()
+	}
+	f := strings.Fields(page[:i])
+	if len(f) == 0 {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(f[len(f)-1], 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
+}
+
+// reportSoak prints the first and the last hour (or, for a soak shorter
+// than two hours, its first and last half) side by side: the PSS total's
+// mean and maximum, each daemon's mean PSS and RSS, the guest's
+// MemAvailable.
+func reportSoak(t testing.TB, samples []memSample, soak time.Duration, report func(name string, value float64, unit string)) {
+	w := min(time.Hour, soak/2)
+	var first, last []memSample
+	for _, s := range samples {
+		if s.at < w {
+			first = append(first, s)
+		}
+		if s.at >= soak-w {
+			last = append(last, s)
+		}
+	}
+	if len(first) == 0 || len(last) == 0 {
+		t.Fatalf("no samples in the first or the last %s", w)
+	}
+	mean := func(ss []memSample, f func(memSample) float64) float64 {
+		s, n := 0.0, 0
+		for _, x := range ss {
+			if v := f(x); !math.IsNaN(v) {
+				s += v
+				n++
+			}
+		}
+		if n == 0 {
+			return math.NaN()
+		}
+		return s / float64(n)
+	}
+	maxOf := func(ss []memSample, f func(memSample) float64) float64 {
+		m := math.Inf(-1)
+		for _, x := range ss {
+			m = max(m, f(x))
+		}
+		return m
+	}
+	names := map[string]bool{}
+	for _, s := range samples {
+		for n := range s.daemon {
+			names[n] = true
+		}
+	}
+	win := fmt.Sprintf("first %s (%d samples) → last %s (%d samples)", w, len(first), w, len(last))
+	t.Logf("%s, mean MB:", win)
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		f := func(metric string) func(memSample) float64 {
+			return func(s memSample) float64 {
+				if v, ok := s.daemon[n][metric]; ok {
+					return v
+				}
+				return math.NaN()
+			}
+		}
+		t.Logf("%-10s PSS %5.1f → %5.1f  private dirty %5.1f → %5.1f  RSS %5.1f → %5.1f  Go heap in use %5.1f → %5.1f  goroutines %.0f → %.0f  open files %.0f → %.0f", n,
+			mean(first, f(pss)), mean(last, f(pss)), mean(first, f(dirty)), mean(last, f(dirty)),
+			mean(first, f(rss)), mean(last, f(rss)), mean(first, f(heap)), mean(last, f(heap)),
+			mean(first, f(goroutines)), mean(last, f(goroutines)), mean(first, f(fds)), mean(last, f(fds)))
+	}
+	tot := func(metric string) func(memSample) float64 {
+		return func(s memSample) float64 { return s.total(metric) }
+	}
+	avail := func(s memSample) float64 { return s.memAvailable }
+	arm := fmt.Sprintf("(arm64 image, %s soak)", soak)
+	report("soak PSS total, every daemon, first "+w.String()+" mean "+arm, mean(first, tot(pss)), "MB")
+	report("soak PSS total, every daemon, last "+w.String()+" mean "+arm, mean(last, tot(pss)), "MB")
+	report("soak PSS total, every daemon, first "+w.String()+" max "+arm, maxOf(first, tot(pss)), "MB")
+	report("soak PSS total, every daemon, last "+w.String()+" max "+arm, maxOf(last, tot(pss)), "MB")
+	report("soak PSS growth, mean of the last "+w.String()+" − mean of the first", mean(last, tot(pss))-mean(first, tot(pss)), "MB")
+	report("soak RSS total (shared text counted per daemon), first "+w.String()+" mean "+arm, mean(first, tot(rss)), "MB")
+	report("soak RSS total (shared text counted per daemon), last "+w.String()+" mean "+arm, mean(last, tot(rss)), "MB")
+	report("soak RSS growth, mean of the last "+w.String()+" − mean of the first", mean(last, tot(rss))-mean(first, tot(rss)), "MB")
+	if a, b := mean(first, avail), mean(last, avail); !math.IsNaN(a) && !math.IsNaN(b) {
+		report("soak guest MemAvailable, first "+w.String()+" mean "+arm, a, "MB")
+		report("soak guest MemAvailable, last "+w.String()+" mean "+arm, b, "MB")
+	}
 }

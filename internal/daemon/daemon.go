@@ -136,12 +136,13 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 	if n, err := RaiseFileLimit(FileLimit); err != nil {
 		log.Warn("open-file limit not raised", "limit", n, "err", err)
 	}
+	log.Debug("memory limit", "bytes", setMemoryLimit(name))
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		log.Error("state directory", "dir", state, "err", err)
 		return 1
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newMemoryCollector(smapsRollup))
 	d := &Daemon{Name: name, Config: cfg, Log: log, Registry: reg, StateDir: state, Mux: http.NewServeMux()}
 	d.Mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 

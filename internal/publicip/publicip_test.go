@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -192,4 +194,37 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parse(%q) accepted an invalid address", s)
 		}
 	})
+}
+
+// Lookups with the source's own client leave no connection open: an echo
+// server that keeps idle connections (as Go's does by default) sees every
+// one closed.
+func TestHTTPLeavesNoConnection(t *testing.T) {
+	var open atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "203.0.113.5")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	h := HTTP{URL: srv.URL, Family: "ipv4"}
+	for range 5 {
+		if a, err := h.Lookup(context.Background()); err != nil || a != netip.MustParseAddr("203.0.113.5") {
+			t.Fatalf("Lookup: %v, %v", a, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open.Load(); n != 0 {
+		t.Errorf("%d connections still open after 5 lookups", n)
+	}
 }
