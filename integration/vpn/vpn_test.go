@@ -48,7 +48,7 @@ func TestIntegrationTunnel(t *testing.T) {
 	}
 	// The service on the gate sees the admin's own address (no masquerade
 	// at the hub; the gate answers through the tunnel).
-	if !strings.Contains(srv.Output(), "Accepted connection from "+adminIP) {
+	if srv.WaitFor("Accepted connection from "+adminIP, 10*time.Second) != nil {
 		t.Errorf("the gate's service did not see the admin's address %s:\n%s", adminIP, srv.Output())
 	}
 	// The same over IPv6 (vps-1's public_address6): the tunnel carries
@@ -56,7 +56,7 @@ func TestIntegrationTunnel(t *testing.T) {
 	if bps := iperf(t, w.admin, vps1v6, 2222, 1); bps <= 0 {
 		t.Errorf("TCP through vps-1's forwarded port over IPv6: %v bit/s", bps)
 	}
-	if !strings.Contains(srv.Output(), "Accepted connection from "+admin6) {
+	if srv.WaitFor("Accepted connection from "+admin6, 10*time.Second) != nil {
 		t.Errorf("the gate's service did not see the admin's IPv6 address %s:\n%s", admin6, srv.Output())
 	}
 	// LAN routing (route_lan on vps-1): the hub reaches the box's LAN side.
