@@ -102,6 +102,25 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 	}
 	port := b.HTTPPort
 	base := "http://" + net.JoinHostPort(gateIP.String(), strconv.Itoa(port))
+	// The hosts' shutdown keys, read and parsed once here rather than at
+	// every nocloud request (and an unreadable one said once).
+	shutdownKeys := map[config.Secret]string{}
+	for _, h := range c.Hosts {
+		ref := h.Shutdown.SSHKey
+		if _, done := shutdownKeys[ref]; done || ref == "" {
+			continue
+		}
+		key, err := c.ReadSecret(ref)
+		if err == nil {
+			var pub ssh.PublicKey
+			if pub, err = hostcmd.PublicKey(key); err == nil {
+				shutdownKeys[ref] = hostcmd.AuthorizedKey(pub)
+				continue
+			}
+		}
+		shutdownKeys[ref] = ""
+		d.Log.Warn("the hosts get no shutdown key: it is unreadable", "key", ref, "err", err)
+	}
 	srv := &bootstrap.Server{Config: c, Store: store, Base: base, GateIP: gateIP, Assets: assets, Images: images,
 		Token: []byte(strings.TrimSpace(string(token))), Log: d.Log,
 		// upsd's state directory is a sibling of ours (/perm/gate/upsd).
@@ -122,17 +141,7 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 			}
 			return ""
 		},
-		ShutdownKey: func(ref config.Secret) string {
-			key, err := c.ReadSecret(ref)
-			if err == nil {
-				var pub ssh.PublicKey
-				if pub, err = hostcmd.PublicKey(key); err == nil {
-					return hostcmd.AuthorizedKey(pub)
-				}
-			}
-			d.Log.Warn("the hosts get no shutdown key: it is unreadable", "key", ref, "err", err)
-			return ""
-		}}
+		ShutdownKey: func(ref config.Secret) string { return shutdownKeys[ref] }}
 	h, err := srv.Handler()
 	if err != nil {
 		return err
