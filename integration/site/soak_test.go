@@ -20,7 +20,8 @@ import (
 var soakPorts = map[string]int{"vpn": 9101, "dyndns": 9102, "upsd": 9103, "bootstrapd": 9104, "bastion": 9105, "clock": 9106, "statusd": 9107, "tailnet": 9108}
 
 // TestSideBySideSoakRSS boots the arm64 Pi image (qemu raspi3b, as the
-// journey does), brings the tunnel up and then, for GATE_SOAK (default
+// journey does) of the journey's site with the status page added (statusd
+// scrapes every daemon every 10 s), brings the tunnel up and then, for GATE_SOAK (default
 // 20m), keeps it busy: NUT clients (upsc from every server every 2 s), a
 // TFTP transfer of the iPXE binary every 10 s (Debian's atftp), tunnel
 // traffic (pings from the hub every 5 s) and dyndns polling (its 5 s
@@ -46,7 +47,7 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		}
 		soak = d
 	}
-	j := &journey{t: t, run: Run{Name: "soak", Arch: "arm64", Address: "static"}}
+	j := &journey{t: t, run: Run{Name: "soak", Arch: "arm64", Address: "static", Status: true}}
 	if err := j.boot(); err != nil {
 		t.Fatal(err)
 	}

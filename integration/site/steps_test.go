@@ -33,6 +33,9 @@ type Run struct {
 	// Reimage: the amd64 twin's play: boot, then the re-imaging step only
 	// (PXE, the imager, a Debian install: too slow beside an emulated Pi).
 	Reimage bool
+	// Status: the site also has the status page (statusd, scraping every
+	// daemon's /metrics), as the example site does (the soak's site).
+	Status bool
 }
 
 // Runs are the plays of `make e2e`, in order.
@@ -242,6 +245,9 @@ func (j *journey) setup() error {
 		return fmt.Errorf("gate check: %v\n%s", err, out)
 	}
 	j.daemons = []string{"clock", "vpn", "dyndns", "upsd", "bootstrapd", "bastion"}
+	if j.run.Status {
+		j.daemons = append(j.daemons, "statusd")
+	}
 	tsig, err := os.ReadFile(filepath.Join(j.secrets, "tsig.key"))
 	if err != nil {
 		return err
@@ -304,6 +310,10 @@ func (j *journey) siteYAML(adminPub string) string {
 	// QEMU emulates a Pi 3 B (raspi3b); the twin is the same site's amd64
 	// build (its model says which Pi it stands for).
 	model := "rpi3"
+	status := ""
+	if j.run.Status {
+		status = "status: {listen: \":8081\"}\n"
+	}
 	return fmt.Sprintf(`site: {name: e2e, domain: e2e.example.org, timezone: Europe/Paris}
 lan: {subnet: %s, gateway: %s, dns: [%s]}
 gate: {hostname: gate-1, address: %s, model: %s}
@@ -338,8 +348,8 @@ bastion:
       keys: [%q]
       allow: ["*:22"]
 bootstrap: {dhcp: proxy}
-`, LANPrefix, BoxLAN, BoxLAN, gateAddr, model, ntpName, hubName, Hub1WAN, pub6, j.hubPub, tunnelGate, tunnelHub, sources, DNSAddr, records,
-		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, spareURL, spareSum, adminPub)
+%s`, LANPrefix, BoxLAN, BoxLAN, gateAddr, model, ntpName, hubName, Hub1WAN, pub6, j.hubPub, tunnelGate, tunnelHub, sources, DNSAddr, records,
+		UPSSourceLAN, users.String(), hosts.String(), GateLAN, zeros, GateLAN, zeros, spareURL, spareSum, adminPub, status)
 }
 
 // boot: the image built from the site file boots in QEMU and every
