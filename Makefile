@@ -33,8 +33,12 @@ integration:
 	$(GO) test $(TESTFLAGS) -count=1 -timeout 40m -p 1 -run 'Integration' ./...
 
 ## e2e: the whole journey on the real images in QEMU: the arm64 Pi image (raspi3b; static, then dhcp + dual stack), the amd64 twin for re-imaging
+## (the whole log, the gate's console and the peers' included, is kept in build/e2e.log; on a
+## failure its last 400 lines, dummy-ups' polling left out, are printed too)
 e2e:
-	$(GO) test $(TESTFLAGS) -count=1 -timeout 45m -v -run 'TestJourney$$' ./integration/site/ 2>&1 | grep -E '^(JOURNEY|---|FAIL|ok|PASS)|journey'; exit $${PIPESTATUS[0]}
+	@mkdir -p build
+	$(GO) test $(TESTFLAGS) -count=1 -timeout 45m -v -run 'TestJourney$$' ./integration/site/ 2>&1 | tee build/e2e.log | grep -E '^(JOURNEY|---|FAIL|ok|PASS)|journey'; \
+	rc=$${PIPESTATUS[0]}; if [ $$rc != 0 ]; then echo "== make e2e failed; the end of build/e2e.log:"; grep -v 'upsdrv_updateinfo' build/e2e.log | tail -n 400; fi; exit $$rc
 
 ## pi-update: gate update from one build to the next on the arm64 image under raspi3b (slow: 15 to 45 min)
 pi-update:
