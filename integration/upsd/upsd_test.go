@@ -6,6 +6,7 @@ package upsd
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -244,10 +245,14 @@ func TestIntegrationUPSFaults(t *testing.T) {
 // host off the LAN hostOff after its SHUTDOWNCMD. Ours keeps the order
 // (compute off the LAN before ceph is shown FSD); Debian's primary shows
 // FSD to every host at once. Runs rounds of each, alternating; per-group
-// times are printed for ours.
+// times are printed for ours. The power fails at a random moment (3 s,
+// then up to 5 s more: Debian's primary polls every 5 s, ours every 2 s,
+// the source updates every 2 s), so that neither side's polls are in step
+// with it.
 func TestSideBySideUPS(t *testing.T) {
 	netlab.Bench(t, "upsc", "/lib/nut/upsmon")
-	const rounds = 5
+	const rounds = 8
+	settle := func() { time.Sleep(3*time.Second + rand.N(5*time.Second)) }
 	wait := func(markers map[string]string) {
 		if err := netlab.Eventually(120*time.Second, 100*time.Millisecond, func() error {
 			for n, m := range markers {
@@ -267,7 +272,7 @@ func TestSideBySideUPS(t *testing.T) {
 		l := newLab(t, labOptions{})
 		l.startUpsd()
 		markers := l.secondaries()
-		time.Sleep(3 * time.Second)
+		settle()
 		start := time.Now()
 		l.src.Set("OB LB", 10, 60)
 		wait(markers)
@@ -304,7 +309,7 @@ func TestSideBySideUPS(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(3 * time.Second)
+		settle()
 		start = time.Now()
 		d.src.Set("OB LB", 10, 60)
 		wait(dm)

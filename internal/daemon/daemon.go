@@ -136,7 +136,7 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 	if n, err := RaiseFileLimit(FileLimit); err != nil {
 		log.Warn("open-file limit not raised", "limit", n, "err", err)
 	}
-	log.Debug("memory limit", "bytes", setMemoryLimit(name))
+	log.Debug("memory limit", "bytes", setMemoryLimit(name), "gogc", setGCPercent())
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		log.Error("state directory", "dir", state, "err", err)
 		return 1

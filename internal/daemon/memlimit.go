@@ -36,3 +36,24 @@ func setMemoryLimit(name string) int64 {
 	debug.SetMemoryLimit(l)
 	return l
 }
+
+// GCPercent is the daemons' GOGC. Their live heaps are 1 to 3 MiB, where
+// Go's default (100) lets the heap reach at least 4 MiB between
+// collections: each /metrics scrape (statusd's, every 10 s) leaves garbage
+// that grows the heap, and the runtime's bookkeeping with it, to that
+// goal. 50 halves the goal (twice the collections, each of a small heap)
+// and saves about 2 MiB per daemon (measured on statusd scraped 100
+// times: private memory 7.4 → 5.1 MiB). A GOGC in the environment wins.
+const GCPercent = 50
+
+// setGCPercent applies GCPercent unless GOGC is set, and returns the
+// percentage in force.
+func setGCPercent() int {
+	if os.Getenv("GOGC") != "" {
+		p := debug.SetGCPercent(100)
+		debug.SetGCPercent(p)
+		return p
+	}
+	debug.SetGCPercent(GCPercent)
+	return GCPercent
+}

@@ -154,6 +154,29 @@ func TestSetMemoryLimit(t *testing.T) {
 	}
 }
 
+func TestSetGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+
+	t.Setenv("GOGC", "")
+	os.Unsetenv("GOGC")
+	if got := setGCPercent(); got != GCPercent {
+		t.Errorf("percent %d, want %d", got, GCPercent)
+	}
+	if got := debug.SetGCPercent(GCPercent); got != GCPercent {
+		t.Errorf("runtime's percent %d, want %d", got, GCPercent)
+	}
+	// GOGC set: the runtime read it at start; the daemon leaves it.
+	debug.SetGCPercent(80)
+	t.Setenv("GOGC", "80")
+	if got := setGCPercent(); got != 80 {
+		t.Errorf("with GOGC: percent %d, want 80", got)
+	}
+	if got := debug.SetGCPercent(80); got != 80 {
+		t.Errorf("with GOGC: runtime's percent %d, want 80", got)
+	}
+}
+
 // gathered returns each gauge's value by name.
 func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
