@@ -144,7 +144,7 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newMemoryCollector(smapsRollup))
 	d := &Daemon{Name: name, Config: cfg, Log: log, Registry: reg, StateDir: state, Mux: http.NewServeMux()}
-	d.Mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.Mux.Handle("/metrics", metricsHandler(reg))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -177,4 +177,12 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 	}
 	log.Info("stopped", "reason", fmt.Sprint(context.Cause(ctx)))
 	return 0
+}
+
+// metricsHandler serves reg's metrics, never compressed: the scrapers are
+// on the gate's loopback (statusd, every 10 s) or its LAN, and a gzip
+// writer per scrape (some 800 KB, pooled only until the next GC) was most
+// of each scrape's garbage.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true})
 }
