@@ -511,7 +511,16 @@ func enterNS(t *testing.T, h *netlab.Host) *nsThread {
 	n := &nsThread{fns: make(chan func()), quit: make(chan struct{})}
 	ready := make(chan error)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		// Locked until the thread is back in its own namespace (when Go
+		// ran this goroutine on the main thread, the whole process is in
+		// the lab's namespace meanwhile, see netlab's teardown).
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			ready <- err
+			return
+		}
+		defer orig.Close()
 		ns, err := netns.GetFromName(h.NS)
 		if err == nil {
 			err = netns.Set(ns)
@@ -526,6 +535,9 @@ func enterNS(t *testing.T, h *netlab.Host) *nsThread {
 			case fn := <-n.fns:
 				fn()
 			case <-n.quit:
+				if netns.Set(orig) == nil {
+					runtime.UnlockOSThread()
+				} // else the thread ends with the goroutine
 				return
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,10 +416,17 @@ func (l *Lab) teardown() {
 	for i := len(l.hosts) - 1; i >= 0; i-- {
 		h := l.hosts[i]
 		// Kill what is left in the namespace, then delete it (veths go with it).
+		// Never this process: a test that moves a locked thread into a
+		// namespace (netns.Set) moves the whole process there in `ip netns
+		// pids` when Go ran that goroutine on the main thread, and the
+		// test binary killed itself ("signal: killed", now and then).
+		self := strconv.Itoa(os.Getpid())
 		if out, err := exec.Command("ip", "netns", "pids", h.NS).Output(); err == nil {
 			sc := bufio.NewScanner(bytes.NewReader(out))
 			for sc.Scan() {
-				exec.Command("kill", "-9", sc.Text()).Run()
+				if pid := strings.TrimSpace(sc.Text()); pid != self {
+					exec.Command("kill", "-9", pid).Run()
+				}
 			}
 		}
 		exec.Command("ip", "netns", "del", h.NS).Run()
