@@ -176,3 +176,35 @@ func RestartingServices(page string) []string {
 	}
 	return out
 }
+
+// PageText is an HTML page's text: tags dropped (<br> and block ends as
+// line breaks), entities unescaped, blank lines left out.
+func PageText(page string) string {
+	var b strings.Builder
+	for len(page) > 0 {
+		i := strings.IndexByte(page, '<')
+		if i < 0 {
+			b.WriteString(page)
+			break
+		}
+		b.WriteString(page[:i])
+		j := strings.IndexByte(page[i:], '>')
+		if j < 0 {
+			break
+		}
+		tag := strings.ToLower(page[i+1 : i+j])
+		for _, t := range []string{"br", "/p", "/div", "/tr", "/pre", "/h1", "/h2", "/h3", "/li"} {
+			if tag == t || strings.HasPrefix(tag, t+" ") || strings.HasPrefix(tag, t+"/") {
+				b.WriteByte('\n')
+			}
+		}
+		page = page[i+j+1:]
+	}
+	var lines []string
+	for _, l := range strings.Split(html.UnescapeString(b.String()), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}

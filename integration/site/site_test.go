@@ -106,3 +106,17 @@ func TestInet6(t *testing.T) {
 		t.Errorf("publicip6 = %s", got)
 	}
 }
+
+func TestPageText(t *testing.T) {
+	for _, c := range []struct{ page, want string }{
+		{"", ""},
+		{"plain", "plain"},
+		{"<h1>dhcp</h1><pre>line 1<br>line &lt;2&gt;<br/>\n\n  line 3  </pre>", "dhcp\nline 1\nline <2>\nline 3"},
+		{`<tr><td class="x">a</td><td>b</td></tr><tr><td>c</td></tr>`, "ab\nc"},
+		{"cut <b", "cut"},
+	} {
+		if got := PageText(c.page); got != c.want {
+			t.Errorf("PageText(%q) = %q, want %q", c.page, got, c.want)
+		}
+	}
+}

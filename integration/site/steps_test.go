@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -382,7 +383,7 @@ func (j *journey) boot() error {
 	}
 	j.initAt = time.Now()
 	if err := j.gate.WaitReady(j.daemons, 6*time.Minute); err != nil {
-		return err
+		return fmt.Errorf("%w\n%s", err, j.diagnosis())
 	}
 	j.readyAt = time.Now()
 	fmt.Printf("JOURNEY    QEMU start → /gokrazy/init %.1fs → every daemon ready %.1fs\n", j.initAt.Sub(j.poweredOn).Seconds(), j.readyAt.Sub(j.poweredOn).Seconds())
@@ -584,6 +585,9 @@ func (j *journey) diagnosis() string {
 	for _, l := range j.restarting() {
 		fmt.Fprintf(&b, "gokrazy: %s\n", l)
 	}
+	// gokrazy's own network programs write only to their log buffers:
+	// the DHCP client's, the gate's address and name service hanging on it.
+	fmt.Fprintf(&b, "gokrazy's /gokrazy/dhcp log (last lines):\n%s\n", j.serviceLog("/gokrazy/dhcp", 15))
 	fmt.Fprintf(&b, "last console lines:\n%s", Tail(j.gate.Proc.Output(), 25))
 	return b.String()
 }
@@ -599,6 +603,20 @@ func (j *journey) restarting() []string {
 		return []string{"(gokrazy's overview page: " + err.Error() + ")"}
 	}
 	return RestartingServices(page)
+}
+
+// serviceLog is the end (n lines) of a gokrazy service's stdout and
+// stderr, from its status page (with the password), as text.
+func (j *journey) serviceLog(path string, n int) string {
+	pw, err := os.ReadFile(filepath.Join(j.secrets, "gokrazy-password"))
+	if err != nil {
+		return "(no gokrazy password: " + err.Error() + ")"
+	}
+	page, err := j.s.Box.Output("curl", "-s", "-m", "10", "-u", "gokrazy:"+strings.TrimSpace(string(pw)), "http://"+GateLAN.String()+"/status?path="+url.QueryEscape(path))
+	if err != nil {
+		return "(gokrazy's status page of " + path + ": " + err.Error() + ")"
+	}
+	return Tail(PageText(page), n)
 }
 
 // gateClock reads the gate's clock: the Date header of gokrazy's web
@@ -657,7 +675,7 @@ func (j *journey) mainsBack() error {
 	j.mainsBackAt = start
 	j.gate = j.gate.PowerOn("qemu-gate-again")
 	if err := j.gate.WaitReady(j.daemons, 6*time.Minute); err != nil {
-		return fmt.Errorf("powered on again: %w", err)
+		return fmt.Errorf("powered on again: %w\n%s", err, j.diagnosis())
 	}
 	ready := time.Since(start)
 	if c, err := j.gateClock(); err == nil {
@@ -953,7 +971,7 @@ func (j *journey) update() error {
 	}
 	took := time.Since(start)
 	if err := j.gate.WaitReady(j.daemons, 3*time.Minute); err != nil {
-		return fmt.Errorf("after the update: %w", err)
+		return fmt.Errorf("after the update: %w\n%s", err, j.diagnosis())
 	}
 	if !strings.Contains(lineWith(j.gate.Proc.Output(), "cmdline:"), "-03 ") {
 		return fmt.Errorf("after the update the Pi did not boot from root B:\n%s", lineWith(j.gate.Proc.Output(), "cmdline:"))
