@@ -233,7 +233,11 @@ func programs(c *config.Config, floor time.Time) []program {
 		gatedTags = []string{"tailnet"}
 	}
 	if c.Gate.Address == "dhcp" {
-		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"})
+		// lanroute mends the subnet route gokrazy's DHCP client can lose
+		// to its own race, which would leave the gate without a LAN until
+		// the next power cut (internal/lanroute).
+		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"},
+			program{Pkg: "gate/cmd/gated", Path: "/gokrazy/lanroute", Link: "/user/gated", Tags: gatedTags})
 	} else {
 		addr, _ := c.GateAddr()
 		args := []string{"-address", addr.String(), "-gateway", c.LAN.Gateway.String()}

@@ -90,12 +90,12 @@ func TestPrograms(t *testing.T) {
 		{"dhcp, no sections", func(c *config.Config) {
 			c.Gate.Address = "dhcp"
 			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
-		}, "/gokrazy/dhcp /gokrazy/randomd /user/firewall /user/clock"},
+		}, "/gokrazy/dhcp /gokrazy/lanroute /gokrazy/randomd /user/firewall /user/clock"},
 		{"firewall off", func(c *config.Config) {
 			c.Gate.Address = "dhcp"
 			c.VPN, c.DynDNS, c.UPS, c.Bootstrap, c.Bastion, c.Status = nil, nil, nil, nil, nil, nil
 			c.Firewall = &config.Firewall{Off: true}
-		}, "/gokrazy/dhcp /gokrazy/randomd /user/clock"},
+		}, "/gokrazy/dhcp /gokrazy/lanroute /gokrazy/randomd /user/clock"},
 		{"only the UPS", func(c *config.Config) {
 			c.VPN, c.DynDNS, c.Bootstrap, c.Bastion = nil, nil, nil, nil
 		}, "/gokrazy/staticip /gokrazy/randomd /user/firewall /user/clock /user/upsd /user/statusd"},

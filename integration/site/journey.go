@@ -208,3 +208,20 @@ func PageText(page string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// GokrazyAuth writes a curl configuration file (0600) into dir with the
+// gate's gokrazy password read from secrets, and returns its path: curl
+// -K path, so that the password is on no command line, nor in an error
+// that quotes one.
+func GokrazyAuth(dir, secrets string) (string, error) {
+	pw, err := os.ReadFile(filepath.Join(secrets, "gokrazy-password"))
+	if err != nil {
+		return "", fmt.Errorf("the gokrazy password: %w", err)
+	}
+	p := filepath.Join(dir, "gokrazy-auth.curlrc")
+	line := fmt.Sprintf("user = \"gokrazy:%s\"\n", strings.TrimSpace(string(pw)))
+	if err := os.WriteFile(p, []byte(line), 0o600); err != nil {
+		return "", err
+	}
+	return p, nil
+}

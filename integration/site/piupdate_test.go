@@ -79,11 +79,11 @@ ups: {source: "nut://%s/ups"}
 // checkBuild asks gokrazy's status (GET / as JSON, with the password)
 // which build runs.
 func (j *journey) checkBuild(want string) error {
-	pw, err := os.ReadFile(filepath.Join(j.secrets, "gokrazy-password"))
+	auth, err := GokrazyAuth(j.dir, j.secrets)
 	if err != nil {
 		return err
 	}
-	out, err := j.s.Box.Output("curl", "-s", "-m", "10", "-u", "gokrazy:"+strings.TrimSpace(string(pw)), "-H", "Accept: application/json", "http://"+GateLAN.String()+"/")
+	out, err := j.s.Box.Output("curl", "-s", "-m", "10", "-K", auth, "-H", "Accept: application/json", "http://"+GateLAN.String()+"/")
 	if err != nil {
 		return fmt.Errorf("gokrazy's status: %v", err)
 	}

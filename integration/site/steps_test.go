@@ -594,11 +594,11 @@ func (j *journey) diagnosis() string {
 
 // restarting lists the services gokrazy's overview page shows restarting.
 func (j *journey) restarting() []string {
-	pw, err := os.ReadFile(filepath.Join(j.secrets, "gokrazy-password"))
+	auth, err := GokrazyAuth(j.dir, j.secrets)
 	if err != nil {
-		return []string{"(no gokrazy password: " + err.Error() + ")"}
+		return []string{"(" + err.Error() + ")"}
 	}
-	page, err := j.s.Box.Output("curl", "-s", "-m", "10", "-u", "gokrazy:"+strings.TrimSpace(string(pw)), "http://"+GateLAN.String()+"/")
+	page, err := j.s.Box.Output("curl", "-s", "-m", "10", "-K", auth, "http://"+GateLAN.String()+"/")
 	if err != nil {
 		return []string{"(gokrazy's overview page: " + err.Error() + ")"}
 	}
@@ -608,11 +608,11 @@ func (j *journey) restarting() []string {
 // serviceLog is the end (n lines) of a gokrazy service's stdout and
 // stderr, from its status page (with the password), as text.
 func (j *journey) serviceLog(path string, n int) string {
-	pw, err := os.ReadFile(filepath.Join(j.secrets, "gokrazy-password"))
+	auth, err := GokrazyAuth(j.dir, j.secrets)
 	if err != nil {
-		return "(no gokrazy password: " + err.Error() + ")"
+		return "(" + err.Error() + ")"
 	}
-	page, err := j.s.Box.Output("curl", "-s", "-m", "10", "-u", "gokrazy:"+strings.TrimSpace(string(pw)), "http://"+GateLAN.String()+"/status?path="+url.QueryEscape(path))
+	page, err := j.s.Box.Output("curl", "-s", "-m", "10", "-K", auth, "http://"+GateLAN.String()+"/status?path="+url.QueryEscape(path))
 	if err != nil {
 		return "(gokrazy's status page of " + path + ": " + err.Error() + ")"
 	}
