@@ -13,9 +13,10 @@ import (
 // image (raspi3b), its power cut and restored GATE_POWER_CYCLES times
 // (default 0: skipped; slow, outside make test and make e2e), each time
 // at a running gate. After every power-on, every daemon is ready, gokrazy's
-// DHCP client asked for its lease once (DHCPDISCOVER at the box: a client
-// that restarts over and over never leaves the gate its name servers) and
-// the clock is set by NTP, which needs those name servers.
+// DHCP client did not restart over and over (at most 3 DHCPDISCOVERs at
+// the box: one that lost its subnet route to its own race restarts once
+// after lanroute put the route back, see internal/lanroute) and the clock
+// is set by NTP, which needs the name servers the client writes.
 func TestPowerCycles(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GATE_POWER_CYCLES"))
 	if n <= 0 {
@@ -26,6 +27,8 @@ func TestPowerCycles(t *testing.T) {
 		t.Fatal(err)
 	}
 	discovers := func() int { return strings.Count(j.s.BoxDNS.Output(), "DHCPDISCOVER(") }
+	repairs := 0
+	defer func() { t.Logf("%d power-ons, %d of them with the subnet route put back by lanroute", n, repairs) }()
 	for i := 1; i <= n; i++ {
 		// A running gate: its clock synchronised, its state on /perm.
 		if err := j.clockSet(); err != nil {
@@ -44,9 +47,11 @@ func TestPowerCycles(t *testing.T) {
 		}
 		time.Sleep(15 * time.Second)
 		d := discovers() - before
-		t.Logf("cycle %d: ready and clock set %.1fs after power-on; DHCPDISCOVERs since the power cut: %d", i, time.Since(start).Seconds(), d)
-		if d != 1 {
-			t.Errorf("cycle %d: %d DHCPDISCOVERs since the power cut (gokrazy's DHCP client restarting?)\n%s", i, d, j.diagnosis())
+		mended := strings.Count(j.gate.Proc.Output(), "the LAN's route was missing")
+		t.Logf("cycle %d: ready and clock set %.1fs after power-on; DHCPDISCOVERs since the power cut: %d; routes lanroute put back: %d", i, time.Since(start).Seconds(), d, mended)
+		repairs += mended
+		if d > 3 {
+			t.Errorf("cycle %d: %d DHCPDISCOVERs since the power cut (gokrazy's DHCP client restarting over and over)\n%s", i, d, j.diagnosis())
 		}
 	}
 }
