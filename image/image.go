@@ -237,7 +237,7 @@ func programs(c *config.Config, floor time.Time) []program {
 		// to its own race, which would leave the gate without a LAN until
 		// the next power cut (internal/lanroute).
 		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"},
-			program{Pkg: "gate/cmd/gated", Path: "/gokrazy/lanroute", Link: "/user/gated", Tags: gatedTags})
+			program{Pkg: "gate/cmd/gated", Path: "/gokrazy/lanroute", Link: "/user/gated", Args: []string{"-console"}, Tags: gatedTags})
 	} else {
 		addr, _ := c.GateAddr()
 		args := []string{"-address", addr.String(), "-gateway", c.LAN.Gateway.String()}

@@ -3,6 +3,7 @@ package mains
 import (
 	"context"
 	"flag"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,8 +19,15 @@ import (
 func LANRoute() {
 	iface := flag.String("interface", "eth0", "the LAN interface (gokrazy's DHCP client's)")
 	every := flag.Duration("every", 2*time.Second, "how often the route is checked")
+	console := flag.Bool("console", false, "also log to /dev/console (on the gate: gokrazy keeps only a ring buffer)")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("daemon", "lanroute")
+	var out io.Writer = os.Stderr
+	if *console {
+		if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+			out = io.MultiWriter(os.Stderr, c)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(out, nil)).With("daemon", "lanroute")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log.Info("ready", "interface", *iface, "every", *every)
