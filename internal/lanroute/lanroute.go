@@ -2,11 +2,11 @@
 // DHCP client (gate.address dhcp).
 //
 // That client moves the routes of its interface to its own metric by
-// adding a copy and deleting the original, from two goroutines at once
-// when the link's carrier comes up while it applies a lease. A delete
-// that carries no metric removes whichever of the two routes it finds
-// first, so the race can leave the leased address with no route to its
-// subnet at all. The client's next step, the default route through the
+// adding a copy and deleting the original, and does so from two
+// goroutines (applying a lease; following the carrier) that can run at
+// once. Most likely through that race (a delete with no metric removes
+// whichever of the two routes comes first), the leased address is now and
+// then left with no route to its subnet at all. The client's next step, the default route through the
 // box, then fails with "network is unreachable": it exits before it
 // writes /etc/resolv.conf, restarts, finds the address already there (so
 // the kernel adds no route again) and fails the same way, forever. The
