@@ -235,9 +235,10 @@ func programs(c *config.Config, floor time.Time) []program {
 	if c.Gate.Address == "dhcp" {
 		// lanroute mends the subnet route gokrazy's DHCP client can lose
 		// to its own race, which would leave the gate without a LAN until
-		// the next power cut (internal/lanroute).
+		// the next power cut (internal/lanroute). A small binary of its
+		// own: it runs all the time (cmd/lanroute).
 		ps = append(ps, program{Pkg: "github.com/gokrazy/gokrazy/cmd/dhcp", Path: "/gokrazy/dhcp"},
-			program{Pkg: "gate/cmd/gated", Path: "/gokrazy/lanroute", Link: "/user/gated", Args: []string{"-console"}, Tags: gatedTags})
+			program{Pkg: "gate/cmd/lanroute", Path: "/gokrazy/lanroute", Args: []string{"-console"}})
 	} else {
 		addr, _ := c.GateAddr()
 		args := []string{"-address", addr.String(), "-gateway", c.LAN.Gateway.String()}

@@ -194,8 +194,10 @@ func TestIntegrationImageBootAndUpdate(t *testing.T) {
 	if out, err := exec.Command(gateCLI, "secrets", "init", "-c", siteFile).CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	pw, _ := os.ReadFile(filepath.Join(dir, "secrets", "gokrazy-password"))
-	password := strings.TrimSpace(string(pw))
+	curlrc, err := site.GokrazyAuth(t.TempDir(), filepath.Join(dir, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	img, partuuid := s.BuildImage(gateCLI, siteFile)
 	vm := s.BootGate(img, partuuid, "52:54:00:00:00:02")
@@ -205,7 +207,7 @@ func TestIntegrationImageBootAndUpdate(t *testing.T) {
 	status := func(auth bool) (string, error) {
 		args := []string{"curl", "-s", "-m", "5", "-H", "Accept: application/json", "-w", "\n%{http_code}"}
 		if auth {
-			args = append(args, "-u", "gokrazy:"+password)
+			args = append(args, "-K", curlrc)
 		}
 		return s.Box.Output(append(args, "http://192.168.1.2/")...)
 	}

@@ -34,9 +34,13 @@ func TestSoakWindows(t *testing.T) {
 		{2 * time.Hour, map[string]float64{
 			"soak PSS total, every daemon, first 1h0m0s mean": 5, "soak PSS total, every daemon, last 1h0m0s mean": 12,
 			"soak PSS total, every daemon, last 1h0m0s max": 12, "soak PSS growth": 7, "soak RSS growth": 22,
-			"soak guest MemAvailable, first": 700}},
+			"soak guest MemAvailable, first": 700,
+			// lanroute's 3 MB (gokrazy's figure) besides the daemons' RSS.
+			"soak RSS total, every daemon and lanroute, first 1h0m0s mean": 23,
+			"soak RSS total, every daemon and lanroute, last 1h0m0s mean":  45}},
 		{10 * time.Minute, map[string]float64{
-			"soak PSS total, every daemon, first 5m0s mean": 5, "soak PSS growth": 0, "soak guest MemAvailable": math.NaN()}},
+			"soak PSS total, every daemon, first 5m0s mean": 5, "soak PSS growth": 0, "soak guest MemAvailable": math.NaN(),
+			"soak RSS total, every daemon and lanroute": math.NaN()}},
 	} {
 		var ss []memSample
 		for at := 2 * time.Minute; at < tc.soak; at += time.Minute {
@@ -48,6 +52,7 @@ func TestSoakWindows(t *testing.T) {
 			}
 			if tc.soak > time.Hour {
 				m.memAvailable = 700
+				m.programRSS = map[string]float64{"lanroute": 3, "init": 9}
 			}
 			ss = append(ss, m)
 		}
@@ -77,5 +82,24 @@ func TestDaemonFigures(t *testing.T) {
 	want := map[string]float64{pss: 5, rss: 20, goroutines: 12, fds: 9}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("daemonFigures = %v, want %v", got, want)
+	}
+}
+
+func TestProgramRSS(t *testing.T) {
+	for _, tc := range []struct {
+		page string
+		want map[string]float64
+	}{
+		{`<div class="progress-bar" style="width: 1%" title="init uses 9.5 MiB RSS">` +
+			`<div class="progress-bar" style="width: 2%" title="/gokrazy/lanroute uses 3.2 MiB RSS">` +
+			`<div class="progress-bar" style="width: 2%" title="/user/upsd uses 18.8 MiB RSS">` +
+			`<div title="memory usage outside of gokrazy services">`,
+			map[string]float64{"init": 9.5, "lanroute": 3.2, "upsd": 18.8}},
+		{`title="/user/x uses many MiB RSS" title="/user/y uses 1 GiB RSS" title="unterminated`, map[string]float64{}},
+		{"", map[string]float64{}},
+	} {
+		if got := programRSS(tc.page); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("programRSS(%q) = %v, want %v", tc.page, got, tc.want)
+		}
 	}
 }

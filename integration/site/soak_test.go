@@ -20,8 +20,10 @@ import (
 var soakPorts = map[string]int{"vpn": 9101, "dyndns": 9102, "upsd": 9103, "bootstrapd": 9104, "bastion": 9105, "clock": 9106, "statusd": 9107, "tailnet": 9108}
 
 // TestSideBySideSoakRSS boots the arm64 Pi image (qemu raspi3b, as the
-// journey does) of the journey's site with the status page added (statusd
-// scrapes every daemon every 10 s), brings the tunnel up and then, for GATE_SOAK (default
+// journey does) of the journey's site at the site file's defaults: its
+// address by DHCP (so lanroute runs beside gokrazy's DHCP client, and the
+// box's 1 h lease is renewed every half hour), dual stack, with the status
+// page (statusd scrapes every daemon every 10 s). It brings the tunnel up and then, for GATE_SOAK (default
 // 20m), keeps it busy: NUT clients (upsc from every server every 2 s), a
 // TFTP transfer of the iPXE binary every 10 s (Debian's atftp), tunnel
 // traffic (pings from the hub every 5 s) and dyndns polling (its 5 s
@@ -30,8 +32,9 @@ var soakPorts = map[string]int{"vpn": 9101, "dyndns": 9102, "upsd": 9103, "boots
 // (gate_memory_pss_bytes: the daemons are one multi-call binary, whose
 // shared pages count in every process's RSS but are divided among them in
 // the PSS, so the PSS total is the memory used), the private dirty pages,
-// the RSS and the Go heap in use; and the guest's MemAvailable (gokrazy's
-// overview page). It reports the first hour against the last (for a soak
+// the RSS and the Go heap in use; and, from gokrazy's overview page, the
+// guest's MemAvailable and the RSS of every program it runs (lanroute's
+// among them). It reports the first hour against the last (for a soak
 // under two hours, the first half against the last): the PSS total's mean
 // and maximum, the RSS total's mean, each daemon's means.
 //
@@ -47,7 +50,7 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		}
 		soak = d
 	}
-	j := &journey{t: t, run: Run{Name: "soak", Arch: "arm64", Address: "static", Status: true}}
+	j := &journey{t: t, run: Run{Name: "soak", Arch: "arm64", Address: "dhcp", IPv6: true, Status: true}}
 	if err := j.boot(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +58,12 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	lan := j.s.Servers[0].Host
-	pw, _ := os.ReadFile(filepath.Join(j.secrets, "gokrazy-password"))
+	auth, err := GokrazyAuth(j.dir, j.secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
 	read := func() (memSample, error) {
-		return readMemory(lan, strings.TrimSpace(string(pw)))
+		return readMemory(lan, auth)
 	}
 
 	stop := make(chan struct{})
@@ -141,6 +147,10 @@ type memSample struct {
 	at           time.Duration
 	daemon       map[string]map[string]float64 // daemon → metric → MB (goroutines, fds: counts)
 	memAvailable float64                       // the guest's, from gokrazy's overview page; NaN when not read
+	// programRSS is the RSS of every program gokrazy supervises (and of
+	// its init), by base name, from its overview page: lanroute and
+	// gokrazy's own programs, which have no /metrics, besides the daemons.
+	programRSS map[string]float64
 }
 
 func (m memSample) total(metric string) float64 {
@@ -160,8 +170,9 @@ func (m memSample) line() string {
 }
 
 // readMemory reads every daemon's memory figures over its /metrics and the
-// guest's MemAvailable from gokrazy's overview page (password pw).
-func readMemory(lan *netlab.Host, pw string) (memSample, error) {
+// guest's MemAvailable from gokrazy's overview page (curl config auth,
+// see GokrazyAuth; none: not read).
+func readMemory(lan *netlab.Host, auth string) (memSample, error) {
 	m := memSample{daemon: map[string]map[string]float64{}, memAvailable: math.NaN()}
 	for name, port := range soakPorts {
 		out, err := lan.Output("curl", "-s", "--max-time", "10", fmt.Sprintf("http://%s:%d/metrics", GateLAN, port))
@@ -176,10 +187,11 @@ func readMemory(lan *netlab.Host, pw string) (memSample, error) {
 	if len(m.daemon) == 0 {
 		return m, fmt.Errorf("no daemon's /metrics answered")
 	}
-	if pw != "" {
-		page, err := lan.Output("curl", "-s", "-m", "10", "-u", "gokrazy:"+pw, "http://"+GateLAN.String()+"/")
+	if auth != "" {
+		page, err := lan.Output("curl", "-s", "-m", "10", "-K", auth, "http://"+GateLAN.String()+"/")
 		if err == nil {
 			m.memAvailable = memAvailable(page)
+			m.programRSS = programRSS(page)
 		}
 	}
 	return m, nil
@@ -220,6 +232,33 @@ func memAvailable(page string) float64 {
 		return math.NaN()
 	}
 	return v
+}
+
+// programRSS reads gokrazy's "resident set size (RSS) by service" from
+// its overview page: each bar's title is "NAME uses N MiB RSS" (NAME a
+// path like /user/upsd, or init). It returns MB by base name.
+func programRSS(page string) map[string]float64 {
+	out := map[string]float64{}
+	for _, part := range strings.Split(page, `title="`)[1:] {
+		title, _, ok := strings.Cut(part, `"`)
+		if !ok {
+			continue
+		}
+		name, rest, ok := strings.Cut(title, " uses ")
+		if !ok {
+			continue
+		}
+		num, ok := strings.CutSuffix(rest, " MiB RSS")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(num, 64)
+		if err != nil {
+			continue
+		}
+		out[filepath.Base(name)] = v
+	}
+	return out
 }
 
 // reportSoak prints the first and the last hour (or, for a soak shorter
@@ -282,8 +321,36 @@ func reportSoak(t testing.TB, samples []memSample, soak time.Duration, report fu
 			mean(first, f(rss)), mean(last, f(rss)), mean(first, f(heap)), mean(last, f(heap)),
 			mean(first, f(goroutines)), mean(last, f(goroutines)), mean(first, f(fds)), mean(last, f(fds)))
 	}
+	programs := map[string]bool{}
+	for _, s := range samples {
+		for n := range s.programRSS {
+			programs[n] = true
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(programs)) {
+		f := func(s memSample) float64 {
+			if v, ok := s.programRSS[n]; ok {
+				return v
+			}
+			return math.NaN()
+		}
+		t.Logf("gokrazy's RSS of %-10s %5.1f → %5.1f", n, mean(first, f), mean(last, f))
+	}
 	tot := func(metric string) func(memSample) float64 {
 		return func(s memSample) float64 { return s.total(metric) }
+	}
+	// The gate's own programs: the daemons (their /metrics) and, with
+	// gate.address dhcp, lanroute (gokrazy's figure).
+	own := func(s memSample) float64 {
+		v := s.total(rss)
+		if _, ok := programs["lanroute"]; ok {
+			r, ok := s.programRSS["lanroute"]
+			if !ok {
+				return math.NaN()
+			}
+			v += r
+		}
+		return v
 	}
 	avail := func(s memSample) float64 { return s.memAvailable }
 	arm := fmt.Sprintf("(arm64 image, %s soak)", soak)
@@ -295,6 +362,10 @@ func reportSoak(t testing.TB, samples []memSample, soak time.Duration, report fu
 	report("soak RSS total (shared text counted per daemon), first "+w.String()+" mean "+arm, mean(first, tot(rss)), "MB")
 	report("soak RSS total (shared text counted per daemon), last "+w.String()+" mean "+arm, mean(last, tot(rss)), "MB")
 	report("soak RSS growth, mean of the last "+w.String()+" − mean of the first", mean(last, tot(rss))-mean(first, tot(rss)), "MB")
+	if programs["lanroute"] {
+		report("soak RSS total, every daemon and lanroute, first "+w.String()+" mean "+arm, mean(first, own), "MB")
+		report("soak RSS total, every daemon and lanroute, last "+w.String()+" mean "+arm, mean(last, own), "MB")
+	}
 	if a, b := mean(first, avail), mean(last, avail); !math.IsNaN(a) && !math.IsNaN(b) {
 		report("soak guest MemAvailable, first "+w.String()+" mean "+arm, a, "MB")
 		report("soak guest MemAvailable, last "+w.String()+" mean "+arm, b, "MB")

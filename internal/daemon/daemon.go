@@ -25,7 +25,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gate/config"
+	"gate/internal/console"
 	"gate/internal/httpserve"
 )
 
@@ -106,16 +106,10 @@ func Main(name, metricsAddr string, run RunFunc) {
 	secrets := flag.String("secrets", SecretsDir, "the secrets directory")
 	state := flag.String("state", filepath.Join(StateRoot, name), "the daemon's state directory (on /perm)")
 	metrics := flag.String("metrics", metricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
-	console := flag.Bool("console", false, "also log to /dev/console (on the gate: gokrazy keeps only a ring buffer)")
+	logConsole := flag.Bool("console", false, "also log to /dev/console (on the gate: gokrazy keeps only a ring buffer)")
 	flag.Parse()
 
-	var out io.Writer = os.Stdout
-	if *console {
-		if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
-			out = io.MultiWriter(os.Stdout, c)
-		}
-	}
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(console.Output(os.Stdout, *logConsole), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	code := run1(log, name, *cfgPath, *secrets, *state, *metrics, run)
 	os.Exit(code)
 }

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -44,27 +45,11 @@ func Missing(addrs []netip.Prefix, routes []netip.Prefix) []netip.Prefix {
 			continue
 		}
 		p := a.Masked()
-		found := false
-		for _, r := range routes {
-			if r == p {
-				found = true
-				break
-			}
-		}
-		if !found && !contains(out, p) {
+		if !slices.Contains(routes, p) && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
 	return out
-}
-
-func contains(ps []netip.Prefix, p netip.Prefix) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }
 
 // Repair adds the on-link routes missing for the IPv4 addresses of the
@@ -135,20 +120,20 @@ func Watch(ctx context.Context, log *slog.Logger, iface string, every time.Durat
 	if every <= 0 {
 		every = 2 * time.Second
 	}
-	var lastErr string
+	var lastErr string // logged once until it changes
 	for {
 		added, err := Repair(iface)
 		for _, p := range added {
 			log.Warn("the LAN's route was missing beside a DHCP address: put back", "interface", iface, "route", p, "metric", Metric)
 		}
-		if err != nil && err.Error() != lastErr {
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != "" && msg != lastErr {
 			log.Error("checking the LAN's route", "interface", iface, "err", err)
 		}
-		if err != nil {
-			lastErr = err.Error()
-		} else {
-			lastErr = ""
-		}
+		lastErr = msg
 		select {
 		case <-ctx.Done():
 			return

@@ -16,8 +16,7 @@ func Names() []string {
 }
 
 // Lookup returns the main of the daemon called name, or of staticip (the
-// gate's static address, a gokrazy system program), lanroute (beside
-// gokrazy's DHCP client), or of clock (the
+// gate's static address, a gokrazy system program) or of clock (the
 // gate's time, always started). tailnet is there only in builds with the
 // tailnet tag.
 func Lookup(name string) (main func(), ok bool) {
@@ -40,8 +39,6 @@ func Lookup(name string) (main func(), ok bool) {
 		return tailnetMain()
 	case "staticip":
 		return StaticIP, true
-	case "lanroute":
-		return LANRoute, true
 	case "clock":
 		return Clock, true
 	}

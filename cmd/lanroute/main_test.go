@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLean: lanroute runs all the time on every DHCP site, so it links
+// none of the daemons' packages (their package initialisation alone is
+// about 7 MB of resident memory per process, see the package comment).
+func TestLean(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, banned := range []string{
+		"gate/config",
+		"gate/internal/daemon",
+		"gate/internal/mains",
+		"github.com/prometheus/client_golang/prometheus",
+		"net/http",
+	} {
+		for _, d := range deps {
+			if d == banned {
+				t.Errorf("lanroute links %s", banned)
+			}
+		}
+	}
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps printed %d packages: %q", len(deps), out)
+	}
+}
