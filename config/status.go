@@ -29,12 +29,20 @@ type Alerts struct {
 	Queue  int      `yaml:"queue"`  // messages kept per channel while it fails, default 500
 	// RetryMax bounds the backoff between delivery attempts (default 5m).
 	RetryMax Duration `yaml:"retry_max"`
-	// TunnelDownAfter: no hub answering this long is an event (default 5m).
+	// TunnelDownAfter: no hub answering this long is an event (default
+	// DefaultTunnelDownAfter).
 	TunnelDownAfter Duration `yaml:"tunnel_down_after"`
 	// HostBackAfter: a host not back this long after mains returned from a
-	// finished shutdown plan is an event (default 15m).
+	// finished shutdown plan is an event (default DefaultHostBackAfter).
 	HostBackAfter Duration `yaml:"host_back_after"`
 }
+
+// The events' thresholds when the site file sets none, also for the status
+// page's events of a site without alerts.
+const (
+	DefaultTunnelDownAfter = 5 * time.Minute
+	DefaultHostBackAfter   = 15 * time.Minute
+)
 
 // Webhook is a JSON POST per message.
 type Webhook struct {
@@ -64,8 +72,8 @@ func (c *Config) statusDefaults() {
 		orDur(&a.Window, time.Hour)
 		orInt(&a.Queue, 500)
 		orDur(&a.RetryMax, 5*time.Minute)
-		orDur(&a.TunnelDownAfter, 5*time.Minute)
-		orDur(&a.HostBackAfter, 15*time.Minute)
+		orDur(&a.TunnelDownAfter, DefaultTunnelDownAfter)
+		orDur(&a.HostBackAfter, DefaultHostBackAfter)
 		if e := a.Email; e != nil {
 			orStr(&e.TLS, "starttls")
 		}

@@ -22,10 +22,11 @@ type Watcher struct {
 	Path   string // state file on /perm ("" keeps it in memory)
 	Config *config.Config
 	// TunnelDownAfter: the tunnel without an active hub that is up this
-	// long is reported.
+	// long is reported (0: config.DefaultTunnelDownAfter).
 	TunnelDownAfter time.Duration
 	// HostBackAfter: after a finished shutdown plan and mains back, a NUT
-	// host not connected again within this is reported.
+	// host not connected again within this is reported (0:
+	// config.DefaultHostBackAfter).
 	HostBackAfter time.Duration
 
 	st     watchState
@@ -51,6 +52,15 @@ type watchState struct {
 
 func (w *Watcher) load() {
 	w.loaded = true
+	// A site without alerts still shows the events on its page: a zero
+	// threshold would report the tunnel down before its first handshake
+	// at every start, and every host missing the moment mains returns.
+	if w.TunnelDownAfter <= 0 {
+		w.TunnelDownAfter = config.DefaultTunnelDownAfter
+	}
+	if w.HostBackAfter <= 0 {
+		w.HostBackAfter = config.DefaultHostBackAfter
+	}
 	if w.Path == "" {
 		return
 	}

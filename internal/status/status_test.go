@@ -462,3 +462,35 @@ func TestWatcherReturnPlan(t *testing.T) {
 	step(time.Hour+20*time.Minute, "return-charged,host-back,return-undo,host-not-back,return-kept,return-done")
 	step(time.Hour+30*time.Minute, "")
 }
+
+// A site with the status page and no alerts section gives the watcher no
+// thresholds: the defaults apply, so a start before the first handshake
+// reports nothing (before, "Tunnel down for 0s" and "Tunnel up again" at
+// every boot).
+func TestWatcherDefaultThresholds(t *testing.T) {
+	w := &Watcher{Config: testConfig(t)} // statusd without alerts
+	snap := func(at time.Duration, up bool) *Snapshot {
+		return &Snapshot{Time: t0.Add(at), Tunnel: &Tunnel{Active: "vps1", Hubs: []Hub{{Name: "vps1", Active: true, Up: up}}}}
+	}
+	for _, tc := range []struct {
+		at   time.Duration
+		up   bool
+		want string
+	}{
+		{0, false, ""}, // baseline, before the first handshake
+		{10 * time.Second, false, ""},
+		{20 * time.Second, true, ""},
+		{time.Minute, false, ""},
+		{time.Minute + config.DefaultTunnelDownAfter - time.Second, false, ""},
+		{time.Minute + config.DefaultTunnelDownAfter, false, "tunnel-down"},
+		{time.Minute + config.DefaultTunnelDownAfter + 10*time.Second, true, "tunnel-up"},
+	} {
+		got, err := w.Observe(snap(tc.at, tc.up), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kinds(got) != tc.want {
+			t.Errorf("at %s (hub up %v): events %q, want %q", tc.at, tc.up, kinds(got), tc.want)
+		}
+	}
+}
