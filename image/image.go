@@ -221,6 +221,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
+// FirewallWait bounds how long a daemon waits for the firewall's policy
+// before it listens.
+const FirewallWait = 10 * time.Second
+
 // programs lists what the init supervises: gokrazy's system programs, the
 // clock, then the gate's daemons whose sections the site file has. floor
 // is the image's source date, before which the clock never starts.
@@ -252,12 +256,13 @@ func programs(c *config.Config, floor time.Time) []program {
 	// servers, the time saved on /perm as a floor, the synchronised flag
 	// the vpn and dyndns wait for (-wait-clock) and metrics.
 	wait := "-wait-clock=" + c.Time.Wait.D().String()
+	fw := c.Firewall == nil || !c.Firewall.Off
 	for _, d := range []struct {
 		name string
 		on   bool
 		args []string
 	}{
-		{"firewall", c.Firewall == nil || !c.Firewall.Off, nil}, // first: the policy before the services
+		{"firewall", fw, nil}, // first: the policy before the services
 		{"clock", true, []string{"-floor=" + floor.UTC().Format(time.RFC3339)}},
 		{"vpn", c.VPN != nil, []string{wait}},
 		{"dyndns", c.DynDNS != nil, []string{wait}},
@@ -267,9 +272,17 @@ func programs(c *config.Config, floor time.Time) []program {
 		{"statusd", c.Status != nil || c.Alerts != nil, nil},
 		{"tailnet", c.Tailnet != nil, nil},
 	} {
-		if d.on {
-			ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: append([]string{"-console"}, d.args...), Daemon: d.name, Tags: gatedTags})
+		if !d.on {
+			continue
 		}
+		args := append([]string{"-console"}, d.args...)
+		if fw && d.name != "firewall" {
+			// gokrazy starts every program at once: the daemons listen
+			// only once the policy is set, or after 10 s without it
+			// (internal/daemon).
+			args = append(args, "-firewall-wait="+FirewallWait.String())
+		}
+		ps = append(ps, program{Pkg: "gate/cmd/gated", Path: "/user/" + d.name, Link: "/user/gated", Args: args, Daemon: d.name, Tags: gatedTags})
 	}
 	return ps
 }

@@ -127,6 +127,11 @@ func TestPrograms(t *testing.T) {
 						t.Errorf("%s args %q lack -wait-clock=10m0s", p.Daemon, args)
 					}
 				}
+				// With the firewall, every other daemon waits for its policy.
+				fwOn := c.Firewall == nil || !c.Firewall.Off
+				if wantWait := p.Daemon != "" && p.Daemon != "firewall" && fwOn; strings.Contains(args, "-firewall-wait=10s") != wantWait {
+					t.Errorf("%s args %q: -firewall-wait=10s %v, want %v", p.Path, args, !wantWait, wantWait)
+				}
 				if p.Daemon != "" && (len(p.Args) == 0 || p.Args[0] != "-console") {
 					t.Errorf("%s args %q: want -console (ready lines on the serial console)", p.Path, p.Args)
 				}

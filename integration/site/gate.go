@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,38 @@ func (g *GateVM) WaitReady(daemons []string, timeout time.Duration) error {
 			return fmt.Errorf("%v\nlast console lines:\n%s", err, Tail(g.Proc.Output(), 30))
 		}
 	}
+	if slices.Contains(daemons, "firewall") {
+		if early := readyBeforeFirewall(g.Proc.Output()); len(early) > 0 {
+			return fmt.Errorf("ready (listening) before the firewall's policy was set: %s", strings.Join(early, ", "))
+		}
+	}
 	return nil
+}
+
+// readyBeforeFirewall returns the daemons whose readiness line came before
+// the firewall's in the console output of the last boot (after its last
+// "Linux version" line, else in all of out). Every daemon listens before
+// it is ready; lanroute, which listens nowhere, does not count.
+func readyBeforeFirewall(out string) []string {
+	if i := strings.LastIndex(out, "Linux version"); i >= 0 {
+		out = out[i:]
+	}
+	var early []string
+	for _, line := range strings.Split(out, "\n") {
+		_, rest, ok := strings.Cut(line, "msg=ready daemon=")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, " ")
+		switch name {
+		case "firewall":
+			return early
+		case "lanroute":
+		default:
+			early = append(early, name)
+		}
+	}
+	return early
 }
 
 // Tail returns the last n lines of s.

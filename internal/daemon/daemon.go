@@ -40,6 +40,7 @@ import (
 
 	"gate/config"
 	"gate/internal/console"
+	"gate/internal/firewall/table"
 	"gate/internal/httpserve"
 )
 
@@ -106,15 +107,16 @@ func Main(name, metricsAddr string, run RunFunc) {
 	secrets := flag.String("secrets", SecretsDir, "the secrets directory")
 	state := flag.String("state", filepath.Join(StateRoot, name), "the daemon's state directory (on /perm)")
 	metrics := flag.String("metrics", metricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
+	fwWait := flag.Duration("firewall-wait", 0, "wait this long at most for the firewall's policy (internal/firewall) before listening (0: do not wait; the image sets it when the site has the firewall)")
 	logConsole := flag.Bool("console", false, "also log to /dev/console (on the gate: gokrazy keeps only a ring buffer)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(console.Output(os.Stdout, *logConsole), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	code := run1(log, name, *cfgPath, *secrets, *state, *metrics, run)
+	code := run1(log, name, *cfgPath, *secrets, *state, *metrics, *fwWait, run)
 	os.Exit(code)
 }
 
-func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run RunFunc) int {
+func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, fwWait time.Duration, run RunFunc) int {
 	log = log.With("daemon", name)
 	cfg, err := config.LoadWithSecrets(cfgPath, secrets)
 	if err != nil {
@@ -143,6 +145,9 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, run R
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	if fwWait > 0 {
+		waitFirewall(ctx, log, table.Present, fwWait, 50*time.Millisecond)
+	}
 	if metrics != "" {
 		ln, err := net.Listen("tcp", metrics)
 		if err != nil {

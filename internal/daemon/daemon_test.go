@@ -57,7 +57,7 @@ func TestRunConventions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, nil))
-			code := run1(log, "test", tc.cfg, t.TempDir(), filepath.Join(t.TempDir(), "state"), "127.0.0.1:0", tc.run)
+			code := run1(log, "test", tc.cfg, t.TempDir(), filepath.Join(t.TempDir(), "state"), "127.0.0.1:0", 0, tc.run)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s", code, tc.code, buf.String())
 			}
@@ -78,7 +78,7 @@ func TestTimezone(t *testing.T) {
 	os.WriteFile(p, []byte(strings.Replace(site, "{name: lab}", "{name: lab, timezone: Asia/Kathmandu}", 1)), 0o644)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	run1(log, "test", p, t.TempDir(), filepath.Join(t.TempDir(), "state"), "", func(ctx context.Context, d *Daemon) error {
+	run1(log, "test", p, t.TempDir(), filepath.Join(t.TempDir(), "state"), "", 0, func(ctx context.Context, d *Daemon) error {
 		d.Ready()
 		return nil
 	})

@@ -22,10 +22,11 @@ import (
 
 	"gate/config"
 	"gate/internal/daemon"
+	"gate/internal/firewall/table"
 )
 
 // Table is the nftables table the policy owns (family inet).
-const Table = "gate-firewall"
+const Table = table.Name
 
 // Port is a transport protocol and port.
 type Port struct {
