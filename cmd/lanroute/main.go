@@ -2,8 +2,8 @@
 // it puts the LAN's subnet route back when that client's race removed it
 // (see internal/lanroute), until SIGTERM. It is a binary of its own, not
 // one of cmd/gated's names: it runs all the time on every DHCP site and
-// needs none of the daemons' packages, whose initialisation would cost
-// it about 10 MB of resident memory.
+// needs none of the daemons' packages: alone it is about 6 MB resident on
+// the Pi, where a program of cmd/gated is about 17.
 package main
 
 import (

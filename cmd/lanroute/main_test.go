@@ -7,8 +7,9 @@ import (
 )
 
 // TestLean: lanroute runs all the time on every DHCP site, so it links
-// none of the daemons' packages (their package initialisation alone is
-// about 7 MB of resident memory per process, see the package comment).
+// none of the daemons' packages (importing them all, for their package
+// initialisation alone, made a process of 9.4 MB resident instead of 2.2
+// on amd64).
 func TestLean(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {

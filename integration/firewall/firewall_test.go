@@ -92,6 +92,16 @@ func (x *lab) startFirewall(t *testing.T) {
 	if err := p.WaitFor("msg=ready", 30*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, p.Output())
 	}
+	// Its work done, it exits with 125 (gokrazy does not run it again);
+	// the policy stays.
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the firewall is still running 30 s after setting its policy")
+	}
+	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "125") {
+		t.Errorf("exit: %v, want status 125\n%s", err, p.Output())
+	}
 }
 
 func TestIntegrationFirewall(t *testing.T) {

@@ -77,6 +77,11 @@ const ExitDisabled = 125
 // section for the daemon.
 var ErrDisabled = errors.New("section absent from the site file")
 
+// ErrDone is returned by a run function whose work is done for this boot
+// (the firewall, once its policy is in the kernel): the program exits with
+// ExitDisabled and its memory is free.
+var ErrDone = errors.New("done: nothing left to do until the next boot")
+
 // Daemon is what a run function gets.
 type Daemon struct {
 	Name     string
@@ -169,6 +174,9 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, fwWai
 	switch {
 	case errors.Is(err, ErrDisabled):
 		log.Info("not started", "reason", err.Error())
+		return ExitDisabled
+	case errors.Is(err, ErrDone):
+		log.Info("exiting", "reason", err.Error())
 		return ExitDisabled
 	case err != nil && ctx.Err() == nil:
 		log.Error("stopped", "err", err)

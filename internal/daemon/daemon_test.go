@@ -38,6 +38,7 @@ func TestRunConventions(t *testing.T) {
 		wantLogs []string
 	}{
 		{"disabled", cfg, func(ctx context.Context, d *Daemon) error { return ErrDisabled }, ExitDisabled, []string{"not started"}},
+		{"done", cfg, func(ctx context.Context, d *Daemon) error { d.Ready(); return ErrDone }, ExitDisabled, []string{"msg=ready daemon=test", "exiting", "nothing left to do"}},
 		{"failure", cfg, func(ctx context.Context, d *Daemon) error { return errors.New("boom") }, 1, []string{"stopped", "boom"}},
 		{"bad config", "/nonexistent/site.yaml", nil, 1, []string{"site file rejected"}},
 		{"ready and metrics", cfg, func(ctx context.Context, d *Daemon) error {
