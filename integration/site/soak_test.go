@@ -343,7 +343,7 @@ func reportSoak(t testing.TB, samples []memSample, soak time.Duration, report fu
 	// gate.address dhcp, lanroute (gokrazy's figure).
 	own := func(s memSample) float64 {
 		v := s.total(rss)
-		if _, ok := programs["lanroute"]; ok {
+		if programs["lanroute"] {
 			r, ok := s.programRSS["lanroute"]
 			if !ok {
 				return math.NaN()

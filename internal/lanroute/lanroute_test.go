@@ -3,13 +3,12 @@ package lanroute
 import (
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"gate/internal/netnstest"
 )
 
 func TestMissing(t *testing.T) {
@@ -44,24 +43,7 @@ func TestMissing(t *testing.T) {
 // address whose subnet route was deleted (what gokrazy's DHCP client's
 // race leaves) gets the route back, at Metric; a second look adds nothing.
 func TestRepair(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (a network namespace of its own)")
-		}
-		t.Skip("needs root (a network namespace of its own)")
-	}
-	runtime.LockOSThread() // this thread ends in the test's namespace: never unlocked
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	defer netns.Set(orig)
+	netnstest.Enter(t)
 
 	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "box0"}); err != nil {
 		t.Fatal(err)

@@ -2,37 +2,17 @@ package table_test
 
 import (
 	"net/netip"
-	"os"
-	"runtime"
 	"testing"
-
-	"github.com/vishvananda/netns"
 
 	"gate/internal/firewall"
 	"gate/internal/firewall/table"
+	"gate/internal/netnstest"
 )
 
 // TestPresent: in a network namespace of its own, the table is absent,
 // then present once the policy is applied, then absent once removed.
 func TestPresent(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (a network namespace of its own)")
-		}
-		t.Skip("needs root (a network namespace of its own)")
-	}
-	runtime.LockOSThread() // this thread ends in the test's namespace: never unlocked
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	defer netns.Set(orig)
+	netnstest.Enter(t)
 
 	want := func(step string, present bool) {
 		t.Helper()
