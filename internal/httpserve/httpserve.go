@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"gate/internal/tcpserve"
@@ -33,7 +34,9 @@ type Options struct {
 	MaxBodyBytes   int64         // 1 MiB (reading more fails: MaxBytesReader)
 	// MaxConns and PerSource cap the connections (tcpserve defaults).
 	MaxConns, PerSource int
-	Log                 *slog.Logger
+	// Allow, when set, is the only sources served (tcpserve.Server.Allow).
+	Allow func(netip.Addr) bool
+	Log   *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -63,7 +66,7 @@ func (o Options) withDefaults() Options {
 // the server's error.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, o Options) error {
 	o = o.withDefaults()
-	caps := &tcpserve.Server{Limit: tcpserve.Limit{Max: o.MaxConns, PerSource: o.PerSource}, Log: o.Log}
+	caps := &tcpserve.Server{Limit: tcpserve.Limit{Max: o.MaxConns, PerSource: o.PerSource}, Allow: o.Allow, Log: o.Log}
 	srv := &http.Server{
 		Handler:           Limit(h, o),
 		ReadHeaderTimeout: o.ReadHeaderTimeout,

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/huin/goupnp/dcps/internetgateway2"
+
+	"gate/internal/httpserve"
 )
 
 // BoxEvents follows the box's WAN address as the box announces it: it
@@ -138,36 +140,13 @@ func (b *BoxEvents) follow(ctx context.Context, log *slog.Logger, svc *IGDServic
 		return fmt.Errorf("callback listener on %s: %w", svc.Local, err)
 	}
 	addrs := make(chan string, 8)
-	mux := http.NewServeMux()
-	mux.HandleFunc(eventPath, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != "NOTIFY" {
-			http.Error(w, "NOTIFY only", http.StatusMethodNotAllowed)
-			return
-		}
-		if r.Header.Get("NT") != "upnp:event" || r.Header.Get("NTS") != "upnp:propchange" {
-			http.Error(w, "not an event", http.StatusBadRequest)
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-		if err != nil {
-			return
-		}
-		vars, err := ParseEvent(body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		// The loop checks the SID: it knows the current one.
-		if a, ok := vars["ExternalIPAddress"]; ok {
-			select {
-			case addrs <- r.Header.Get("SID") + " " + a:
-			default:
-			}
-		}
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 8 << 10}
-	go srv.Serve(ln)
-	defer srv.Close()
+	sctx, stopServing := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		httpserve.Serve(sctx, ln, eventHandler(addrs), callbackLimits(svc.EventURL, log))
+	}()
+	defer func() { stopServing(); <-served }()
 	callback := "http://" + ln.Addr().String() + eventPath
 
 	sid, lifetime, err := subscribe(ctx, svc.EventURL, callback, "")
@@ -243,6 +222,54 @@ func (b *BoxEvents) follow(ctx context.Context, log *slog.Logger, svc *IGDServic
 			renew.Reset(max(lifetime/2, 10*time.Second))
 		}
 	}
+}
+
+// eventHandler takes the box's NOTIFY requests at eventPath and passes
+// each announced ExternalIPAddress on as "SID address" (dropped when
+// addrs is full); Run's loop checks the SID, it knows the current one.
+func eventHandler(addrs chan<- string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(eventPath, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "NOTIFY" {
+			http.Error(w, "NOTIFY only", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.Header.Get("NT") != "upnp:event" || r.Header.Get("NTS") != "upnp:propchange" {
+			http.Error(w, "not an event", http.StatusBadRequest)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "event body: "+err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		vars, err := ParseEvent(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if a, ok := vars["ExternalIPAddress"]; ok {
+			select {
+			case addrs <- r.Header.Get("SID") + " " + a:
+			default:
+			}
+		}
+	})
+	return mux
+}
+
+// callbackLimits are the limits of the event callback's listener, which
+// the whole LAN can reach: only the box at box's host may connect when
+// that is an address (a NOTIFY comes from there), a few connections at
+// once, and small, quick requests.
+func callbackLimits(box *url.URL, log *slog.Logger) httpserve.Options {
+	o := httpserve.Options{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteIdle: 10 * time.Second,
+		IdleTimeout: time.Minute, MaxHeaderBytes: 8 << 10, MaxBodyBytes: 64 << 10, MaxConns: 8, PerSource: 4, Log: log}
+	if a, err := netip.ParseAddr(box.Hostname()); err == nil {
+		a = a.Unmap().WithZone("")
+		o.Allow = func(src netip.Addr) bool { return src == a }
+	}
+	return o
 }
 
 // subscribeTimeout is the lifetime asked for a subscription.

@@ -3,6 +3,7 @@ package publicip
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -212,4 +213,85 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("round trip: %v then %v, %v", vars, again, err)
 		}
 	})
+}
+
+// TestEventCallbackLimits: the callback listener, which the whole LAN can
+// reach, serves the box alone, a few connections at once and small
+// events, and the box's events still arrive once the flood is gone.
+func TestEventCallbackLimits(t *testing.T) {
+	box := &genaBox{addr: "198.51.100.7"}
+	ts := httptest.NewServer(box)
+	defer ts.Close()
+	ev, _ := url.Parse(ts.URL + "/evt/IPConn") // the box is 127.0.0.1
+	got := make(chan netip.Addr, 10)
+	b := &BoxEvents{Locate: func(context.Context) (*IGDService, error) {
+		return &IGDService{EventURL: ev, Local: net.IPv4(127, 0, 0, 1), External: box.external}, nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx, func(a netip.Addr) { got <- a }); close(done) }()
+	defer func() { cancel(); <-done }()
+	var callback string
+	for i := 0; callback == ""; i++ { // until subscribed (bounded)
+		if i > 100 {
+			t.Fatal("no SUBSCRIBE")
+		}
+		time.Sleep(20 * time.Millisecond)
+		box.mu.Lock()
+		callback = box.callback
+		box.mu.Unlock()
+	}
+	cb, _ := url.Parse(callback)
+	// dial connects from src; held says whether the listener kept the
+	// connection open (a second without being closed).
+	dial := func(src string) (c net.Conn, held bool) {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", cb.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = c.Read(make([]byte, 1))
+		var ne net.Error
+		return c, errors.As(err, &ne) && ne.Timeout()
+	}
+	if c, held := dial("127.0.0.2"); held {
+		t.Error("a connection from another LAN host than the box was served")
+	} else {
+		c.Close()
+	}
+	// Four at once from one source (the box's own keep-alive connection
+	// of its first NOTIFY may hold one of them).
+	var conns []net.Conn
+	var held []bool
+	for range 5 {
+		c, h := dial("127.0.0.1")
+		conns, held = append(conns, c), append(held, h)
+	}
+	if n := strings.Count(fmt.Sprint(held), "true"); !held[0] || held[4] || n > 4 {
+		t.Errorf("5 connections from the box: held %v, want the first held and at most 4", held)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	// An event larger than any IGD sends is refused.
+	big := append(EventBody(map[string]string{"ExternalIPAddress": "203.0.113.1"}), bytes.Repeat([]byte(" "), 64<<10)...)
+	req, _ := http.NewRequest("NOTIFY", callback, bytes.NewReader(big))
+	req.Header.Set("NT", "upnp:event")
+	req.Header.Set("NTS", "upnp:propchange")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("an event of %d bytes: %s, want 413", len(big), resp.Status)
+	}
+	box.set("198.51.100.8")
+	select {
+	case a := <-got:
+		if a.String() != "198.51.100.8" {
+			t.Fatalf("reported %s", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the box's event after the flood was not reported")
+	}
 }

@@ -84,8 +84,13 @@ type Server struct {
 	// (nil: discarded).
 	Log *slog.Logger
 	// Refused, when set, is called for each connection closed by a cap,
-	// with "max" or "per_source" (for metrics).
+	// with "max" or "per_source", or closed by Allow, with "not_allowed"
+	// (for metrics).
 	Refused func(reason string)
+	// Allow, when set, says whether a connection from the address may be
+	// served at all; one it refuses is closed at once, before any cap
+	// counts it (for a listener that one peer alone has business with).
+	Allow func(netip.Addr) bool
 
 	mu     sync.Mutex
 	warned time.Time
@@ -100,16 +105,22 @@ func Serve(ctx context.Context, ln net.Listener, handle func(ctx context.Context
 // Source is the key a connection from a is counted under: its IPv4
 // address, or the /64 of its IPv6 address.
 func Source(a net.Addr) netip.Addr {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	ip := ap.Addr().Unmap().WithZone("")
+	ip := addrOf(a)
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.Addr()
 	}
 	return ip
+}
+
+// addrOf is a's IP address, IPv4 unmapped, without zone (invalid when a
+// is not an IP address and port).
+func addrOf(a net.Addr) netip.Addr {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
 }
 
 // Serve accepts connections on ln and runs handle for each until ctx is
@@ -156,7 +167,7 @@ func (s *Server) refused(log *slog.Logger, ln net.Listener, src netip.Addr, reas
 	}
 	s.mu.Unlock()
 	if !quiet {
-		log.Warn("connection refused: cap reached", "listener", ln.Addr().String(), "source", src.String(), "cap", reason)
+		log.Warn("connection refused", "listener", ln.Addr().String(), "source", src.String(), "by", reason)
 	}
 }
 
@@ -195,6 +206,13 @@ func (l *capListener) Accept() (net.Conn, error) {
 			log.Warn("accept failed; retrying", "listener", l.Addr().String(), "err", err, "pause", pause)
 			time.Sleep(pause)
 			continue
+		}
+		if l.s.Allow != nil {
+			if a := addrOf(c.RemoteAddr()); !l.s.Allow(a) {
+				c.Close()
+				l.s.refused(log, l, a, "not_allowed")
+				continue
+			}
 		}
 		src := Source(c.RemoteAddr())
 		if reason := l.s.Take(src); reason != "" {

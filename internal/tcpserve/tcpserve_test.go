@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -137,12 +138,15 @@ func TestCaps(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		max, per  int
+		allow     string   // the one source Allow lets in ("": no Allow)
 		srcs      []string // one connection from each, in order
 		held      []bool
 		refusedBy []string
 	}{
-		{"per source", 10, 2, []string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.2"}, []bool{true, true, false, true}, []string{"per_source"}},
-		{"overall", 3, 5, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}, []bool{true, true, true, false}, []string{"max"}},
+		{"per source", 10, 2, "", []string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.2"}, []bool{true, true, false, true}, []string{"per_source"}},
+		{"overall", 3, 5, "", []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}, []bool{true, true, true, false}, []string{"max"}},
+		// Strangers are closed before they count: the peer still gets its slot.
+		{"allowed peer only", 1, 1, "127.0.0.9", []string{"127.0.0.1", "127.0.0.2", "127.0.0.9", "127.0.0.1"}, []bool{false, false, true, false}, []string{"not_allowed", "not_allowed", "not_allowed"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -152,6 +156,10 @@ func TestCaps(t *testing.T) {
 			var mu sync.Mutex
 			var refused []string
 			s := &Server{Limit: Limit{Max: tc.max, PerSource: tc.per}, Refused: func(r string) { mu.Lock(); refused = append(refused, r); mu.Unlock() }}
+			if tc.allow != "" {
+				peer := netip.MustParseAddr(tc.allow)
+				s.Allow = func(a netip.Addr) bool { return a == peer }
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { s.Serve(ctx, ln, func(ctx context.Context, c net.Conn) { io.Copy(c, c) }); close(done) }()
