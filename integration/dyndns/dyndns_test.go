@@ -34,7 +34,7 @@ func newLab(t *testing.T) *lab { return newLabBox(t, "miniupnpd") }
 
 // newLabBox is the lab with the box's IGD: Debian's "miniupnpd", or
 // "fakeigd", which announces WAN changes for the reserved addresses the
-// lab uses.
+// lab uses, or "none".
 func newLabBox(t *testing.T, igd string) *lab {
 	netlab.Require(t, "/usr/sbin/named", "miniupnpd")
 	s := site.New(t, site.Options{})
@@ -46,8 +46,11 @@ func newLabBox(t *testing.T, igd string) *lab {
 	l.bind = s.StartBIND("example.org", "home.example.org", "gate-key", site.NewTSIGSecret())
 	l.secret = l.bind.Secret
 	l.named = l.bind.Proc
-	if igd == "fakeigd" {
+	switch igd {
+	case "fakeigd":
 		s.StartIGD()
+		return l
+	case "none":
 		return l
 	}
 	// The box's UPnP IGD.
@@ -267,5 +270,34 @@ func TestIntegrationDynDNSBoxEvent(t *testing.T) {
 	t.Logf("record followed the box's event in %s", d.Round(time.Millisecond))
 	if !strings.Contains(p.Output(), "the box announced a WAN address change") {
 		t.Errorf("no check on the event:\n%s", site.Tail(p.Output(), 10))
+	}
+}
+
+// TestIntegrationDynDNSRogueIGD: a LAN host that answers SSDP as an IGD
+// (fakeigd on ceph-1, reporting an address of its own) is not the box:
+// what it says is never published, and the daemon says why; once the box
+// (the default gateway) answers too, its address is.
+func TestIntegrationDynDNSRogueIGD(t *testing.T) {
+	netlab.Require(t, "dig")
+	l := newLabBox(t, "none")
+	h := l.s.Servers[0].Host
+	rogueWAN := "203.0.113.66"
+	h.MustRun("ip", "link", "add", "rogue0", "type", "veth", "peer", "name", "rogue1")
+	h.MustRun("ip", "addr", "add", rogueWAN+"/32", "dev", "rogue0")
+	h.MustRun("ip", "link", "set", "rogue0", "up")
+	site.StartIGD(t, h, "eth0", "rogue0")
+	p := l.startDyndnsWith("rogue", l.secret, "[{type: upnp}]", "5s", "")
+	ignored := "ignored the one(s) at " + l.s.Servers[0].IP.String()
+	if err := p.WaitFor(ignored, 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, site.Tail(p.Output(), 15))
+	}
+	if got := l.record(); got == rogueWAN {
+		t.Fatalf("the rogue IGD's address %s was published", got)
+	}
+	l.s.StartIGD()
+	d := l.follow(p, site.BoxWAN.String())
+	t.Logf("the box's address published %s after the box's IGD started", d.Round(time.Millisecond))
+	if strings.Contains(p.Output(), rogueWAN) {
+		t.Errorf("the rogue's address appears in the daemon's log:\n%s", site.Tail(p.Output(), 15))
 	}
 }

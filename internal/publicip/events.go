@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/huin/goupnp/dcps/internetgateway2"
-
 	"gate/internal/httpserve"
 )
 
@@ -48,25 +46,14 @@ type IGDService struct {
 	External func(ctx context.Context) (string, error)
 }
 
-// LocateIGD finds the box's WANIPConnection (version 2, else 1) by SSDP.
+// LocateIGD finds the box's WANIPConnection (version 2, else 1) by SSDP,
+// at the default gateway alone (see discoverIGDs).
 func LocateIGD(ctx context.Context) (*IGDService, error) {
-	var errs []string
-	if cs, _, err := internetgateway2.NewWANIPConnection2ClientsCtx(ctx); err != nil {
-		errs = append(errs, err.Error())
-	} else if len(cs) > 0 {
-		c := cs[0]
-		return igdService(c.Service.EventSubURL.URL, c.LocalAddr(), c.GetExternalIPAddressCtx)
+	found, err := discoverIGDs(ctx, nil)
+	if err != nil {
+		return nil, err
 	}
-	if cs, _, err := internetgateway2.NewWANIPConnection1ClientsCtx(ctx); err != nil {
-		errs = append(errs, err.Error())
-	} else if len(cs) > 0 {
-		c := cs[0]
-		return igdService(c.Service.EventSubURL.URL, c.LocalAddr(), c.GetExternalIPAddressCtx)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("UPnP discovery: %s", strings.Join(errs, "; "))
-	}
-	return nil, errors.New("no UPnP Internet Gateway Device answered on the LAN")
+	return igdService(found[0].event, found[0].local, found[0].external)
 }
 
 func igdService(ev url.URL, local net.IP, ext func(context.Context) (string, error)) (*IGDService, error) {

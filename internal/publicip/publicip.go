@@ -18,8 +18,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/huin/goupnp/dcps/internetgateway2"
 )
 
 // Source is one way to learn the public address.
@@ -51,8 +49,12 @@ func Check(a netip.Addr) error {
 
 // UPnP asks the ISP box (an Internet Gateway Device) for its WAN address.
 // It remembers the box it found (SSDP discovery waits two seconds per
-// service version) until a request to it fails. Use a pointer.
+// service version) until a request to it fails. Only a device at the
+// default gateway is asked (see discoverIGDs). Use a pointer.
 type UPnP struct {
+	// Gateways lists the default gateways (nil: the gate's routes).
+	Gateways func() ([]netip.Addr, error)
+
 	mu  sync.Mutex
 	box func(ctx context.Context) (string, error) // GetExternalIPAddress of the box found
 }
@@ -74,36 +76,20 @@ func (u *UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
 		u.box = nil // look for the box again
 		u.mu.Unlock()
 	}
-	var errs []string
-	var found []func(context.Context) (string, error)
-	clients2, _, err := internetgateway2.NewWANIPConnection2ClientsCtx(ctx)
+	found, err := discoverIGDs(ctx, u.Gateways)
 	if err != nil {
-		errs = append(errs, err.Error())
+		return netip.Addr{}, err
 	}
-	for _, c := range clients2 {
-		found = append(found, c.GetExternalIPAddressCtx)
-	}
-	if len(found) == 0 {
-		clients1, _, err := internetgateway2.NewWANIPConnection1ClientsCtx(ctx)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		for _, c := range clients1 {
-			found = append(found, c.GetExternalIPAddressCtx)
-		}
-	}
-	for _, get := range found {
-		s, err := get(ctx)
+	var errs []string
+	for _, d := range found {
+		s, err := d.external(ctx)
 		if err == nil {
 			u.mu.Lock()
-			u.box = get
+			u.box = d.external
 			u.mu.Unlock()
 			return parseIGD(s)
 		}
 		errs = append(errs, err.Error())
-	}
-	if len(errs) == 0 {
-		return netip.Addr{}, errors.New("no UPnP Internet Gateway Device answered on the LAN (is UPnP enabled on the box?)")
 	}
 	return netip.Addr{}, fmt.Errorf("UPnP: %s", strings.Join(errs, "; "))
 }
