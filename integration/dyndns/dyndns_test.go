@@ -275,8 +275,9 @@ func TestIntegrationDynDNSBoxEvent(t *testing.T) {
 
 // TestIntegrationDynDNSRogueIGD: a LAN host that answers SSDP as an IGD
 // (fakeigd on ceph-1, reporting an address of its own) is not the box:
-// what it says is never published, and the daemon says why; once the box
-// (the default gateway) answers too, its address is.
+// what it says is never published, nor its description even read, and the
+// daemon says why; once the box (the default gateway) answers too, its
+// address is.
 func TestIntegrationDynDNSRogueIGD(t *testing.T) {
 	netlab.Require(t, "dig")
 	l := newLabBox(t, "none")
@@ -285,7 +286,7 @@ func TestIntegrationDynDNSRogueIGD(t *testing.T) {
 	h.MustRun("ip", "link", "add", "rogue0", "type", "veth", "peer", "name", "rogue1")
 	h.MustRun("ip", "addr", "add", rogueWAN+"/32", "dev", "rogue0")
 	h.MustRun("ip", "link", "set", "rogue0", "up")
-	site.StartIGD(t, h, "eth0", "rogue0")
+	rogue := site.StartIGD(t, h, "eth0", "rogue0")
 	p := l.startDyndnsWith("rogue", l.secret, "[{type: upnp}]", "5s", "")
 	ignored := "ignored the one(s) at " + l.s.Servers[0].IP.String()
 	if err := p.WaitFor(ignored, 30*time.Second); err != nil {
@@ -299,5 +300,8 @@ func TestIntegrationDynDNSRogueIGD(t *testing.T) {
 	t.Logf("the box's address published %s after the box's IGD started", d.Round(time.Millisecond))
 	if strings.Contains(p.Output(), rogueWAN) {
 		t.Errorf("the rogue's address appears in the daemon's log:\n%s", site.Tail(p.Output(), 15))
+	}
+	if strings.Contains(rogue.Output(), "description fetched") {
+		t.Errorf("the rogue's description was read:\n%s", site.Tail(rogue.Output(), 5))
 	}
 }

@@ -2,6 +2,7 @@ package publicip
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -53,23 +54,18 @@ func LocateIGD(ctx context.Context) (*IGDService, error) {
 	if err != nil {
 		return nil, err
 	}
-	return igdService(found[0].event, found[0].local, found[0].external)
-}
-
-func igdService(ev url.URL, local net.IP, ext func(context.Context) (string, error)) (*IGDService, error) {
+	ev := found[0].event
 	if ev.Host == "" {
 		return nil, errors.New("the box's WANIPConnection has no eventSubURL")
 	}
-	if local == nil || local.IsUnspecified() {
-		// The address the kernel would use towards the box.
-		c, err := net.Dial("udp", ev.Host)
-		if err != nil {
-			return nil, fmt.Errorf("route to the box at %s: %v", ev.Host, err)
-		}
-		local = c.LocalAddr().(*net.UDPAddr).IP
-		c.Close()
+	// The gate's address towards the box: the callback listens there.
+	c, err := net.Dial("udp", net.JoinHostPort(ev.Hostname(), cmp.Or(ev.Port(), "80")))
+	if err != nil {
+		return nil, fmt.Errorf("route to the box at %s: %v", ev.Host, err)
 	}
-	return &IGDService{EventURL: &ev, Local: local, External: ext}, nil
+	local := c.LocalAddr().(*net.UDPAddr).IP
+	c.Close()
+	return &IGDService{EventURL: &ev, Local: local, External: found[0].external}, nil
 }
 
 // Run follows the box until ctx is done, calling changed (from Run's

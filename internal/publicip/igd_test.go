@@ -13,30 +13,29 @@ import (
 )
 
 func TestAtGateway(t *testing.T) {
-	dev := func(loc string) igd {
+	dev := func(loc string) *url.URL {
 		u, err := url.Parse(loc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return igd{location: u}
+		return u
 	}
 	box := dev("http://192.168.1.1:5000/rootDesc.xml")
 	rogue := dev("http://192.168.1.66:5000/rootDesc.xml")
 	gw := []netip.Addr{netip.MustParseAddr("192.168.1.1"), netip.MustParseAddr("fe80::1")}
 	for _, tc := range []struct {
 		name   string
-		found  []igd
+		found  []*url.URL
 		gws    []netip.Addr
 		boxes  int
 		others string
 	}{
-		{"the box", []igd{box}, gw, 1, ""},
-		{"a LAN host answering as an IGD", []igd{rogue}, gw, 0, "192.168.1.66"},
-		{"the rogue answered first", []igd{rogue, box, rogue}, gw, 1, "192.168.1.66"},
-		{"the box over IPv6 link-local", []igd{dev("http://[fe80::1%25eth0]:5000/d.xml")}, gw, 1, ""},
-		{"a name, not an address", []igd{dev("http://box.lan:5000/d.xml")}, gw, 0, "box.lan"},
-		{"no default route", []igd{box}, nil, 0, "192.168.1.1"},
-		{"no location", []igd{{}}, gw, 0, "(no location)"},
+		{"the box", []*url.URL{box}, gw, 1, ""},
+		{"a LAN host answering as an IGD", []*url.URL{rogue}, gw, 0, "192.168.1.66"},
+		{"the rogue answered first", []*url.URL{rogue, box, rogue}, gw, 1, "192.168.1.66"},
+		{"the box over IPv6 link-local", []*url.URL{dev("http://[fe80::1%25eth0]:5000/d.xml")}, gw, 1, ""},
+		{"a name, not an address", []*url.URL{dev("http://box.lan:5000/d.xml")}, gw, 0, "box.lan"},
+		{"no default route", []*url.URL{box}, nil, 0, "192.168.1.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			boxes, others := atGateway(tc.found, tc.gws)
@@ -44,8 +43,8 @@ func TestAtGateway(t *testing.T) {
 				t.Errorf("atGateway = %d boxes, others %q; want %d, %q", len(boxes), others, tc.boxes, tc.others)
 			}
 			for _, b := range boxes {
-				if b.location != box.location && b.location.Hostname() != "fe80::1%eth0" {
-					t.Errorf("kept %s", b.location)
+				if b != box && b.Hostname() != "fe80::1%eth0" {
+					t.Errorf("kept %s", b)
 				}
 			}
 		})

@@ -64,6 +64,7 @@ func main() {
 	mux.HandleFunc("/rootDesc.xml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
 		fmt.Fprintf(w, rootDesc, base)
+		log.Printf("description fetched by %s", r.RemoteAddr)
 	})
 	mux.HandleFunc("/ctl/IPConn", g.control)
 	mux.HandleFunc("/evt/IPConn", g.event)
