@@ -65,6 +65,9 @@ func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([
 	if err != nil {
 		return nil, err
 	}
+	if len(gws) == 0 {
+		return nil, errors.New("no default route (yet): the box is the UPnP IGD at the default gateway")
+	}
 	var errs, ignored []string
 	for _, v := range []struct {
 		st      string

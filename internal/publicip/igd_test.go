@@ -78,3 +78,12 @@ func TestGateways(t *testing.T) {
 		t.Errorf("Gateways() = %s, want %s", got, want)
 	}
 }
+
+// TestUPnPNoDefaultRoute: without a default route there is no box to ask,
+// and the error says so (not that the box was ignored).
+func TestUPnPNoDefaultRoute(t *testing.T) {
+	u := &UPnP{Gateways: func() ([]netip.Addr, error) { return nil, nil }}
+	if _, err := u.Lookup(t.Context()); err == nil || !strings.Contains(err.Error(), "no default route") {
+		t.Errorf("Lookup without a default route: %v", err)
+	}
+}
