@@ -34,7 +34,7 @@ type Options struct {
 	MaxBodyBytes   int64         // 1 MiB (reading more fails: MaxBytesReader)
 	// MaxConns and PerSource cap the connections (tcpserve defaults).
 	MaxConns, PerSource int
-	// Allow, when set, is the only sources served (tcpserve.Server.Allow).
+	// Allow, when set, says which sources are served (tcpserve.Server.Allow).
 	Allow func(netip.Addr) bool
 	Log   *slog.Logger
 }
