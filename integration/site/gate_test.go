@@ -1,6 +1,7 @@
 package site
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -26,6 +27,31 @@ func TestReadyBeforeFirewall(t *testing.T) {
 	} {
 		if got := strings.Join(readyBeforeFirewall(tc.out), " "); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBoxFollowed(t *testing.T) {
+	const (
+		subVPN = `level=INFO msg="following the box's WAN address" daemon=vpn box=192.168.1.1:5000 events=subscribed` + "\n"
+		subDyn = `level=INFO msg="following the box's WAN address" daemon=dyndns box=192.168.1.1:5000 events=subscribed` + "\n"
+		chVPN  = `level=INFO msg="the box's WAN address changed" daemon=vpn from=203.0.113.2 to=203.0.113.3 via=event` + "\n"
+		chDyn  = `level=INFO msg="the box's WAN address changed" daemon=dyndns from=203.0.113.2 to=203.0.113.3 via=poll` + "\n"
+		chOld  = `level=INFO msg="the box's WAN address changed" daemon=dyndns from=203.0.113.9 to=203.0.113.2 via=event` + "\n"
+		noBox  = `level=INFO msg="no UPnP box to follow: a new WAN address is seen only by the daemon's own checks" daemon=vpn` + "\n"
+	)
+	wan := netip.MustParseAddr("203.0.113.3")
+	for _, tc := range []struct {
+		name, console string
+		ok            bool
+	}{
+		{"both followed", subVPN + subDyn + chDyn + chVPN, true},
+		{"vpn found no box", noBox + subDyn + chDyn, false},
+		{"dyndns saw another change", subVPN + subDyn + chVPN + chOld, false},
+		{"nothing", "", false},
+	} {
+		if err := boxFollowed(tc.console, wan); (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
 }

@@ -254,7 +254,7 @@ func (j *journey) setup() error {
 		return err
 	}
 	j.bind = j.s.StartBIND("e2e.example.org", "home.e2e.example.org", "gate-key", strings.TrimSpace(string(tsig)))
-	j.s.StartEcho()
+	j.s.StartIGD()
 
 	// Every server runs a real sshd that accepts the admin's key.
 	for _, sv := range j.s.Servers {
@@ -276,10 +276,12 @@ func (j *journey) siteYAML(adminPub string) string {
 		fmt.Fprintf(&users, "    - {name: %s, password: file:nut-%s}\n", sv.Name, sv.Name)
 	}
 	zeros := strings.Repeat("0", 64)
-	sources := fmt.Sprintf("[{type: http, url: %q}]", EchoURL)
+	// The address from the box's UPnP IGD, the default source (fakeigd
+	// runs on the box), and over IPv6 from the gate's own interface.
+	sources := ""
 	records := "[{name: " + recordName + "}]"
 	if j.run.IPv6 {
-		sources = fmt.Sprintf("[{type: http, url: %q}, {type: interface, interface: eth0}]\n  ipv6_suffix: %q", EchoURL, ipv6Suffix)
+		sources = fmt.Sprintf("  sources: [{type: upnp}, {type: interface, interface: eth0}]\n  ipv6_suffix: %q\n", ipv6Suffix)
 		records = "[{name: " + recordName + "}, {name: " + recordName + ", type: AAAA}]"
 	}
 	// The spare host (step 6): in the ceph shutdown group, its NUT user
@@ -329,8 +331,7 @@ vpn:
       hub_address: %s
 dyndns:
   interval: 5s
-  sources: %s
-  provider: {type: rfc2136, server: "%s:53", zone: e2e.example.org, tsig_key: gate-key, tsig_secret: "file:tsig.key"}
+%s  provider: {type: rfc2136, server: "%s:53", zone: e2e.example.org, tsig_key: gate-key, tsig_secret: "file:tsig.key"}
   records: %s
 ups:
   source: nut://%s/ups
@@ -509,6 +510,26 @@ func (j *journey) newAddress() error {
 		return err
 	}
 	fmt.Printf("JOURNEY    DNS record followed in %.1fs, tunnel back in %.1fs\n", dnsTook.Seconds(), tunnelTook.Seconds())
+	return boxFollowed(j.gate.Proc.Output(), j.wan)
+}
+
+// boxFollowed checks on the gate's console that vpn and dyndns each
+// subscribed to the box's UPnP IGD (the one at the default gateway) and
+// saw its WAN address become wan.
+func boxFollowed(console string, wan netip.Addr) error {
+	for _, d := range []string{"vpn", "dyndns"} {
+		sub := `msg="following the box's WAN address" daemon=` + d + ` `
+		changed := `msg="the box's WAN address changed" daemon=` + d + ` `
+		var seen bool
+		for _, l := range strings.Split(console, "\n") {
+			if strings.Contains(l, changed) && strings.Contains(l, " to="+wan.String()+" ") {
+				seen = true
+			}
+		}
+		if !strings.Contains(console, sub) || !seen {
+			return fmt.Errorf("%s did not follow the box's IGD to %s (subscribed: %v, change seen: %v)", d, wan, strings.Contains(console, sub), seen)
+		}
+	}
 	return nil
 }
 
