@@ -1,10 +1,13 @@
 package publicip
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -13,8 +16,6 @@ import (
 
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
-	"github.com/huin/goupnp/httpu"
-	"github.com/huin/goupnp/ssdp"
 	"github.com/vishvananda/netlink"
 )
 
@@ -52,11 +53,11 @@ func Gateways() ([]netip.Addr, error) {
 }
 
 // discoverIGDs finds the box's WANIPConnection services by SSDP (version
-// 2, else 1). Only a device at one of the default gateways counts, and
-// only its description is fetched: any host on the LAN can answer SSDP as
-// an IGD, and what it said would be published as the site's address (and
-// its description, at a URL of its choosing, read). The others are named
-// in the error when no box is left.
+// 2, else 1). Only the default gateway's answers count, and only its
+// description is fetched: any host on the LAN can answer SSDP as an IGD,
+// and what it said would be published as the site's address (and its
+// description, at a URL of its choosing, read). The others are named in
+// the error when no box is left.
 func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([]igd, error) {
 	if gateways == nil {
 		gateways = Gateways
@@ -82,19 +83,18 @@ func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([
 			return igdsOf(cs), err
 		}},
 	} {
-		locs, err := search(ctx, v.st)
+		a, err := search(ctx, v.st, gws, searchWait)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
 		}
-		boxes, others := atGateway(locs, gws)
-		for _, o := range others {
+		for _, o := range a.others {
 			if !slices.Contains(ignored, o) {
 				ignored = append(ignored, o)
 			}
 		}
 		var found []igd
-		for _, loc := range boxes {
+		for _, loc := range a.boxes {
 			ds, err := v.clients(ctx, loc)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", loc, err))
@@ -127,27 +127,109 @@ func igdsOf[C interface {
 	return ds
 }
 
-// search asks the LAN for st by SSDP (for two seconds) and returns the
-// description URLs that answered.
-func search(ctx context.Context, st string) ([]*url.URL, error) {
-	hc, err := httpu.NewHTTPUClient()
+// SSDP (UPnP Device Architecture 1.1 §1.3): an M-SEARCH multicast to
+// ssdpGroup, answered by unicast datagrams.
+var ssdpGroup = netip.MustParseAddrPort("239.255.255.250:1900")
+
+const (
+	searchWait = 2 * time.Second // how long answers are awaited (MX)
+	maxAnswers = 8               // distinct answers kept, and sources named
+)
+
+// answers are what one search heard.
+type answers struct {
+	boxes  []*url.URL // description URLs answered from, and on, a gateway
+	others []string   // the other answerers (their addresses, or the hosts they named)
+}
+
+// search multicasts an M-SEARCH for st (three times) to the group at
+// addr and listens wait for answers. A datagram from anyone but a
+// gateway is not even parsed (its source is noted): any LAN host can
+// answer, as often as it likes. At most maxAnswers of each are kept.
+func search(ctx context.Context, st string, gws []netip.Addr, wait time.Duration) (answers, error) {
+	return searchAt(ctx, ssdpGroup, st, gws, wait)
+}
+
+func searchAt(ctx context.Context, group netip.AddrPort, st string, gws []netip.Addr, wait time.Duration) (answers, error) {
+	var a answers
+	c, err := net.ListenUDP("udp4", nil)
 	if err != nil {
-		return nil, fmt.Errorf("SSDP: %w", err)
+		return a, fmt.Errorf("SSDP: %w", err)
 	}
-	defer hc.Close()
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resps, err := ssdp.RawSearch(sctx, hc, st, 3)
-	if err != nil {
-		return nil, fmt.Errorf("SSDP search for %s: %w", st, err)
+	defer c.Close()
+	end := time.Now().Add(wait)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
 	}
-	var locs []*url.URL
-	for _, r := range resps {
-		if loc, err := r.Location(); err == nil {
-			locs = append(locs, loc)
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
+	defer stop()
+	c.SetReadDeadline(end)
+	req := fmt.Sprintf("M-SEARCH * HTTP/1.1\r\nHOST: %s\r\nMAN: \"ssdp:discover\"\r\nMX: %d\r\nST: %s\r\n\r\n",
+		group, max(1, int(wait/time.Second)), st)
+	for range 3 {
+		if _, err := c.WriteToUDPAddrPort([]byte(req), group); err != nil {
+			return a, fmt.Errorf("SSDP search for %s: %w", st, err)
 		}
 	}
-	return locs, nil
+	note := func(s string) {
+		if len(a.others) < maxAnswers && !slices.Contains(a.others, s) {
+			a.others = append(a.others, s)
+		}
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return a, ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return a, nil
+			}
+			return a, fmt.Errorf("SSDP search for %s: %w", st, err)
+		}
+		src := from.Addr().Unmap()
+		if !slices.Contains(gws, src) {
+			note(src.String())
+			continue
+		}
+		loc, err := ParseSSDPAnswer(buf[:n], st)
+		if err != nil {
+			continue
+		}
+		boxes, others := atGateway([]*url.URL{loc}, gws)
+		for _, o := range others {
+			note(o)
+		}
+		for _, b := range boxes {
+			if len(a.boxes) < maxAnswers && !slices.ContainsFunc(a.boxes, func(u *url.URL) bool { return u.String() == b.String() }) {
+				a.boxes = append(a.boxes, b)
+			}
+		}
+	}
+}
+
+// ParseSSDPAnswer reads an answer to an M-SEARCH for st (an HTTP 200
+// response in one datagram, UDA 1.1 §1.3.3) and returns its LOCATION, an
+// http URL with a host.
+func ParseSSDPAnswer(b []byte, st string) (*url.URL, error) {
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), nil)
+	if err != nil {
+		return nil, fmt.Errorf("SSDP answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("SSDP answer: status %q", resp.Status)
+	}
+	if got := resp.Header.Get("ST"); got != st {
+		return nil, fmt.Errorf("SSDP answer for %.64q, not %s", got, st)
+	}
+	loc, err := url.Parse(resp.Header.Get("LOCATION"))
+	if err != nil || loc.Scheme != "http" || loc.Hostname() == "" {
+		return nil, fmt.Errorf("SSDP answer: LOCATION %.128q is not an http URL", resp.Header.Get("LOCATION"))
+	}
+	return loc, nil
 }
 
 // atGateway splits locs into those served from one of gws, and the hosts

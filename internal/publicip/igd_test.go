@@ -2,12 +2,14 @@ package publicip
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gate/internal/netnstest"
 )
@@ -86,4 +88,91 @@ func TestUPnPNoDefaultRoute(t *testing.T) {
 	if _, err := u.Lookup(t.Context()); err == nil || !strings.Contains(err.Error(), "no default route") {
 		t.Errorf("Lookup without a default route: %v", err)
 	}
+}
+
+// TestSearch: the box (127.0.0.1, the gateway) answers the M-SEARCH
+// among garbage; a LAN host (127.0.0.2) floods answers naming the box's
+// own address in their LOCATION. Only the box's answer counts; the other
+// is named once, never parsed.
+func TestSearch(t *testing.T) {
+	const st = "urn:schemas-upnp-org:service:WANIPConnection:1"
+	box, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	rogue, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rogue.Close()
+	answer := func(loc, st string) []byte {
+		return []byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nEXT:\r\nLOCATION: " + loc + "\r\nST: " + st + "\r\nUSN: uuid:x::" + st + "\r\n\r\n")
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		n, from, err := box.ReadFromUDPAddrPort(buf)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), "M-SEARCH * HTTP/1.1\r\n") || !strings.Contains(string(buf[:n]), "\r\nST: "+st+"\r\n") {
+			t.Errorf("the box got %q, %v", buf[:n], err)
+			return
+		}
+		for range 1000 {
+			rogue.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/forged.xml", st), from)
+		}
+		box.WriteToUDPAddrPort([]byte("garbage"), from)
+		box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/other.xml", "upnp:rootdevice"), from)
+		box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/rootDesc.xml", st), from)
+		box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/rootDesc.xml", st), from)
+	}()
+	gws := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	a, err := searchAt(t.Context(), box.LocalAddr().(*net.UDPAddr).AddrPort(), st, gws, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(a.boxes); got != "[http://127.0.0.1:5000/rootDesc.xml]" {
+		t.Errorf("boxes %s", got)
+	}
+	if got := fmt.Sprint(a.others); got != "[127.0.0.2]" {
+		t.Errorf("others %s", got)
+	}
+}
+
+func TestParseSSDPAnswer(t *testing.T) {
+	const st = "urn:schemas-upnp-org:service:WANIPConnection:2"
+	ok := "HTTP/1.1 200 OK\r\nLOCATION: http://192.168.1.1:5000/rootDesc.xml\r\nST: " + st + "\r\n\r\n"
+	if loc, err := ParseSSDPAnswer([]byte(ok), st); err != nil || loc.String() != "http://192.168.1.1:5000/rootDesc.xml" {
+		t.Errorf("ParseSSDPAnswer(ok) = %v, %v", loc, err)
+	}
+	for _, bad := range []string{
+		"", "garbage", "HTTP/1.1 404 Not Found\r\nLOCATION: http://a/\r\nST: " + st + "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nLOCATION: http://a/\r\nST: upnp:rootdevice\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nLOCATION: file:///etc/passwd\r\nST: " + st + "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nLOCATION: /rootDesc.xml\r\nST: " + st + "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nST: " + st + "\r\n\r\n",
+	} {
+		if loc, err := ParseSSDPAnswer([]byte(bad), st); err == nil {
+			t.Errorf("ParseSSDPAnswer(%q) = %v", bad, loc)
+		}
+	}
+}
+
+// FuzzParseSSDPAnswer: an accepted answer names an http URL with a host,
+// and the canonical answer written from it reads back the same.
+func FuzzParseSSDPAnswer(f *testing.F) {
+	const st = "urn:schemas-upnp-org:service:WANIPConnection:1"
+	f.Add([]byte("HTTP/1.1 200 OK\r\nLOCATION: http://192.168.1.1:5000/rootDesc.xml\r\nST: " + st + "\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nlocation: http://[fe80::1%25eth0]:49000/d.xml\r\nst: " + st + "\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		loc, err := ParseSSDPAnswer(b, st)
+		if err != nil {
+			return
+		}
+		if loc.Scheme != "http" || loc.Hostname() == "" {
+			t.Fatalf("accepted %q", loc)
+		}
+		again, err := ParseSSDPAnswer([]byte("HTTP/1.1 200 OK\r\nLOCATION: "+loc.String()+"\r\nST: "+st+"\r\n\r\n"), st)
+		if err != nil || again.String() != loc.String() {
+			t.Fatalf("%q read back as %v, %v", loc, again, err)
+		}
+	})
 }
