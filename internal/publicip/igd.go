@@ -142,14 +142,16 @@ type answers struct {
 	others []string   // the other answerers (their addresses, or the hosts they named)
 }
 
-// search multicasts an M-SEARCH for st (three times) to the group at
-// addr and listens wait for answers. A datagram from anyone but a
-// gateway is not even parsed (its source is noted): any LAN host can
-// answer, as often as it likes. At most maxAnswers of each are kept.
+// search multicasts an M-SEARCH for st (three times) to SSDP's group and
+// listens wait for answers. A datagram from anyone but a gateway is not
+// even parsed (its source is noted): any LAN host can answer, as often as
+// it likes. At most maxAnswers of each are kept.
 func search(ctx context.Context, st string, gws []netip.Addr, wait time.Duration) (answers, error) {
 	return searchAt(ctx, ssdpGroup, st, gws, wait)
 }
 
+// searchAt is search sending to group, which a test makes a unicast
+// address.
 func searchAt(ctx context.Context, group netip.AddrPort, st string, gws []netip.Addr, wait time.Duration) (answers, error) {
 	var a answers
 	c, err := net.ListenUDP("udp4", nil)
