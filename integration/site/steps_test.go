@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -520,14 +521,12 @@ func boxFollowed(console string, wan netip.Addr) error {
 	for _, d := range []string{"vpn", "dyndns"} {
 		sub := `msg="following the box's WAN address" daemon=` + d + ` `
 		changed := `msg="the box's WAN address changed" daemon=` + d + ` `
-		var seen bool
-		for _, l := range strings.Split(console, "\n") {
-			if strings.Contains(l, changed) && strings.Contains(l, " to="+wan.String()+" ") {
-				seen = true
-			}
-		}
-		if !strings.Contains(console, sub) || !seen {
-			return fmt.Errorf("%s did not follow the box's IGD to %s (subscribed: %v, change seen: %v)", d, wan, strings.Contains(console, sub), seen)
+		subscribed := strings.Contains(console, sub)
+		seen := slices.ContainsFunc(strings.Split(console, "\n"), func(l string) bool {
+			return strings.Contains(l, changed) && strings.Contains(l, " to="+wan.String()+" ")
+		})
+		if !subscribed || !seen {
+			return fmt.Errorf("%s did not follow the box's IGD to %s (subscribed: %v, change seen: %v)", d, wan, subscribed, seen)
 		}
 	}
 	return nil

@@ -200,14 +200,12 @@ func searchAt(ctx context.Context, group netip.AddrPort, st string, gws []netip.
 		if err != nil {
 			continue
 		}
-		boxes, others := atGateway([]*url.URL{loc}, gws)
-		for _, o := range others {
-			note(o)
+		if !onGateway(loc, gws) {
+			note(loc.Hostname())
+			continue
 		}
-		for _, b := range boxes {
-			if len(a.boxes) < maxAnswers && !slices.ContainsFunc(a.boxes, func(u *url.URL) bool { return u.String() == b.String() }) {
-				a.boxes = append(a.boxes, b)
-			}
+		if len(a.boxes) < maxAnswers && !slices.ContainsFunc(a.boxes, func(u *url.URL) bool { return u.String() == loc.String() }) {
+			a.boxes = append(a.boxes, loc)
 		}
 	}
 }
@@ -234,19 +232,9 @@ func ParseSSDPAnswer(b []byte, st string) (*url.URL, error) {
 	return loc, nil
 }
 
-// atGateway splits locs into those served from one of gws, and the hosts
-// of the others.
-func atGateway(locs []*url.URL, gws []netip.Addr) (boxes []*url.URL, others []string) {
-	for _, loc := range locs {
-		host := loc.Hostname()
-		a, err := netip.ParseAddr(host)
-		if err == nil && slices.Contains(gws, a.Unmap().WithZone("")) {
-			boxes = append(boxes, loc)
-			continue
-		}
-		if !slices.Contains(others, host) {
-			others = append(others, host)
-		}
-	}
-	return boxes, others
+// onGateway says whether loc is served from one of gws (its host an
+// address, not a name).
+func onGateway(loc *url.URL, gws []netip.Addr) bool {
+	a, err := netip.ParseAddr(loc.Hostname())
+	return err == nil && slices.Contains(gws, a.Unmap().WithZone(""))
 }

@@ -14,40 +14,30 @@ import (
 	"gate/internal/netnstest"
 )
 
-func TestAtGateway(t *testing.T) {
-	dev := func(loc string) *url.URL {
-		u, err := url.Parse(loc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	box := dev("http://192.168.1.1:5000/rootDesc.xml")
-	rogue := dev("http://192.168.1.66:5000/rootDesc.xml")
+// TestOnGateway: a device's LOCATION is the box's only when its host is
+// one of the default routes' gateways.
+func TestOnGateway(t *testing.T) {
 	gw := []netip.Addr{netip.MustParseAddr("192.168.1.1"), netip.MustParseAddr("fe80::1")}
 	for _, tc := range []struct {
-		name   string
-		found  []*url.URL
-		gws    []netip.Addr
-		boxes  int
-		others string
+		name string
+		loc  string
+		gws  []netip.Addr
+		want bool
 	}{
-		{"the box", []*url.URL{box}, gw, 1, ""},
-		{"a LAN host answering as an IGD", []*url.URL{rogue}, gw, 0, "192.168.1.66"},
-		{"the rogue answered first", []*url.URL{rogue, box, rogue}, gw, 1, "192.168.1.66"},
-		{"the box over IPv6 link-local", []*url.URL{dev("http://[fe80::1%25eth0]:5000/d.xml")}, gw, 1, ""},
-		{"a name, not an address", []*url.URL{dev("http://box.lan:5000/d.xml")}, gw, 0, "box.lan"},
-		{"no default route", []*url.URL{box}, nil, 0, "192.168.1.1"},
+		{"the box", "http://192.168.1.1:5000/rootDesc.xml", gw, true},
+		{"a LAN host answering as an IGD", "http://192.168.1.66:5000/rootDesc.xml", gw, false},
+		{"the box over IPv6 link-local", "http://[fe80::1%25eth0]:5000/d.xml", gw, true},
+		{"the box's IPv4 address mapped", "http://[::ffff:192.168.1.1]:5000/d.xml", gw, true},
+		{"a name, not an address", "http://box.lan:5000/d.xml", gw, false},
+		{"no default route", "http://192.168.1.1:5000/rootDesc.xml", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			boxes, others := atGateway(tc.found, tc.gws)
-			if len(boxes) != tc.boxes || strings.Join(others, ",") != tc.others {
-				t.Errorf("atGateway = %d boxes, others %q; want %d, %q", len(boxes), others, tc.boxes, tc.others)
+			u, err := url.Parse(tc.loc)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, b := range boxes {
-				if b != box && b.Hostname() != "fe80::1%eth0" {
-					t.Errorf("kept %s", b)
-				}
+			if got := onGateway(u, tc.gws); got != tc.want {
+				t.Errorf("onGateway(%s, %v) = %v, want %v", tc.loc, tc.gws, got, tc.want)
 			}
 		})
 	}
