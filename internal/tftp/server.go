@@ -48,6 +48,8 @@ type Server struct {
 
 	// Transfers counts finished transfers (ok or not).
 	Transfers, Failures atomic.Int64
+
+	poll pollToken // see udpSock
 }
 
 func (s *Server) log() *slog.Logger {
@@ -171,7 +173,7 @@ func open(root *os.Root, name string) (*os.File, int64, error) {
 
 func (s *Server) transfer(ctx context.Context, root *os.Root, ip net.IP, peer *net.UDPAddr, req *Request) error {
 	to := peer.AddrPort()
-	c, err := dialUDP(ip, to)
+	c, err := dialUDP(ip, to, &s.poll)
 	if err != nil {
 		return err
 	}
