@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // igd is one WANIPConnection service of the box.
@@ -56,8 +58,9 @@ func Gateways() ([]netip.Addr, error) {
 // 2, else 1). Only the default gateway's answers count, and only its
 // description is fetched: any host on the LAN can answer SSDP as an IGD,
 // and what it said would be published as the site's address (and its
-// description, at a URL of its choosing, read). The others are named in
-// the error when no box is left.
+// description, at a URL of its choosing, read). The searches hear the
+// gateways alone (a socket filter: see search); when no gateway answered,
+// one more search hears everyone, and the others are named in the error.
 func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([]igd, error) {
 	if gateways == nil {
 		gateways = Gateways
@@ -69,11 +72,11 @@ func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([
 	if len(gws) == 0 {
 		return nil, errors.New("no default route (yet): the box is the UPnP IGD at the default gateway")
 	}
-	var errs, ignored []string
-	for _, v := range []struct {
+	type version struct {
 		st      string
 		clients func(context.Context, *url.URL) ([]igd, error)
-	}{
+	}
+	versions := []version{
 		{internetgateway2.URN_WANIPConnection_2, func(ctx context.Context, loc *url.URL) ([]igd, error) {
 			cs, err := internetgateway2.NewWANIPConnection2ClientsByURLCtx(ctx, loc)
 			return igdsOf(cs), err
@@ -82,11 +85,14 @@ func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([
 			cs, err := internetgateway2.NewWANIPConnection1ClientsByURLCtx(ctx, loc)
 			return igdsOf(cs), err
 		}},
-	} {
-		a, err := search(ctx, v.st, gws, searchWait)
+	}
+	var errs, ignored []string
+	heard := false // a gateway answered
+	try := func(v version, onlyGateways bool) []igd {
+		a, err := search(ctx, v.st, gws, searchWait, onlyGateways)
 		if err != nil {
 			errs = append(errs, err.Error())
-			continue
+			return nil
 		}
 		for _, o := range a.others {
 			if !slices.Contains(ignored, o) {
@@ -95,13 +101,25 @@ func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([
 		}
 		var found []igd
 		for _, loc := range a.boxes {
+			heard = true
 			ds, err := v.clients(ctx, loc)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", loc, err))
 			}
 			found = append(found, ds...)
 		}
-		if len(found) > 0 {
+		return found
+	}
+	for _, v := range versions {
+		if found := try(v, true); len(found) > 0 {
+			return found, nil
+		}
+	}
+	if !heard {
+		// No gateway answered through the filter: ask once more, hearing
+		// everyone, to name who else answers (or find a box that
+		// answered late).
+		if found := try(versions[len(versions)-1], false); len(found) > 0 {
 			return found, nil
 		}
 	}
@@ -145,20 +163,28 @@ type answers struct {
 // search multicasts an M-SEARCH for st (three times) to SSDP's group and
 // listens wait for answers. A datagram from anyone but a gateway is not
 // even parsed (its source is noted): any LAN host can answer, as often as
-// it likes. At most maxAnswers of each are kept.
-func search(ctx context.Context, st string, gws []netip.Addr, wait time.Duration) (answers, error) {
-	return searchAt(ctx, ssdpGroup, st, gws, wait)
+// it likes. At most maxAnswers of each are kept. With onlyGateways, the
+// kernel drops those datagrams before they are queued (a socket filter),
+// so that a host flooding answers cannot fill the socket's buffer and
+// crowd the box's answer out; nobody else is then heard, or noted.
+func search(ctx context.Context, st string, gws []netip.Addr, wait time.Duration, onlyGateways bool) (answers, error) {
+	return searchAt(ctx, ssdpGroup, st, gws, wait, onlyGateways)
 }
 
 // searchAt is search sending to group, which a test makes a unicast
 // address.
-func searchAt(ctx context.Context, group netip.AddrPort, st string, gws []netip.Addr, wait time.Duration) (answers, error) {
+func searchAt(ctx context.Context, group netip.AddrPort, st string, gws []netip.Addr, wait time.Duration, onlyGateways bool) (answers, error) {
 	var a answers
 	c, err := net.ListenUDP("udp4", nil)
 	if err != nil {
 		return a, fmt.Errorf("SSDP: %w", err)
 	}
 	defer c.Close()
+	if onlyGateways {
+		// A kernel without socket filters is heard unfiltered: the
+		// sources are checked below all the same.
+		keepOnlyFrom(c, gws)
+	}
 	end := time.Now().Add(wait)
 	if d, ok := ctx.Deadline(); ok && d.Before(end) {
 		end = d
@@ -208,6 +234,42 @@ func searchAt(ctx context.Context, group netip.AddrPort, st string, gws []netip.
 			a.boxes = append(a.boxes, loc)
 		}
 	}
+}
+
+// keepOnlyFrom makes the kernel drop every datagram of c (an IPv4 UDP
+// socket) that does not come from one of gws' IPv4 addresses (at most
+// 250 of them), before it is queued: a classic BPF socket filter.
+func keepOnlyFrom(c *net.UDPConn, gws []netip.Addr) error {
+	const (
+		netOff = 0xfff00000 // SKF_NET_OFF (-0x100000): offsets from the IP header
+		keep   = 0xffffffff // the whole datagram
+	)
+	var srcs []uint32
+	for _, g := range gws {
+		if g.Is4() && len(srcs) < 250 {
+			srcs = append(srcs, binary.BigEndian.Uint32(g.AsSlice()))
+		}
+	}
+	prog := []unix.SockFilter{{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: netOff + 12}} // the source address
+	for i, src := range srcs {
+		// Equal: on to the last instruction (keep); else the next.
+		prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: uint8(len(srcs) - i), K: src})
+	}
+	prog = append(prog, unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0}, unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: keep})
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("SSDP: %w", err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+	}); err != nil {
+		return fmt.Errorf("SSDP: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("SSDP: filtering answers by source: %w", serr)
+	}
+	return nil
 }
 
 // ParseSSDPAnswer reads an answer to an M-SEARCH for st (an HTTP 200

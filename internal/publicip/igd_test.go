@@ -82,50 +82,114 @@ func TestUPnPNoDefaultRoute(t *testing.T) {
 
 // TestSearch: the box (127.0.0.1, the gateway) answers the M-SEARCH
 // among garbage; a LAN host (127.0.0.2) floods answers naming the box's
-// own address in their LOCATION. Only the box's answer counts; the other
-// is named once, never parsed.
+// own address in their LOCATION. Only the box's answer counts. Hearing
+// everyone, the other is named once, never parsed; then the box answers
+// first, since a flood can fill the socket's buffer and the kernel drops
+// what comes after. Filtered, the flood comes first and is dropped by
+// the kernel, unheard.
 func TestSearch(t *testing.T) {
 	const st = "urn:schemas-upnp-org:service:WANIPConnection:1"
-	box, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	for _, tc := range []struct {
+		onlyGateways bool
+		others       string
+	}{
+		{false, "[127.0.0.2]"},
+		{true, "[]"},
+	} {
+		t.Run(fmt.Sprintf("onlyGateways=%v", tc.onlyGateways), func(t *testing.T) {
+			box, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer box.Close()
+			rogue, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rogue.Close()
+			answer := func(loc, st string) []byte {
+				return []byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nEXT:\r\nLOCATION: " + loc + "\r\nST: " + st + "\r\nUSN: uuid:x::" + st + "\r\n\r\n")
+			}
+			go func() {
+				buf := make([]byte, 2048)
+				n, from, err := box.ReadFromUDPAddrPort(buf)
+				if err != nil || !strings.HasPrefix(string(buf[:n]), "M-SEARCH * HTTP/1.1\r\n") || !strings.Contains(string(buf[:n]), "\r\nST: "+st+"\r\n") {
+					t.Errorf("the box got %q, %v", buf[:n], err)
+					return
+				}
+				flood := func() {
+					for range 1000 {
+						rogue.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/forged.xml", st), from)
+					}
+				}
+				if tc.onlyGateways {
+					flood()
+				}
+				box.WriteToUDPAddrPort([]byte("garbage"), from)
+				box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/other.xml", "upnp:rootdevice"), from)
+				box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/rootDesc.xml", st), from)
+				if !tc.onlyGateways {
+					flood()
+				}
+				box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/rootDesc.xml", st), from)
+			}()
+			gws := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+			a, err := searchAt(t.Context(), box.LocalAddr().(*net.UDPAddr).AddrPort(), st, gws, time.Second, tc.onlyGateways)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(a.boxes); got != "[http://127.0.0.1:5000/rootDesc.xml]" {
+				t.Errorf("boxes %s", got)
+			}
+			if got := fmt.Sprint(a.others); got != tc.others {
+				t.Errorf("others %s, want %s", got, tc.others)
+			}
+		})
+	}
+}
+
+// TestKeepOnlyFrom: with the filter, a flood from a LAN host (127.0.0.2)
+// sent before anyone reads leaves the socket's buffer free for the
+// gateway's (127.0.0.1) datagram, and none of the flood's is queued.
+// Without it, the flood fills the buffer and the kernel drops the
+// gateway's.
+func TestKeepOnlyFrom(t *testing.T) {
+	gws := []netip.Addr{netip.MustParseAddr("fe80::1"), netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("127.0.0.1")}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer box.Close()
-	rogue, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
-	if err != nil {
+	defer c.Close()
+	if err := keepOnlyFrom(c, gws); err != nil {
 		t.Fatal(err)
 	}
-	defer rogue.Close()
-	answer := func(loc, st string) []byte {
-		return []byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nEXT:\r\nLOCATION: " + loc + "\r\nST: " + st + "\r\nUSN: uuid:x::" + st + "\r\n\r\n")
-	}
-	go func() {
-		buf := make([]byte, 2048)
-		n, from, err := box.ReadFromUDPAddrPort(buf)
-		if err != nil || !strings.HasPrefix(string(buf[:n]), "M-SEARCH * HTTP/1.1\r\n") || !strings.Contains(string(buf[:n]), "\r\nST: "+st+"\r\n") {
-			t.Errorf("the box got %q, %v", buf[:n], err)
-			return
+	to := c.LocalAddr().(*net.UDPAddr)
+	for _, ip := range []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 1)} {
+		s, err := net.DialUDP("udp4", &net.UDPAddr{IP: ip}, to)
+		if err != nil {
+			t.Fatal(err)
 		}
-		// The box first: a flood can fill the socket's buffer, and the
-		// kernel then drops whatever comes after, the box's too.
-		box.WriteToUDPAddrPort([]byte("garbage"), from)
-		box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/other.xml", "upnp:rootdevice"), from)
-		box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/rootDesc.xml", st), from)
-		for range 1000 {
-			rogue.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/forged.xml", st), from)
+		defer s.Close()
+		n := 1
+		if ip[15] == 2 {
+			n = 5000 // far more than the socket's buffer holds
 		}
-		box.WriteToUDPAddrPort(answer("http://127.0.0.1:5000/rootDesc.xml", st), from)
-	}()
-	gws := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-	a, err := searchAt(t.Context(), box.LocalAddr().(*net.UDPAddr).AddrPort(), st, gws, time.Second)
-	if err != nil {
-		t.Fatal(err)
+		for range n {
+			s.Write([]byte("from " + ip.String()))
+		}
 	}
-	if got := fmt.Sprint(a.boxes); got != "[http://127.0.0.1:5000/rootDesc.xml]" {
-		t.Errorf("boxes %s", got)
+	var got []string
+	buf := make([]byte, 64)
+	for len(got) < 5000 {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err != nil {
+			break
+		}
+		got = append(got, string(buf[:n]))
 	}
-	if got := fmt.Sprint(a.others); got != "[127.0.0.2]" {
-		t.Errorf("others %s", got)
+	if len(got) != 1 || got[0] != "from 127.0.0.1" {
+		t.Errorf("read %d datagrams (first %q), want only the gateway's", len(got), got[:min(len(got), 1)])
 	}
 }
 
