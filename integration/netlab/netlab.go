@@ -326,8 +326,11 @@ func (p *Proc) CPUTime() (time.Duration, error) {
 	// The fields after the command's name (in parentheses, which may hold
 	// spaces): state is the 3rd field of stat(5), utime the 14th, stime the 15th.
 	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q: no command name", p.cmd.Process.Pid, b)
+	}
 	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
+	if len(f) < 13 {
 		return 0, fmt.Errorf("/proc/%d/stat: %q: too few fields", p.cmd.Process.Pid, b)
 	}
 	var ticks int64

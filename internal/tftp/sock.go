@@ -205,7 +205,7 @@ var errShutdown = errors.New("socket shut down")
 // d is longer than it or shorter by more than an eighth, so that a
 // transfer's waits of nearly the same length (one per block) cost no
 // system call besides the read; a wait may thus overrun d by up to an
-// eighth.
+// eighth. A fast client's datagram is polled for first (see udpSock).
 func (s *udpSock) recv(b []byte, d time.Duration) (int, error) {
 	if d < time.Microsecond {
 		return 0, os.ErrDeadlineExceeded
