@@ -127,6 +127,7 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		t.Fatalf("%d memory samples", len(samples))
 	}
 	t.Logf("load served: %v", counts)
+	t.Logf("TFTP waits that polled for the ACK on the Pi: %.0f", samples[len(samples)-1].daemon["bootstrapd"][tftpPolled])
 	reportSoak(t, samples, soak, func(name string, v float64, unit string) { netlab.Report(t, name, v, unit) })
 }
 
@@ -140,6 +141,9 @@ const (
 	// memory (dyndns's idle HTTP connections did).
 	goroutines = "go_goroutines"
 	fds        = "process_open_fds"
+	// bootstrapd's TFTP waits that polled for the ACK: none is expected
+	// from a client behind the emulated Pi's USB NIC.
+	tftpPolled = "gate_bootstrap_tftp_polled_waits_total"
 )
 
 // memSample is one reading of every daemon's memory, in MB (2^20 bytes).
@@ -202,7 +206,7 @@ func readMemory(lan *netlab.Host, auth string) (memSample, error) {
 func daemonFigures(page string) map[string]float64 {
 	v := map[string]float64{}
 	for _, line := range strings.Split(page, "\n") {
-		for _, metric := range []string{rss, pss, dirty, heap, goroutines, fds} {
+		for _, metric := range []string{rss, pss, dirty, heap, goroutines, fds, tftpPolled} {
 			if x, ok := strings.CutPrefix(line, metric+" "); ok {
 				if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
 					if strings.HasSuffix(metric, "_bytes") {

@@ -52,6 +52,12 @@ type Server struct {
 	poll pollToken // see udpSock
 }
 
+// PolledWaits counts the waits for an ACK that polled the socket before
+// sleeping (a fast client's: see udpSock), and those the ACK came within.
+func (s *Server) PolledWaits() (polled, caught int64) {
+	return s.poll.polls.Load(), s.poll.polled.Load()
+}
+
 func (s *Server) log() *slog.Logger {
 	if s.Log == nil {
 		return slog.New(slog.DiscardHandler)

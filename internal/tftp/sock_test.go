@@ -99,7 +99,7 @@ func TestSlowClientNeverPolled(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		c.WriteToUDP(ack(uint16(b)), from)
 	}
-	if n := srv.poll.polls.Load(); n != 0 {
+	if n, _ := srv.PolledWaits(); n != 0 {
 		t.Fatalf("%d waits polled for, want none for a slow client", n)
 	}
 }
