@@ -127,7 +127,11 @@ func TestSideBySideSoakRSS(t *testing.T) {
 		t.Fatalf("%d memory samples", len(samples))
 	}
 	t.Logf("load served: %v", counts)
-	t.Logf("TFTP waits that polled for the ACK on the Pi: %.0f", samples[len(samples)-1].daemon["bootstrapd"][tftpPolled])
+	if n, ok := samples[len(samples)-1].daemon["bootstrapd"][tftpPolled]; ok {
+		t.Logf("TFTP waits that polled for the ACK on the Pi: %.0f", n)
+	} else {
+		t.Errorf("bootstrapd exports no %s", tftpPolled)
+	}
 	reportSoak(t, samples, soak, func(name string, v float64, unit string) { netlab.Report(t, name, v, unit) })
 }
 
