@@ -39,6 +39,9 @@ func TestBoxFollowed(t *testing.T) {
 		chDyn  = `level=INFO msg="the box's WAN address changed" daemon=dyndns from=203.0.113.2 to=203.0.113.3 via=poll` + "\n"
 		chOld  = `level=INFO msg="the box's WAN address changed" daemon=dyndns from=203.0.113.9 to=203.0.113.2 via=event` + "\n"
 		noBox  = `level=INFO msg="no UPnP box to follow: a new WAN address is seen only by the daemon's own checks" daemon=vpn` + "\n"
+		// What the daemon logs (publicip.UnfilteredWarning), as slog's
+		// text handler writes it.
+		unfiltered = `level=WARN msg="SSDP answers are heard unfiltered: a LAN host flooding them can delay finding the box" daemon=dyndns err="SSDP: filtering answers by source: protocol not available"` + "\n"
 	)
 	wan := netip.MustParseAddr("203.0.113.3")
 	for _, tc := range []struct {
@@ -49,6 +52,7 @@ func TestBoxFollowed(t *testing.T) {
 		{"vpn found no box", noBox + subDyn + chDyn, false},
 		{"dyndns saw another change", subVPN + subDyn + chVPN + chOld, false},
 		{"nothing", "", false},
+		{"the kernel refused the SSDP filter", subVPN + unfiltered + subDyn + chDyn + chVPN, false},
 	} {
 		if err := boxFollowed(tc.console, wan); (err == nil) != tc.ok {
 			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gate/integration/netlab"
+	"gate/internal/publicip"
 )
 
 // Run is one play of the journey: where the gate runs and how it gets its
@@ -528,6 +529,12 @@ func boxFollowed(console string, wan netip.Addr) error {
 		if !subscribed || !seen {
 			return fmt.Errorf("%s did not follow the box's IGD to %s (subscribed: %v, change seen: %v)", d, wan, subscribed, seen)
 		}
+	}
+	// The box was found by filtered searches: the kernel attached the
+	// filter that keeps a flood of SSDP answers from hiding it.
+	if i := strings.Index(console, publicip.UnfilteredWarning); i >= 0 {
+		line, _, _ := strings.Cut(console[i:], "\n")
+		return fmt.Errorf("the gate's kernel refused the SSDP socket filter: %s", line)
 	}
 	return nil
 }

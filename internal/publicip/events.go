@@ -48,9 +48,9 @@ type IGDService struct {
 }
 
 // LocateIGD finds the box's WANIPConnection (version 2, else 1) by SSDP,
-// at the default gateway alone (see discoverIGDs).
-func LocateIGD(ctx context.Context) (*IGDService, error) {
-	found, err := discoverIGDs(ctx, nil)
+// at the default gateway alone (see discoverIGDs, which warns on log).
+func LocateIGD(ctx context.Context, log *slog.Logger) (*IGDService, error) {
+	found, err := discoverIGDs(ctx, nil, log)
 	if err != nil {
 		return nil, err
 	}
@@ -71,13 +71,13 @@ func LocateIGD(ctx context.Context) (*IGDService, error) {
 // Run follows the box until ctx is done, calling changed (from Run's
 // goroutine) with each new WAN address after the first one it learns.
 func (b *BoxEvents) Run(ctx context.Context, changed func(netip.Addr)) {
-	locate := b.Locate
-	if locate == nil {
-		locate = LocateIGD
-	}
 	log := b.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	locate := b.Locate
+	if locate == nil {
+		locate = func(ctx context.Context) (*IGDService, error) { return LocateIGD(ctx, log) }
 	}
 	var last netip.Addr
 	lastErr := ""

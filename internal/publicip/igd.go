@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -61,7 +62,12 @@ func Gateways() ([]netip.Addr, error) {
 // description, at a URL of its choosing, read). The searches hear the
 // gateways alone (a socket filter: see search); when no gateway answered,
 // one more search hears everyone, and the others are named in the error.
-func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([]igd, error) {
+// A kernel that refuses the filter is warned of on log (nil: not logged),
+// once per discovery: the searches then hear everyone.
+func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error), log *slog.Logger) ([]igd, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if gateways == nil {
 		gateways = Gateways
 	}
@@ -87,12 +93,17 @@ func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error)) ([
 		}},
 	}
 	var errs, ignored []string
-	heard := false // a gateway answered
+	heard := false  // a gateway answered
+	warned := false // of an unfiltered search
 	try := func(v version, onlyGateways bool) []igd {
 		a, err := search(ctx, v.st, gws, searchWait, onlyGateways)
 		if err != nil {
 			errs = append(errs, err.Error())
 			return nil
+		}
+		if a.unfiltered != nil && !warned {
+			log.Warn(UnfilteredWarning, "err", a.unfiltered)
+			warned = true
 		}
 		for _, o := range a.others {
 			if !slices.Contains(ignored, o) {
@@ -158,7 +169,14 @@ const (
 type answers struct {
 	boxes  []*url.URL // description URLs answered from, and on, a gateway
 	others []string   // the other answerers (their addresses, or the hosts they named)
+	// unfiltered is why a search asked to hear the gateways alone heard
+	// everyone: the kernel refused the socket filter.
+	unfiltered error
 }
+
+// UnfilteredWarning is logged when the kernel refuses the search socket's
+// filter (the journey checks that the image's kernel never does).
+const UnfilteredWarning = "SSDP answers are heard unfiltered: a LAN host flooding them can delay finding the box"
 
 // search multicasts an M-SEARCH for st (three times) to SSDP's group and
 // listens wait for answers. A datagram from anyone but a gateway is not
@@ -181,9 +199,9 @@ func searchAt(ctx context.Context, group netip.AddrPort, st string, gws []netip.
 	}
 	defer c.Close()
 	if onlyGateways {
-		// A kernel without socket filters is heard unfiltered: the
-		// sources are checked below all the same.
-		keepOnlyFrom(c, gws)
+		// A kernel without socket filters is heard unfiltered (and said
+		// so): the sources are checked below all the same.
+		a.unfiltered = keepOnlyFrom(c, gws)
 	}
 	end := time.Now().Add(wait)
 	if d, ok := ctx.Deadline(); ok && d.Before(end) {

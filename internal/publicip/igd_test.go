@@ -144,6 +144,9 @@ func TestSearch(t *testing.T) {
 			if got := fmt.Sprint(a.others); got != tc.others {
 				t.Errorf("others %s, want %s", got, tc.others)
 			}
+			if a.unfiltered != nil {
+				t.Errorf("the search was unfiltered: %v", a.unfiltered)
+			}
 		})
 	}
 }

@@ -76,7 +76,9 @@ func (u *UPnP) Lookup(ctx context.Context) (netip.Addr, error) {
 		u.box = nil // look for the box again
 		u.mu.Unlock()
 	}
-	found, err := discoverIGDs(ctx, u.Gateways)
+	// Not logged here: the daemons that look up the box this way follow
+	// it too (BoxEvents), whose discovery warns of an unfiltered search.
+	found, err := discoverIGDs(ctx, u.Gateways, nil)
 	if err != nil {
 		return netip.Addr{}, err
 	}

@@ -218,30 +218,28 @@ func (s *udpSock) recv(b []byte, d time.Duration) (int, error) {
 		s.rcvTimeout = d
 	}
 	start := time.Now()
-	if n, ok := s.tryPoll(b, min(d, spinFor)); ok {
-		s.fast = true
-		if n == 0 && s.shut.Load() {
-			return 0, errShutdown
-		}
-		return n, nil
-	}
-	defer func() { s.fast = time.Since(start) < spinFor }()
-	for {
-		n, err := unix.Read(s.fd, b)
-		switch err {
-		case nil:
-		case unix.EINTR:
+	n, polled := s.tryPoll(b, min(d, spinFor))
+	// Fast: caught by polling (which gives up after spinFor), or answered
+	// within spinFor all the same.
+	defer func() { s.fast = polled || time.Since(start) < spinFor }()
+	for !polled {
+		var err error
+		n, err = unix.Read(s.fd, b)
+		if err == unix.EINTR {
 			continue
-		case unix.EAGAIN:
+		}
+		if err == unix.EAGAIN {
 			return 0, os.ErrDeadlineExceeded
-		default:
+		}
+		if err != nil {
 			return 0, err
 		}
-		if n == 0 && s.shut.Load() {
-			return 0, errShutdown
-		}
-		return n, nil
+		break
 	}
+	if n == 0 && s.shut.Load() {
+		return 0, errShutdown
+	}
+	return n, nil
 }
 
 // tryPoll reads a datagram into b without sleeping, trying for up to d,
