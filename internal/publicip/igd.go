@@ -65,6 +65,15 @@ func Gateways() ([]netip.Addr, error) {
 // A kernel that refuses the filter is warned of on log (nil: not logged),
 // once per discovery: the searches then hear everyone.
 func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error), log *slog.Logger) ([]igd, error) {
+	return discoverWith(ctx, gateways, log, search)
+}
+
+// searchFunc is search's signature: discoverWith is given it, a test a
+// fake.
+type searchFunc func(ctx context.Context, st string, gws []netip.Addr, wait time.Duration, onlyGateways bool) (answers, error)
+
+// discoverWith is discoverIGDs searching with search.
+func discoverWith(ctx context.Context, gateways func() ([]netip.Addr, error), log *slog.Logger, search searchFunc) ([]igd, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

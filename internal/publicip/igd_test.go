@@ -1,7 +1,10 @@
 package publicip
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -68,6 +71,48 @@ func TestGateways(t *testing.T) {
 	slices.SortFunc(gws, netip.Addr.Compare)
 	if got, want := fmt.Sprint(gws), "[10.77.0.1 2001:db8::1 2001:db8::3]"; got != want {
 		t.Errorf("Gateways() = %s, want %s", got, want)
+	}
+}
+
+// TestUnfilteredSearchWarned: when the kernel refuses the socket filter,
+// the discovery says so, once however many searches it made, and still
+// names who answered; a filtered search says nothing.
+func TestUnfilteredSearchWarned(t *testing.T) {
+	gws := func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.168.1.1")}, nil }
+	for _, tc := range []struct {
+		name     string
+		refused  error // the filter's refusal, as search reports it
+		searches int
+		warnings int
+	}{
+		{"filter refused", errors.New("SSDP: filtering answers by source: protocol not available"), 3, 1},
+		{"filter attached", nil, 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged strings.Builder
+			searches := 0
+			fake := func(ctx context.Context, st string, gws []netip.Addr, wait time.Duration, onlyGateways bool) (answers, error) {
+				searches++
+				a := answers{others: []string{"192.168.1.66"}}
+				if onlyGateways {
+					a.unfiltered = tc.refused
+				}
+				return a, nil
+			}
+			_, err := discoverWith(t.Context(), gws, slog.New(slog.NewTextHandler(&logged, nil)), fake)
+			if err == nil || !strings.Contains(err.Error(), "192.168.1.66") {
+				t.Errorf("discovery: %v, want the other answerer named", err)
+			}
+			if searches != tc.searches {
+				t.Errorf("%d searches, want %d", searches, tc.searches)
+			}
+			if got := strings.Count(logged.String(), UnfilteredWarning); got != tc.warnings {
+				t.Errorf("%d warnings, want %d; log:\n%s", got, tc.warnings, logged.String())
+			}
+			if tc.warnings > 0 && !strings.Contains(logged.String(), "protocol not available") {
+				t.Errorf("the warning does not say why:\n%s", logged.String())
+			}
+		})
 	}
 }
 
