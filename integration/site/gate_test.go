@@ -45,17 +45,21 @@ func TestBoxFollowed(t *testing.T) {
 	)
 	wan := netip.MustParseAddr("203.0.113.3")
 	for _, tc := range []struct {
-		name, console string
-		ok            bool
+		name, console   string
+		found, followed bool // boxFound's and boxFollowed's verdicts
 	}{
-		{"both followed", subVPN + subDyn + chDyn + chVPN, true},
-		{"vpn found no box", noBox + subDyn + chDyn, false},
-		{"dyndns saw another change", subVPN + subDyn + chVPN + chOld, false},
-		{"nothing", "", false},
-		{"the kernel refused the SSDP filter", subVPN + unfiltered + subDyn + chDyn + chVPN, false},
+		{"both followed", subVPN + subDyn + chDyn + chVPN, true, true},
+		{"both subscribed, no change seen yet", subVPN + subDyn, true, false},
+		{"vpn found no box", noBox + subDyn + chDyn, false, false},
+		{"dyndns saw another change", subVPN + subDyn + chVPN + chOld, true, false},
+		{"nothing", "", false, false},
+		{"the kernel refused the SSDP filter", subVPN + unfiltered + subDyn + chDyn + chVPN, false, false},
 	} {
-		if err := boxFollowed(tc.console, wan); (err == nil) != tc.ok {
-			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		if err := boxFound(tc.console); (err == nil) != tc.found {
+			t.Errorf("%s: boxFound: %v, want ok=%v", tc.name, err, tc.found)
+		}
+		if err := boxFollowed(tc.console, wan); (err == nil) != tc.followed {
+			t.Errorf("%s: boxFollowed: %v, want ok=%v", tc.name, err, tc.followed)
 		}
 	}
 }

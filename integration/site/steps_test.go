@@ -516,22 +516,33 @@ func (j *journey) newAddress() error {
 }
 
 // boxFollowed checks on the gate's console that vpn and dyndns each
-// subscribed to the box's UPnP IGD (the one at the default gateway) and
-// saw its WAN address become wan.
+// subscribed to the box's UPnP IGD (the one at the default gateway, see
+// boxFound) and saw its WAN address become wan.
 func boxFollowed(console string, wan netip.Addr) error {
+	if err := boxFound(console); err != nil {
+		return err
+	}
 	for _, d := range []string{"vpn", "dyndns"} {
-		sub := `msg="following the box's WAN address" daemon=` + d + ` `
 		changed := `msg="the box's WAN address changed" daemon=` + d + ` `
-		subscribed := strings.Contains(console, sub)
-		seen := slices.ContainsFunc(strings.Split(console, "\n"), func(l string) bool {
+		if !slices.ContainsFunc(strings.Split(console, "\n"), func(l string) bool {
 			return strings.Contains(l, changed) && strings.Contains(l, " to="+wan.String()+" ")
-		})
-		if !subscribed || !seen {
-			return fmt.Errorf("%s did not follow the box's IGD to %s (subscribed: %v, change seen: %v)", d, wan, subscribed, seen)
+		}) {
+			return fmt.Errorf("%s followed the box's IGD but never saw its WAN address become %s", d, wan)
 		}
 	}
-	// The box was found by filtered searches: the kernel attached the
-	// filter that keeps a flood of SSDP answers from hiding it.
+	return nil
+}
+
+// boxFound checks on the gate's console that vpn and dyndns each
+// subscribed to the box's UPnP IGD, found by filtered searches: the
+// kernel attached the filter that keeps a flood of SSDP answers from
+// hiding the box (no publicip.UnfilteredWarning).
+func boxFound(console string) error {
+	for _, d := range []string{"vpn", "dyndns"} {
+		if !strings.Contains(console, `msg="following the box's WAN address" daemon=`+d+` `) {
+			return fmt.Errorf("%s did not subscribe to the box's IGD", d)
+		}
+	}
 	if i := strings.Index(console, publicip.UnfilteredWarning); i >= 0 {
 		line, _, _ := strings.Cut(console[i:], "\n")
 		return fmt.Errorf("the gate's kernel refused the SSDP socket filter: %s", line)
@@ -715,6 +726,11 @@ func (j *journey) mainsBack() error {
 	}
 	if err := j.jump(); err != nil {
 		return fmt.Errorf("bastion after the power cut: %w", err)
+	}
+	// After power-on the daemons search for the box again: on this
+	// boot's console too, found and filtered.
+	if err := netlab.Eventually(30*time.Second, time.Second, func() error { return boxFound(j.gate.Proc.Output()) }); err != nil {
+		return fmt.Errorf("after the power cut: %w", err)
 	}
 	fmt.Printf("JOURNEY    after power-on: DNS record on the new address in %.1fs, tunnel back in %.1fs, ssh -J works\n", dnsTook.Seconds(), tunnelTook.Seconds())
 	return nil

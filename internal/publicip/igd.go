@@ -72,8 +72,8 @@ func discoverIGDs(ctx context.Context, gateways func() ([]netip.Addr, error), lo
 // fake.
 type searchFunc func(ctx context.Context, st string, gws []netip.Addr, wait time.Duration, onlyGateways bool) (answers, error)
 
-// discoverWith is discoverIGDs searching with search.
-func discoverWith(ctx context.Context, gateways func() ([]netip.Addr, error), log *slog.Logger, search searchFunc) ([]igd, error) {
+// discoverWith is discoverIGDs searching with searchFn.
+func discoverWith(ctx context.Context, gateways func() ([]netip.Addr, error), log *slog.Logger, searchFn searchFunc) ([]igd, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -105,7 +105,7 @@ func discoverWith(ctx context.Context, gateways func() ([]netip.Addr, error), lo
 	heard := false  // a gateway answered
 	warned := false // of an unfiltered search
 	try := func(v version, onlyGateways bool) []igd {
-		a, err := search(ctx, v.st, gws, searchWait, onlyGateways)
+		a, err := searchFn(ctx, v.st, gws, searchWait, onlyGateways)
 		if err != nil {
 			errs = append(errs, err.Error())
 			return nil
