@@ -20,7 +20,7 @@ func TestLean(t *testing.T) {
 		"gate/config",
 		"gate/internal/daemon",
 		"gate/internal/mains",
-		"github.com/prometheus/client_golang/prometheus",
+		"gate/internal/metrics",
 		"net/http",
 	} {
 		for _, d := range deps {

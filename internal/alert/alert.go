@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 )
 
 // Severities.
@@ -67,7 +67,7 @@ type Options struct {
 	Log                *slog.Logger
 	Now                func() time.Time
 	// Registry, when set, gets the alert metrics (README: "Metrics").
-	Registry prometheus.Registerer
+	Registry *metrics.Registry
 }
 
 // Alerter is the running alert machinery.
@@ -78,9 +78,9 @@ type Alerter struct {
 	wake   []chan struct{}
 	mu     sync.Mutex
 
-	events          *prometheus.CounterVec // by kind
-	sent, failed    *prometheus.CounterVec // by channel
-	queued, dropped *prometheus.GaugeVec   // by channel
+	events          *metrics.CounterVec // by kind
+	sent, failed    *metrics.CounterVec // by channel
+	queued, dropped *metrics.GaugeVec   // by channel
 }
 
 // New opens (or creates) each channel's queue.
@@ -101,11 +101,11 @@ func New(o Options) (*Alerter, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &Alerter{o: o, lim: NewLimiter(o.Limit, o.Window),
-		events:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_status_events_total", Help: "Events derived from the site's state, by kind (before the rate limit)."}, []string{"kind"}),
-		sent:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_status_alerts_sent_total", Help: "Alert messages delivered, by channel."}, []string{"channel"}),
-		failed:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_status_alert_failures_total", Help: "Failed delivery attempts, by channel."}, []string{"channel"}),
-		queued:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_status_alerts_queued", Help: "Alert messages waiting, by channel."}, []string{"channel"}),
-		dropped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_status_alerts_dropped", Help: "Messages dropped by the full queue since the last delivery, by channel."}, []string{"channel"}),
+		events:  metrics.NewCounterVec(metrics.Opts{Name: "gate_status_events_total", Help: "Events derived from the site's state, by kind (before the rate limit)."}, []string{"kind"}),
+		sent:    metrics.NewCounterVec(metrics.Opts{Name: "gate_status_alerts_sent_total", Help: "Alert messages delivered, by channel."}, []string{"channel"}),
+		failed:  metrics.NewCounterVec(metrics.Opts{Name: "gate_status_alert_failures_total", Help: "Failed delivery attempts, by channel."}, []string{"channel"}),
+		queued:  metrics.NewGaugeVec(metrics.Opts{Name: "gate_status_alerts_queued", Help: "Alert messages waiting, by channel."}, []string{"channel"}),
+		dropped: metrics.NewGaugeVec(metrics.Opts{Name: "gate_status_alerts_dropped", Help: "Messages dropped by the full queue since the last delivery, by channel."}, []string{"channel"}),
 	}
 	if o.Registry != nil {
 		o.Registry.MustRegister(a.events, a.sent, a.failed, a.queued, a.dropped)

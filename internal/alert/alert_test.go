@@ -16,8 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"gate/internal/metrics"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -192,11 +191,11 @@ func TestAlerterDeliversInOrderAfterOutage(t *testing.T) {
 	f.mu.Lock()
 	f.up = true
 	f.mu.Unlock()
-	failed := value(a.failed.WithLabelValues("flaky"))
-	if failed < 3 || value(a.queued.WithLabelValues("flaky")) != 4 || value(a.events.WithLabelValues("k")) != 4 {
-		t.Errorf("metrics while down: failed %v, queued %v", failed, value(a.queued.WithLabelValues("flaky")))
+	failed := a.failed.WithLabelValues("flaky").Value()
+	if failed < 3 || a.queued.WithLabelValues("flaky").Value() != 4 || a.events.WithLabelValues("k").Value() != 4 {
+		t.Errorf("metrics while down: failed %v, queued %v", failed, a.queued.WithLabelValues("flaky").Value())
 	}
-	reg := prometheus.NewRegistry()
+	reg := metrics.NewRegistry()
 	a, err = New(Options{Site: "lab", Channels: []Channel{f}, Dir: dir, MinRetry: 10 * time.Millisecond, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +206,7 @@ func TestAlerterDeliversInOrderAfterOutage(t *testing.T) {
 	a.Tick() // wake the delivery
 	a.Notify()
 	settled := func() bool {
-		return a.Pending()["flaky"] == 0 && value(a.queued.WithLabelValues("flaky")) == 0 && value(a.sent.WithLabelValues("flaky")) == 4
+		return a.Pending()["flaky"] == 0 && a.queued.WithLabelValues("flaky").Value() == 0 && a.sent.WithLabelValues("flaky").Value() == 4
 	}
 	for time.Now().Before(deadline.Add(5*time.Second)) && !settled() {
 		time.Sleep(10 * time.Millisecond)
@@ -217,14 +216,13 @@ func TestAlerterDeliversInOrderAfterOutage(t *testing.T) {
 	if strings.Join(f.got, "|") != "mains lost|plan started|group compute|plan finished" {
 		t.Fatalf("delivered %q", f.got)
 	}
-	mfs, err := reg.Gather()
 	names := map[string]bool{}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
+	for _, mf := range reg.Gather() {
+		names[mf.Name] = true
 	}
-	if err != nil || !names["gate_status_alerts_sent_total"] || !names["gate_status_alerts_queued"] ||
-		value(a.sent.WithLabelValues("flaky")) != 4 || value(a.queued.WithLabelValues("flaky")) != 0 {
-		t.Errorf("metrics after delivery: %v (%v), sent %v", names, err, value(a.sent.WithLabelValues("flaky")))
+	if !names["gate_status_alerts_sent_total"] || !names["gate_status_alerts_queued"] ||
+		a.sent.WithLabelValues("flaky").Value() != 4 || a.queued.WithLabelValues("flaky").Value() != 0 {
+		t.Errorf("metrics after delivery: %v, sent %v", names, a.sent.WithLabelValues("flaky").Value())
 	}
 }
 
@@ -289,14 +287,4 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// value reads a counter's or gauge's value.
-func value(m prometheus.Metric) float64 {
-	var d dto.Metric
-	m.Write(&d)
-	if d.Counter != nil {
-		return d.Counter.GetValue()
-	}
-	return d.Gauge.GetValue()
 }

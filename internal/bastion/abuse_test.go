@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -246,11 +245,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 // (a client learns of its failure before the server ends the connection).
 func waitRejected(t *testing.T, m *Metrics, n float64) {
 	t.Helper()
-	rejected := func() float64 {
-		var d dto.Metric
-		m.Connections.WithLabelValues("rejected").Write(&d)
-		return d.GetCounter().GetValue()
-	}
+	rejected := func() float64 { return m.Connections.WithLabelValues("rejected").Value() }
 	for i := 0; rejected() < n; i++ {
 		if i > 500 {
 			t.Fatalf("the server counted %v rejected connections, want %v", rejected(), n)

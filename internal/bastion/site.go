@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"path/filepath"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
@@ -16,7 +16,7 @@ import (
 // metrics in reg; identify, if not nil, is Config.Identify. Both the
 // bastion daemon and the tailnet daemon serve it. The caller closes the
 // audit log.
-func FromSite(c *config.Config, stateDir string, log *slog.Logger, reg prometheus.Registerer, identify func(string) string) (*Server, ssh.Signer, *AuditLog, error) {
+func FromSite(c *config.Config, stateDir string, log *slog.Logger, reg *metrics.Registry, identify func(string) string) (*Server, ssh.Signer, *AuditLog, error) {
 	key, created, err := HostKey(c)
 	if err != nil {
 		return nil, nil, nil, err

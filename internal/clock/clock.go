@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 	"golang.org/x/sys/unix"
 
 	"gate/internal/atomicfile"
@@ -287,19 +287,19 @@ func (s *Service) saveTime() {
 
 // Metrics are the clock's Prometheus metrics.
 type Metrics struct {
-	synced, offset, stratum, lastSync, floor prometheus.Gauge
-	queries                                  *prometheus.CounterVec
+	synced, offset, stratum, lastSync, floor *metrics.Gauge
+	queries                                  *metrics.CounterVec
 }
 
 // NewMetrics registers the clock's metrics on r.
-func NewMetrics(r prometheus.Registerer) *Metrics {
+func NewMetrics(r *metrics.Registry) *Metrics {
 	m := &Metrics{
-		synced:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_clock_synced", Help: "1 once an NTP server answered and the clock was set from it."}),
-		offset:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_clock_offset_seconds", Help: "The last offset measured against NTP (before the correction)."}),
-		stratum:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_clock_stratum", Help: "The stratum of the NTP server last followed."}),
-		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_clock_last_sync_timestamp_seconds", Help: "When the clock was last set from NTP."}),
-		floor:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_clock_floor_timestamp_seconds", Help: "The time the clock was not allowed to start before (saved on /perm, or the image's source date)."}),
-		queries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_clock_ntp_queries_total", Help: "NTP queries by result (ok, error)."}, []string{"result"}),
+		synced:   metrics.NewGauge(metrics.Opts{Name: "gate_clock_synced", Help: "1 once an NTP server answered and the clock was set from it."}),
+		offset:   metrics.NewGauge(metrics.Opts{Name: "gate_clock_offset_seconds", Help: "The last offset measured against NTP (before the correction)."}),
+		stratum:  metrics.NewGauge(metrics.Opts{Name: "gate_clock_stratum", Help: "The stratum of the NTP server last followed."}),
+		lastSync: metrics.NewGauge(metrics.Opts{Name: "gate_clock_last_sync_timestamp_seconds", Help: "When the clock was last set from NTP."}),
+		floor:    metrics.NewGauge(metrics.Opts{Name: "gate_clock_floor_timestamp_seconds", Help: "The time the clock was not allowed to start before (saved on /perm, or the image's source date)."}),
+		queries:  metrics.NewCounterVec(metrics.Opts{Name: "gate_clock_ntp_queries_total", Help: "NTP queries by result (ok, error)."}, []string{"result"}),
 	}
 	if r != nil {
 		r.MustRegister(m.synced, m.offset, m.stratum, m.lastSync, m.floor, m.queries)

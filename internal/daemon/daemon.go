@@ -34,9 +34,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gate/internal/metrics"
 
 	"gate/config"
 	"gate/internal/console"
@@ -87,7 +85,7 @@ type Daemon struct {
 	Name     string
 	Config   *config.Config
 	Log      *slog.Logger
-	Registry *prometheus.Registry
+	Registry *metrics.Registry
 	// StateDir is the daemon's own directory on /perm (created).
 	StateDir string
 	// MetricsAddr is the address /metrics listens on (after Main started it).
@@ -111,17 +109,17 @@ func Main(name, metricsAddr string, run RunFunc) {
 	cfgPath := flag.String("config", SiteFile, "the site file")
 	secrets := flag.String("secrets", SecretsDir, "the secrets directory")
 	state := flag.String("state", filepath.Join(StateRoot, name), "the daemon's state directory (on /perm)")
-	metrics := flag.String("metrics", metricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
+	metricsFlag := flag.String("metrics", metricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
 	fwWait := flag.Duration("firewall-wait", 0, "wait this long at most for the firewall's policy (internal/firewall) before listening (0: do not wait; the image sets it when the site has the firewall)")
 	logConsole := flag.Bool("console", false, "also log to /dev/console (on the gate: gokrazy keeps only a ring buffer)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(console.Output(os.Stdout, *logConsole), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	code := run1(log, name, *cfgPath, *secrets, *state, *metrics, *fwWait, run)
+	code := run1(log, name, *cfgPath, *secrets, *state, *metricsFlag, *fwWait, run)
 	os.Exit(code)
 }
 
-func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, fwWait time.Duration, run RunFunc) int {
+func run1(log *slog.Logger, name, cfgPath, secrets, state, metricsAddr string, fwWait time.Duration, run RunFunc) int {
 	log = log.With("daemon", name)
 	cfg, err := config.LoadWithSecrets(cfgPath, secrets)
 	if err != nil {
@@ -142,10 +140,10 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, fwWai
 		log.Error("state directory", "dir", state, "err", err)
 		return 1
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newMemoryCollector(smapsRollup))
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.GoCollector(), metrics.ProcessCollector(), newMemoryCollector(smapsRollup))
 	d := &Daemon{Name: name, Config: cfg, Log: log, Registry: reg, StateDir: state, Mux: http.NewServeMux()}
-	d.Mux.Handle("/metrics", metricsHandler(reg))
+	d.Mux.Handle("/metrics", reg.Handler())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -153,10 +151,10 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, fwWai
 	if fwWait > 0 {
 		waitFirewall(ctx, log, table.Present, fwWait, 50*time.Millisecond)
 	}
-	if metrics != "" {
-		ln, err := net.Listen("tcp", metrics)
+	if metricsAddr != "" {
+		ln, err := net.Listen("tcp", metricsAddr)
 		if err != nil {
-			log.Error("metrics listener", "addr", metrics, "err", err)
+			log.Error("metrics listener", "addr", metricsAddr, "err", err)
 			return 1
 		}
 		d.MetricsAddr = ln.Addr().String()
@@ -184,12 +182,4 @@ func run1(log *slog.Logger, name, cfgPath, secrets, state, metrics string, fwWai
 	}
 	log.Info("stopped", "reason", fmt.Sprint(context.Cause(ctx)))
 	return 0
-}
-
-// metricsHandler serves reg's metrics, never compressed: the scrapers are
-// on the gate's loopback (statusd, every 10 s) or its LAN, and a gzip
-// writer per scrape (some 800 KB, pooled only until the next GC) was most
-// of each scrape's garbage.
-func metricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true})
 }

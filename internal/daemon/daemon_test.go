@@ -7,15 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 const site = "site: {name: lab}\nlan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}\n"
@@ -85,22 +82,5 @@ func TestTimezone(t *testing.T) {
 	})
 	if !strings.Contains(buf.String(), "+05:45 level=INFO msg=ready") {
 		t.Errorf("log lines not in the site's time zone:\n%s", buf.String())
-	}
-}
-
-// TestMetricsUncompressed: /metrics answers a scraper that offers gzip
-// (Go's HTTP client always does) in plain text.
-func TestMetricsUncompressed(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector())
-	req := httptest.NewRequest("GET", "/metrics", nil)
-	req.Header.Set("Accept-Encoding", "gzip, zstd")
-	rec := httptest.NewRecorder()
-	metricsHandler(reg).ServeHTTP(rec, req)
-	if enc := rec.Header().Get("Content-Encoding"); enc != "" {
-		t.Errorf("Content-Encoding %q, want none", enc)
-	}
-	if !strings.Contains(rec.Body.String(), "\ngo_goroutines ") {
-		t.Errorf("body is not the text format:\n%.200q", rec.Body.String())
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 )
 
 // The memory a daemon really uses. The daemons are one multi-call binary
@@ -58,40 +58,31 @@ func parseSmapsRollup(r io.Reader) (map[string]uint64, error) {
 // memoryCollector exports smapsFields, read from path at every scrape
 // (once for all of them). Where the file cannot be read (not Linux, an
 // older kernel) the gauges are absent.
-type memoryCollector struct {
-	path  string
-	descs []*prometheus.Desc
-}
+type memoryCollector struct{ path string }
 
 func newMemoryCollector(path string) *memoryCollector {
-	c := &memoryCollector{path: path}
-	for _, f := range smapsFields {
-		c.descs = append(c.descs, prometheus.NewDesc(f.name, f.help, nil, nil))
-	}
-	return c
+	return &memoryCollector{path: path}
 }
 
-// Describe implements prometheus.Collector.
-func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d
+// Collect implements metrics.Collector.
+func (c *memoryCollector) Collect() []metrics.Family {
+	fams := make([]metrics.Family, len(smapsFields))
+	for i, f := range smapsFields {
+		fams[i] = metrics.Family{Name: f.name, Help: f.help, Type: metrics.TypeGauge}
 	}
-}
-
-// Collect implements prometheus.Collector.
-func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	f, err := os.Open(c.path)
 	if err != nil {
-		return
+		return fams
 	}
 	defer f.Close()
 	m, err := parseSmapsRollup(f)
 	if err != nil {
-		return
+		return fams
 	}
 	for i, fl := range smapsFields {
 		if v, ok := m[fl.field]; ok {
-			ch <- prometheus.MustNewConstMetric(c.descs[i], prometheus.GaugeValue, float64(v))
+			fams[i].Samples = []metrics.Sample{{Value: float64(v)}}
 		}
 	}
+	return fams
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 )
 
 // A smaps_rollup of Linux 6.x (arm64 Pi kernel's fields are the same).
@@ -106,14 +106,14 @@ func TestParseSmapsRollupRoundTrip(t *testing.T) {
 func TestMemoryCollector(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "smaps_rollup")
 	os.WriteFile(p, []byte(smapsSample), 0o644)
-	reg := prometheus.NewRegistry()
+	reg := metrics.NewRegistry()
 	reg.MustRegister(newMemoryCollector(p))
 	if got, want := gathered(t, reg), map[string]float64{"gate_memory_pss_bytes": 5123 << 10, "gate_memory_private_dirty_bytes": 4000 << 10}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("gathered %v, want %v", got, want)
 	}
 
 	// No file (not Linux, an old kernel): no gauge, no error.
-	reg = prometheus.NewRegistry()
+	reg = metrics.NewRegistry()
 	reg.MustRegister(newMemoryCollector(filepath.Join(t.TempDir(), "absent")))
 	if got := gathered(t, reg); len(got) != 0 {
 		t.Errorf("absent file: gathered %v", got)
@@ -178,16 +178,12 @@ func TestSetGCPercent(t *testing.T) {
 }
 
 // gathered returns each gauge's value by name.
-func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+func gathered(t *testing.T, reg *metrics.Registry) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := map[string]float64{}
-	for _, mf := range mfs {
-		for _, x := range mf.GetMetric() {
-			m[mf.GetName()] = x.GetGauge().GetValue()
+	for _, mf := range reg.Gather() {
+		for _, x := range mf.Samples {
+			m[mf.Name] = x.Value
 		}
 	}
 	return m

@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 
 	"gate/internal/atomicfile"
 	"gate/internal/publicip"
@@ -71,23 +71,23 @@ type Updater struct {
 
 // Metrics are the dyndns Prometheus metrics.
 type Metrics struct {
-	Address    *prometheus.GaugeVec   // 1 for the current address, by family and address
-	LastChange prometheus.Gauge       // unix time the address last changed
-	LastUpdate *prometheus.GaugeVec   // unix time of the last successful update, by record
-	Failures   *prometheus.CounterVec // by provider
-	Requests   *prometheus.CounterVec // update requests sent, by provider
-	Drifts     *prometheus.CounterVec // records found changed at their authority, by record
+	Address    *metrics.GaugeVec   // 1 for the current address, by family and address
+	LastChange *metrics.Gauge      // unix time the address last changed
+	LastUpdate *metrics.GaugeVec   // unix time of the last successful update, by record
+	Failures   *metrics.CounterVec // by provider
+	Requests   *metrics.CounterVec // update requests sent, by provider
+	Drifts     *metrics.CounterVec // records found changed at their authority, by record
 }
 
 // NewMetrics makes the metrics and registers them with r.
-func NewMetrics(r prometheus.Registerer) *Metrics {
+func NewMetrics(r *metrics.Registry) *Metrics {
 	m := &Metrics{
-		Address:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_address_info", Help: "1 for the public address, by family."}, []string{"family", "address"}),
-		LastChange: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_dyndns_last_change_timestamp_seconds", Help: "When the public address last changed."}),
-		LastUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_dyndns_last_update_timestamp_seconds", Help: "Last successful update per record."}, []string{"record"}),
-		Failures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_failures_total", Help: "Failed updates per provider."}, []string{"provider"}),
-		Requests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_requests_total", Help: "Update requests sent per provider."}, []string{"provider"}),
-		Drifts:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_dyndns_drifts_total", Help: "Records found changed behind the gate's back at their authority, by record."}, []string{"record"}),
+		Address:    metrics.NewGaugeVec(metrics.Opts{Name: "gate_dyndns_address_info", Help: "1 for the public address, by family."}, []string{"family", "address"}),
+		LastChange: metrics.NewGauge(metrics.Opts{Name: "gate_dyndns_last_change_timestamp_seconds", Help: "When the public address last changed."}),
+		LastUpdate: metrics.NewGaugeVec(metrics.Opts{Name: "gate_dyndns_last_update_timestamp_seconds", Help: "Last successful update per record."}, []string{"record"}),
+		Failures:   metrics.NewCounterVec(metrics.Opts{Name: "gate_dyndns_failures_total", Help: "Failed updates per provider."}, []string{"provider"}),
+		Requests:   metrics.NewCounterVec(metrics.Opts{Name: "gate_dyndns_requests_total", Help: "Update requests sent per provider."}, []string{"provider"}),
+		Drifts:     metrics.NewCounterVec(metrics.Opts{Name: "gate_dyndns_drifts_total", Help: "Records found changed behind the gate's back at their authority, by record."}, []string{"record"}),
 	}
 	if r != nil {
 		r.MustRegister(m.Address, m.LastChange, m.LastUpdate, m.Failures, m.Requests, m.Drifts)

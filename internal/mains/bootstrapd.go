@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
@@ -172,15 +172,15 @@ func runBootstrapd(ctx context.Context, d *daemon.Daemon, assets, images, flagAd
 			}}
 	}
 	d.Registry.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gate_bootstrap_tftp_transfers_total", Help: "TFTP transfers finished."}, func() float64 { return float64(ts.Transfers.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gate_bootstrap_tftp_failures_total", Help: "TFTP transfers failed."}, func() float64 { return float64(ts.Failures.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gate_bootstrap_tftp_polled_waits_total", Help: "Waits for a fast TFTP client's ACK that polled before sleeping."}, func() float64 {
+		metrics.NewCounterFunc(metrics.Opts{Name: "gate_bootstrap_tftp_transfers_total", Help: "TFTP transfers finished."}, func() float64 { return float64(ts.Transfers.Load()) }),
+		metrics.NewCounterFunc(metrics.Opts{Name: "gate_bootstrap_tftp_failures_total", Help: "TFTP transfers failed."}, func() float64 { return float64(ts.Failures.Load()) }),
+		metrics.NewCounterFunc(metrics.Opts{Name: "gate_bootstrap_tftp_polled_waits_total", Help: "Waits for a fast TFTP client's ACK that polled before sleeping."}, func() float64 {
 			n, _ := ts.PolledWaits()
 			return float64(n)
 		}),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gate_bootstrap_pxe_answers_total", Help: "PXE requests answered."}, func() float64 { return float64(ps.Answered.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gate_bootstrap_pxe_ignored_total", Help: "DHCP requests ignored."}, func() float64 { return float64(ps.Ignored.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gate_bootstrap_hosts_flagged", Help: "Hosts flagged for re-imaging."}, func() float64 {
+		metrics.NewCounterFunc(metrics.Opts{Name: "gate_bootstrap_pxe_answers_total", Help: "PXE requests answered."}, func() float64 { return float64(ps.Answered.Load()) }),
+		metrics.NewCounterFunc(metrics.Opts{Name: "gate_bootstrap_pxe_ignored_total", Help: "DHCP requests ignored."}, func() float64 { return float64(ps.Ignored.Load()) }),
+		metrics.NewGaugeFunc(metrics.Opts{Name: "gate_bootstrap_hosts_flagged", Help: "Hosts flagged for re-imaging."}, func() float64 {
 			n := 0
 			for _, s := range store.All() {
 				if s.Phase != bootstrap.PhaseIdle {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 
 	"gate/config"
 	"gate/internal/daemon"
@@ -55,7 +55,7 @@ ups:
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	d := &daemon.Daemon{Name: "upsd", Config: c, Log: slog.New(slog.NewTextHandler(logs, nil)), Registry: prometheus.NewRegistry(), StateDir: t.TempDir()}
+	d := &daemon.Daemon{Name: "upsd", Config: c, Log: slog.New(slog.NewTextHandler(logs, nil)), Registry: metrics.NewRegistry(), StateDir: t.TempDir()}
 	done := make(chan error, 1)
 	go func() { done <- runUPSD(ctx, d, "") }()
 	for i := 0; !logs.has("msg=ready"); i++ {

@@ -6,13 +6,11 @@ import (
 	"io"
 	"net/http"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"gate/internal/metrics"
 )
 
-// Metrics is one daemon's scraped /metrics.
-type Metrics map[string]*dto.MetricFamily
+// Metrics is one daemon's scraped /metrics, by family name.
+type Metrics map[string]metrics.Family
 
 // Scrape reads a Prometheus text endpoint (at most 4 MiB).
 func Scrape(ctx context.Context, c *http.Client, url string) (Metrics, error) {
@@ -31,14 +29,17 @@ func Scrape(ctx context.Context, c *http.Client, url string) (Metrics, error) {
 	return ParseMetrics(io.LimitReader(resp.Body, 4<<20))
 }
 
-// ParseMetrics parses the Prometheus text format.
+// ParseMetrics parses the Prometheus text format (see metrics.Parse).
 func ParseMetrics(r io.Reader) (Metrics, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	m, err := p.TextToMetricFamilies(r)
+	fams, err := metrics.Parse(r)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, err
 	}
-	return Metrics(m), nil
+	m := Metrics{}
+	for _, f := range fams {
+		m[f.Name] = f
+	}
+	return m, nil
 }
 
 // Series is one series of a family.
@@ -47,30 +48,22 @@ type Series struct {
 	Value  float64
 }
 
-// All returns every series of the family name.
+// All returns every series of the family name, a counter, gauge or
+// untyped one (a summary's or histogram's are not series of one value).
 func (m Metrics) All(name string) []Series {
 	f := m[name]
-	if f == nil {
+	switch f.Type {
+	case metrics.TypeCounter, metrics.TypeGauge, metrics.TypeUntyped:
+	default:
 		return nil
 	}
 	var out []Series
-	for _, s := range f.Metric {
+	for _, s := range f.Samples {
 		ls := map[string]string{}
-		for _, l := range s.Label {
-			ls[l.GetName()] = l.GetValue()
+		for _, l := range s.Labels {
+			ls[l.Name] = l.Value
 		}
-		var v float64
-		switch {
-		case s.Gauge != nil:
-			v = s.Gauge.GetValue()
-		case s.Counter != nil:
-			v = s.Counter.GetValue()
-		case s.Untyped != nil:
-			v = s.Untyped.GetValue()
-		default:
-			continue
-		}
-		out = append(out, Series{Labels: ls, Value: v})
+		out = append(out, Series{Labels: ls, Value: s.Value})
 	}
 	return out
 }

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 
 	"gate/internal/bastion"
 	"gate/internal/daemon"
@@ -70,8 +70,8 @@ func Run(ctx context.Context, d *daemon.Daemon, o Options) error {
 	}
 	node := New(cfg)
 	defer node.Close()
-	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_tailnet_up", Help: "1 once the gate is up on the tailnet."})
-	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gate_tailnet_nut_refused_total", Help: "NUT commands refused (read-only on the tailnet), by command."}, []string{"command"})
+	up := metrics.NewGauge(metrics.Opts{Name: "gate_tailnet_up", Help: "1 once the gate is up on the tailnet."})
+	refused := metrics.NewCounterVec(metrics.Opts{Name: "gate_tailnet_nut_refused_total", Help: "NUT commands refused (read-only on the tailnet), by command."}, []string{"command"})
 	d.Registry.MustRegister(up, refused)
 
 	type service struct {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
@@ -102,7 +102,7 @@ ups:
 			if _, err := c.InitSecrets(); err != nil {
 				t.Fatal(err)
 			}
-			d, err := New(c, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), filepath.Join(dir, "journal"))
+			d, err := New(c, slog.New(slog.DiscardHandler), metrics.NewRegistry(), filepath.Join(dir, "journal"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -42,7 +42,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
@@ -95,24 +95,24 @@ type Daemon struct {
 	returning context.CancelFunc
 	returns   sync.WaitGroup
 
-	metrics *metrics
+	metrics *upsMetrics
 }
 
-type metrics struct {
-	charge, runtime, onBattery prometheus.Gauge
-	load                       prometheus.Gauge
-	logins                     *prometheus.GaugeVec
-	flags                      *prometheus.GaugeVec
-	phase                      *prometheus.GaugeVec
-	hostState                  *prometheus.GaugeVec
-	returnPhase                *prometheus.GaugeVec
+type upsMetrics struct {
+	charge, runtime, onBattery *metrics.Gauge
+	load                       *metrics.Gauge
+	logins                     *metrics.GaugeVec
+	flags                      *metrics.GaugeVec
+	phase                      *metrics.GaugeVec
+	hostState                  *metrics.GaugeVec
+	returnPhase                *metrics.GaugeVec
 }
 
 // hostStates are the values of gate_ups_host_state's state label.
 var hostStates = []string{"up", "shutting-down", "logged-out", "down", "timeout", "powering-on", "missing"}
 
 // New wires a daemon from the site file.
-func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal string) (*Daemon, error) {
+func New(c *config.Config, log *slog.Logger, reg *metrics.Registry, journal string) (*Daemon, error) {
 	u := c.UPS
 	d := &Daemon{Cfg: c, Log: log, started: map[string]bool{}, userGroup: map[string]string{}, born: time.Now(), seen: map[string]bool{}, polled: make(chan struct{}), fsd: make(chan string, 1)}
 	prober := &hostprobe.Prober{}
@@ -166,16 +166,16 @@ func New(c *config.Config, log *slog.Logger, reg prometheus.Registerer, journal 
 		},
 	}
 	d.Watch = &powerplan.Watch{P: powerplan.Policy{TrustLB: *u.TrustLowBatt, Charge: u.Thresholds.Charge, Runtime: u.Thresholds.Runtime.D(), OnBattery: u.Thresholds.OnBattery.D(), Deadtime: u.Deadtime.D()}}
-	d.metrics = &metrics{
-		charge:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
-		runtime:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
-		onBattery:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
-		load:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "gate_ups_load_percent", Help: "Output load (ups.load)."}),
-		logins:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_client_logins", Help: "NUT logins of each host's account (its upsmon connected: 1 or more)."}, []string{"user"}),
-		flags:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
-		phase:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
-		hostState:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
-		returnPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gate_ups_return_phase", Help: "The return plan's current phase (1)."}, []string{"phase"}),
+	d.metrics = &upsMetrics{
+		charge:      metrics.NewGauge(metrics.Opts{Name: "gate_ups_battery_charge_percent", Help: "Battery charge."}),
+		runtime:     metrics.NewGauge(metrics.Opts{Name: "gate_ups_battery_runtime_seconds", Help: "Remaining runtime."}),
+		onBattery:   metrics.NewGauge(metrics.Opts{Name: "gate_ups_on_battery_seconds", Help: "Seconds on battery (0 on line power)."}),
+		load:        metrics.NewGauge(metrics.Opts{Name: "gate_ups_load_percent", Help: "Output load (ups.load)."}),
+		logins:      metrics.NewGaugeVec(metrics.Opts{Name: "gate_ups_client_logins", Help: "NUT logins of each host's account (its upsmon connected: 1 or more)."}, []string{"user"}),
+		flags:       metrics.NewGaugeVec(metrics.Opts{Name: "gate_ups_status", Help: "ups.status flags (1 when set)."}, []string{"flag"}),
+		phase:       metrics.NewGaugeVec(metrics.Opts{Name: "gate_ups_plan_phase", Help: "The shutdown plan's current phase (1)."}, []string{"phase"}),
+		hostState:   metrics.NewGaugeVec(metrics.Opts{Name: "gate_ups_host_state", Help: "Each site host's power state as the plans know it (1 for the current state)."}, []string{"host", "state"}),
+		returnPhase: metrics.NewGaugeVec(metrics.Opts{Name: "gate_ups_return_phase", Help: "The return plan's current phase (1)."}, []string{"phase"}),
 	}
 	if reg != nil {
 		reg.MustRegister(d.metrics.charge, d.metrics.runtime, d.metrics.onBattery, d.metrics.load, d.metrics.logins, d.metrics.flags, d.metrics.phase, d.metrics.hostState, d.metrics.returnPhase)
