@@ -5,10 +5,10 @@ import (
 	"net/netip"
 	"path/filepath"
 
-	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
+	"gate/internal/metrics"
 )
 
 // FromSite builds the bastion the site file describes (its host key,

@@ -22,10 +22,10 @@ import (
 	"strings"
 	"time"
 
-	"gate/internal/metrics"
 	"golang.org/x/sys/unix"
 
 	"gate/internal/atomicfile"
+	"gate/internal/metrics"
 	"gate/internal/ntp"
 )
 

@@ -34,12 +34,11 @@ import (
 	"syscall"
 	"time"
 
-	"gate/internal/metrics"
-
 	"gate/config"
 	"gate/internal/console"
 	"gate/internal/firewall/table"
 	"gate/internal/httpserve"
+	"gate/internal/metrics"
 )
 
 // Paths on the gate.

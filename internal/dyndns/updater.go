@@ -10,9 +10,8 @@ import (
 	"os"
 	"time"
 
-	"gate/internal/metrics"
-
 	"gate/internal/atomicfile"
+	"gate/internal/metrics"
 	"gate/internal/publicip"
 )
 

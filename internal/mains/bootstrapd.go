@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
@@ -19,6 +18,7 @@ import (
 	"gate/internal/daemon"
 	"gate/internal/hostcmd"
 	"gate/internal/httpserve"
+	"gate/internal/metrics"
 	"gate/internal/pxe"
 	"gate/internal/tftp"
 )

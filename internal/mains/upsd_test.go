@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"gate/internal/metrics"
-
 	"gate/config"
 	"gate/internal/daemon"
+	"gate/internal/metrics"
 	"gate/internal/nut"
 )
 

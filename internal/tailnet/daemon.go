@@ -10,11 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	"gate/internal/metrics"
-
 	"gate/internal/bastion"
 	"gate/internal/daemon"
 	"gate/internal/httpserve"
+	"gate/internal/metrics"
 )
 
 // metricsPorts are the other daemons' /metrics, relayed on the tailnet

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
 	"gate/internal/hostkeys"
+	"gate/internal/metrics"
 	"gate/internal/powerplan"
 )
 

@@ -42,13 +42,13 @@ import (
 	"sync"
 	"time"
 
-	"gate/internal/metrics"
 	"golang.org/x/crypto/ssh"
 
 	"gate/config"
 	"gate/internal/hostcmd"
 	"gate/internal/hostkeys"
 	"gate/internal/hostprobe"
+	"gate/internal/metrics"
 	"gate/internal/nut"
 	"gate/internal/powerplan"
 	"gate/internal/powerstate"
