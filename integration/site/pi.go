@@ -220,11 +220,16 @@ func (s *Site) BootPi(pb *PiBoot, mac string) *GateVM {
 				"-device", "usb-net,netdev=n0,mac="+mac)
 		}
 		p := run()
-		// Seen once on a loaded machine: QEMU ran for minutes without the
-		// kernel's first line. That is QEMU's, not the gate's: power-cycle
-		// once more, and say so.
-		if err := p.WaitFor("Booting Linux", 2*time.Minute); err != nil {
-			fmt.Printf("JOURNEY    NOTE: the emulated Pi (%s) printed nothing in 2 min after power-on; powered on again\n", name)
+		// Seen on a loaded machine, up to twice in a row: QEMU ran for
+		// minutes without the kernel's first line. That is QEMU's, not
+		// the gate's (nothing of the gate's, not even its root file
+		// system, has run by then): power-cycle, at most twice more, and
+		// say so.
+		for try := 1; try < 3; try++ {
+			if err := p.WaitFor("Booting Linux", 2*time.Minute); err == nil {
+				break
+			}
+			fmt.Printf("JOURNEY    NOTE: the emulated Pi (%s) printed nothing in 2 min after power-on; powered on again (%d)\n", name, try)
 			p.Kill()
 			p = run()
 		}
