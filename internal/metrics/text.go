@@ -30,7 +30,7 @@ func WriteText(w io.Writer, fams []Family) error {
 		b = append(b, "\n# TYPE "...)
 		b = append(b, f.Name...)
 		b = append(b, ' ')
-		b = append(b, cmpType(f.Type)...)
+		b = append(b, orUntyped(f.Type)...)
 		b = append(b, '\n')
 		for _, s := range f.Samples {
 			b = append(b, f.Name...)
@@ -59,7 +59,8 @@ func WriteText(w io.Writer, fams []Family) error {
 	return bw.Flush()
 }
 
-func cmpType(t Type) Type {
+// orUntyped is t, or untyped when no type was given.
+func orUntyped(t Type) Type {
 	if t == "" {
 		return TypeUntyped
 	}
@@ -132,7 +133,7 @@ func Parse(r io.Reader) ([]Family, error) {
 		return nil, fmt.Errorf("metrics: %v", err)
 	}
 	for i := range p.fams {
-		p.fams[i].Type = cmpType(p.fams[i].Type)
+		p.fams[i].Type = orUntyped(p.fams[i].Type)
 	}
 	return p.fams, nil
 }
