@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 const site = "site: {name: lab}\nlan: {subnet: 10.1.0.0/24, gateway: 10.1.0.1}\n"

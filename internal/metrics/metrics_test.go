@@ -270,7 +270,7 @@ func TestProcessCollector(t *testing.T) {
 	if _, ok := got["process_cpu_seconds_total"]; !ok {
 		t.Error("no process_cpu_seconds_total")
 	}
-	for _, f := range (processCollector{proc: t.TempDir()}).Collect() {
+	for _, f := range newProcessCollector(t.TempDir()).Collect() {
 		if len(f.Samples) > 0 {
 			t.Errorf("%s from an empty /proc", f.Name)
 		}

@@ -9,6 +9,7 @@ import (
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -94,16 +95,23 @@ func gcDurations() Family {
 // process_start_time_seconds. A file it cannot read leaves its metrics
 // out.
 func ProcessCollector() Collector {
-	return processCollector{proc: "/proc"}
+	return newProcessCollector("/proc")
 }
 
-type processCollector struct{ proc string }
+type processCollector struct {
+	proc  string
+	btime func() (uint64, error) // the boot time, read once: it does not change
+}
+
+func newProcessCollector(proc string) *processCollector {
+	return &processCollector{proc: proc, btime: sync.OnceValues(func() (uint64, error) { return bootTime(proc + "/stat") })}
+}
 
 // clockTicks is USER_HZ, which /proc/PID/stat counts in: 100 on every
 // Linux port Go supports.
 const clockTicks = 100
 
-func (c processCollector) Collect() []Family {
+func (c *processCollector) Collect() []Family {
 	fams := []Family{
 		{Name: "process_cpu_seconds_total", Help: "Total user and system CPU time spent in seconds.", Type: TypeCounter},
 		{Name: "process_open_fds", Help: "Number of open file descriptors.", Type: TypeGauge},
@@ -125,7 +133,7 @@ func (c processCollector) Collect() []Family {
 			set("process_cpu_seconds_total", float64(s.utime+s.stime)/clockTicks)
 			set("process_virtual_memory_bytes", float64(s.vsize))
 			set("process_resident_memory_bytes", float64(s.rss*uint64(os.Getpagesize())))
-			if btime, err := bootTime(c.proc + "/stat"); err == nil {
+			if btime, err := c.btime(); err == nil {
 				set("process_start_time_seconds", float64(btime)+float64(s.starttime)/clockTicks)
 			}
 		}
